@@ -1,0 +1,484 @@
+/*
+ * libmqttbroker: an embeddable, transport-agnostic MQTT broker.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef MQTTB_MQTTB_H
+#define MQTTB_MQTTB_H
+
+/**
+ * @file mqttb.h
+ * @brief The public interface of libmqttbroker.
+ *
+ * The library performs no I/O and reads no clock. The embedder creates a
+ * broker (::mqttb_broker_new), creates one connection object per transport
+ * connection (::mqttb_conn_new), feeds the bytes the peer sent into it
+ * (::mqttb_conn_recv) and drains the bytes the broker wants to send
+ * (::mqttb_conn_output, ::mqttb_conn_output_ack). Every call that can advance
+ * state takes @c now, a monotonic time in milliseconds chosen by the
+ * embedder. The broker reports its next timer deadline
+ * (::mqttb_broker_next_deadline) and expects ::mqttb_broker_handle_timers to
+ * be called at or after it.
+ *
+ * One broker and all its connections belong to one thread at a time.
+ * Callbacks are invoked synchronously from inside library calls; a callback
+ * must not call ::mqttb_conn_del or ::mqttb_broker_del.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mqttb/version.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define MQTTB_EXTERN
+#elif defined(MQTTB_BUILDING_LIBRARY)
+#define MQTTB_EXTERN __attribute__((visibility("default")))
+#else
+#define MQTTB_EXTERN
+#endif
+
+/**
+ * @defgroup errors Error codes
+ *
+ * Library errors are negative integers, grouped in tiers so that an embedder
+ * can tell what a failure affects:
+ *
+ * - -100 to -199: the call failed; nothing changed.
+ * - -500 to -599: the connection is closed (or closing); the broker and
+ *   all other connections are unaffected.
+ * - -900 to -999: the broker itself cannot continue.
+ *
+ * MQTT reason codes (CONNACK return codes, SUBACK codes) are a separate
+ * enumeration, ::mqttb_reason, and never collide with these values.
+ * @{
+ */
+/** Success. */
+#define MQTTB_OK 0
+/** An argument was NULL or out of range. */
+#define MQTTB_ERR_INVALID_ARGUMENT (-101)
+/** Memory could not be allocated; nothing changed. */
+#define MQTTB_ERR_NOMEM (-102)
+/** The operation is not possible in the object's current state (for
+ *  example, input fed to a connection that is already closing). */
+#define MQTTB_ERR_INVALID_STATE (-103)
+/** The broker already holds its configured maximum of connections. */
+#define MQTTB_ERR_TOO_MANY_CONNECTIONS (-104)
+/** The settings struct version is not known to this library. */
+#define MQTTB_ERR_VERSION (-105)
+
+/** The client closed the session with DISCONNECT (a normal close). */
+#define MQTTB_ERR_CLIENT_DISCONNECTED (-500)
+/** The peer sent bytes that are not a well-formed MQTT packet. */
+#define MQTTB_ERR_MALFORMED (-501)
+/** The peer broke a protocol rule (wrong packet for the state, second
+ *  CONNECT, forbidden flag combination, ...). */
+#define MQTTB_ERR_PROTOCOL (-502)
+/** A packet exceeded the configured maximum packet size. */
+#define MQTTB_ERR_PACKET_TOO_LARGE (-503)
+/** The CONNECT asked for a protocol name or level the broker does not
+ *  speak; a CONNACK with ::MQTTB_REASON_UNACCEPTABLE_PROTOCOL was sent when
+ *  the spec allows it. */
+#define MQTTB_ERR_UNSUPPORTED_PROTOCOL (-504)
+/** The client identifier was rejected (CONNACK 0x02). */
+#define MQTTB_ERR_IDENTIFIER_REJECTED (-505)
+/** The authenticate callback refused the client (CONNACK 0x04/0x05). */
+#define MQTTB_ERR_NOT_AUTHORIZED (-506)
+/** No packet arrived within 1.5 times the keep-alive interval. */
+#define MQTTB_ERR_KEEPALIVE_TIMEOUT (-507)
+/** No CONNECT arrived within the configured connect timeout. */
+#define MQTTB_ERR_CONNECT_TIMEOUT (-508)
+/** Another connection took over this connection's client identifier. */
+#define MQTTB_ERR_TAKEN_OVER (-509)
+/** The transport was closed (::mqttb_conn_transport_closed). */
+#define MQTTB_ERR_TRANSPORT_CLOSED (-510)
+/** Memory ran out while serving this connection; it was closed so that
+ *  the broker stays consistent. */
+#define MQTTB_ERR_CONN_NOMEM (-511)
+/** The broker is shutting down (::mqttb_broker_del). */
+#define MQTTB_ERR_SHUTDOWN (-512)
+/** The server is unavailable (CONNACK 0x03), for example because the
+ *  connection limit was reached. */
+#define MQTTB_ERR_SERVER_UNAVAILABLE (-513)
+/** @} */
+
+/**
+ * @brief A short, static, English description of an error code.
+ * @param err an ::MQTTB_OK or @c MQTTB_ERR_* value.
+ * @return a static string; "unknown error" for a value this library does not
+ *         define. Never NULL.
+ */
+MQTTB_EXTERN const char *mqttb_strerror(int err);
+
+/** @brief MQTT reason codes sent to clients (CONNACK return codes, SUBACK
+ *  return codes). Distinct from the library's error codes. */
+typedef enum mqttb_reason {
+  MQTTB_REASON_SUCCESS = 0x00,
+  MQTTB_REASON_GRANTED_QOS1 = 0x01,
+  MQTTB_REASON_GRANTED_QOS2 = 0x02,
+  /* MQTT 3.1.1 CONNACK return codes. */
+  MQTTB_REASON_UNACCEPTABLE_PROTOCOL = 0x01,
+  MQTTB_REASON_IDENTIFIER_REJECTED = 0x02,
+  MQTTB_REASON_SERVER_UNAVAILABLE = 0x03,
+  MQTTB_REASON_BAD_USERNAME_OR_PASSWORD = 0x04,
+  MQTTB_REASON_NOT_AUTHORIZED = 0x05,
+  /* SUBACK failure. */
+  MQTTB_REASON_SUBSCRIBE_FAILURE = 0x80
+} mqttb_reason;
+
+/** @brief Severity of a log message. */
+typedef enum mqttb_log_level {
+  MQTTB_LOG_ERROR = 0,
+  MQTTB_LOG_WARNING = 1,
+  MQTTB_LOG_NOTICE = 2,
+  MQTTB_LOG_INFO = 3,
+  MQTTB_LOG_DEBUG = 4
+} mqttb_log_level;
+
+/** @brief An opaque broker: sessions, subscriptions, retained messages. */
+typedef struct mqttb_broker mqttb_broker;
+/** @brief An opaque connection: one transport connection to one client. */
+typedef struct mqttb_conn mqttb_conn;
+
+/**
+ * @brief Allocator hooks, used for every allocation a broker makes.
+ *
+ * All four functions must be set. Each receives @c user_data last. A hook
+ * may fail (return NULL) at any time; the library then returns an error and
+ * stays consistent.
+ */
+typedef struct mqttb_mem {
+  void *(*malloc)(size_t size, void *user_data);
+  void (*free)(void *ptr, void *user_data);
+  void *(*calloc)(size_t nmemb, size_t size, void *user_data);
+  void *(*realloc)(void *ptr, size_t size, void *user_data);
+  void *user_data;
+} mqttb_mem;
+
+/** @brief What an authorize callback is asked about. */
+typedef enum mqttb_access {
+  /** The client wants to publish to a topic name. */
+  MQTTB_ACCESS_PUBLISH = 1,
+  /** The client wants to subscribe to a topic filter. */
+  MQTTB_ACCESS_SUBSCRIBE = 2
+} mqttb_access;
+
+/**
+ * @brief The credentials a client presented in CONNECT.
+ *
+ * All pointers are borrowed and valid only during the callback. Strings are
+ * not NUL-terminated; use the lengths.
+ */
+typedef struct mqttb_auth_request {
+  const char *client_id;
+  size_t client_id_len;
+  /** NULL when the CONNECT carried no user name. */
+  const char *username;
+  size_t username_len;
+  /** NULL when the CONNECT carried no password. Binary data. */
+  const uint8_t *password;
+  size_t password_len;
+  /** The protocol level: 3 (MQTT 3.1), 4 (MQTT 3.1.1). */
+  int protocol_level;
+} mqttb_auth_request;
+
+/**
+ * @brief Callbacks from the broker to the embedder.
+ *
+ * Every member may be NULL. @c user_data is the pointer given to
+ * ::mqttb_broker_new. A connection's own pointer is available through
+ * ::mqttb_conn_get_user_data.
+ */
+typedef struct mqttb_callbacks {
+  /**
+   * The connection's output went from empty to non-empty: call
+   * ::mqttb_conn_output when the transport can take bytes. Called from
+   * inside any library call, including calls made on other connections.
+   */
+  void (*want_write)(mqttb_conn *conn, void *user_data);
+  /**
+   * The broker wants this transport closed. @p reason is an
+   * @c MQTTB_ERR_* code saying why (::MQTTB_ERR_CLIENT_DISCONNECTED for a
+   * normal DISCONNECT). Output that is still pending (for example a CONNACK
+   * carrying a refusal) should be written before closing. The connection
+   * object stays valid until the embedder calls ::mqttb_conn_del. Called at
+   * most once per connection.
+   */
+  void (*on_close)(mqttb_conn *conn, int reason, void *user_data);
+  /**
+   * A CONNECT was accepted and CONNACK queued: the connection now has a
+   * client identifier (::mqttb_conn_get_client_id).
+   */
+  void (*on_connect)(mqttb_conn *conn, void *user_data);
+  /**
+   * Decide whether a client may connect. Return ::MQTTB_REASON_SUCCESS to
+   * accept, ::MQTTB_REASON_BAD_USERNAME_OR_PASSWORD or
+   * ::MQTTB_REASON_NOT_AUTHORIZED to refuse. When NULL every client is
+   * accepted.
+   */
+  int (*authenticate)(mqttb_conn *conn, const mqttb_auth_request *req, void *user_data);
+  /**
+   * Decide whether a connected client may publish to @p topic or subscribe
+   * to the filter @p topic (not NUL-terminated, @p topic_len bytes). Return
+   * 0 to allow, anything else to refuse: a refused subscription gets SUBACK
+   * 0x80 for that filter; a refused PUBLISH is acknowledged as the
+   * protocol requires but not delivered. When NULL everything is allowed.
+   */
+  int (*authorize)(mqttb_conn *conn, mqttb_access access, const char *topic, size_t topic_len,
+                   int qos, int retain, void *user_data);
+  /** A log line, without a trailing newline; @p msg is valid only during the call. */
+  void (*log)(mqttb_broker *broker, mqttb_log_level level, const char *msg, void *user_data);
+} mqttb_callbacks;
+
+/** @brief The version of ::mqttb_settings this header describes. */
+#define MQTTB_SETTINGS_VERSION 1
+
+/**
+ * @brief Broker limits and behaviour. Copied by ::mqttb_broker_new.
+ *
+ * Always initialise with ::mqttb_settings_default, then change fields.
+ * New fields are only ever added at the end.
+ */
+typedef struct mqttb_settings {
+  /** Largest packet accepted from a client, in bytes including the fixed
+   *  header. A larger packet closes the connection before its body is
+   *  buffered. Default 268435460 (the protocol's maximum). */
+  uint32_t max_packet_size;
+  /** Most QoS 1 and 2 messages in flight to one client at a time; the rest
+   *  wait in the session queue. Default 20 (as Mosquitto's
+   *  max_inflight_messages). 0 means 65535. */
+  uint32_t max_inflight_messages;
+  /** Most QoS 1 and 2 messages queued per session beyond those in flight;
+   *  more are dropped and counted. Default 1000 (as Mosquitto's
+   *  max_queued_messages). 0 means no limit. */
+  uint32_t max_queued_messages;
+  /** Most payload bytes queued per session beyond those in flight. Default
+   *  0: no limit (as Mosquitto's max_queued_bytes). */
+  uint64_t max_queued_bytes;
+  /** Most connection objects at once; ::mqttb_conn_new fails beyond. 0 means
+   *  no limit. Default 0. */
+  uint32_t max_connections;
+  /** Milliseconds a new connection may take to send CONNECT. Default 10000.
+   *  0 disables the limit. */
+  uint32_t connect_timeout_ms;
+  /** Largest keep-alive accepted, in seconds; a CONNECT asking for more (or
+   *  for 0, which means none) is still accepted but the broker enforces
+   *  this value. Default 0: no limit, keep-alive 0 disables the check, as
+   *  in Mosquitto. */
+  uint32_t max_keepalive;
+  /** Whether QoS 0 messages are queued for offline persistent sessions.
+   *  Default 0 (as Mosquitto's queue_qos0_messages false). */
+  int queue_qos0_messages;
+  /** Whether a client may connect with a zero-length client identifier and
+   *  clean session 1 (the broker then assigns one). Default 1. */
+  int allow_zero_length_clientid;
+  /** Prefix of identifiers assigned to clients that sent none.
+   *  Default "auto-". At most 32 bytes are used. */
+  const char *auto_id_prefix;
+  /** Whether retained messages are kept. Default 1. */
+  int retain_available;
+} mqttb_settings;
+
+/**
+ * @brief Fill @p settings with the defaults of this library version.
+ * @param settings_version ::MQTTB_SETTINGS_VERSION.
+ * @param settings the struct to fill; must not be NULL.
+ */
+MQTTB_EXTERN void mqttb_settings_default_versioned(int settings_version, mqttb_settings *settings);
+
+/** @brief Fill @p S with defaults; see ::mqttb_settings_default_versioned. */
+#define mqttb_settings_default(S) mqttb_settings_default_versioned(MQTTB_SETTINGS_VERSION, (S))
+
+/**
+ * @brief Create a broker.
+ *
+ * @param pbroker receives the new broker on success; untouched on failure.
+ * @param settings_version ::MQTTB_SETTINGS_VERSION.
+ * @param settings limits; copied (the prefix string too). NULL means defaults.
+ * @param callbacks copied. NULL means no callbacks.
+ * @param mem allocator hooks; copied. NULL means the C library's allocator.
+ * @param user_data passed last to every callback.
+ * @retval MQTTB_OK success.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT @p pbroker is NULL, or a hook in
+ *         @p mem is NULL.
+ * @retval MQTTB_ERR_VERSION unknown @p settings_version.
+ * @retval MQTTB_ERR_NOMEM out of memory.
+ */
+MQTTB_EXTERN int mqttb_broker_new_versioned(mqttb_broker **pbroker, int settings_version,
+                                            const mqttb_settings *settings,
+                                            const mqttb_callbacks *callbacks,
+                                            const mqttb_mem *mem, void *user_data);
+
+/** @brief Create a broker; see ::mqttb_broker_new_versioned. */
+#define mqttb_broker_new(PB, SETTINGS, CALLBACKS, MEM, USER_DATA)                                  \
+  mqttb_broker_new_versioned((PB), MQTTB_SETTINGS_VERSION, (SETTINGS), (CALLBACKS), (MEM),        \
+                             (USER_DATA))
+
+/**
+ * @brief Destroy a broker and everything it holds.
+ *
+ * All connections must have been deleted with ::mqttb_conn_del first.
+ * Sessions, subscriptions and retained messages are freed.
+ * @param broker may be NULL.
+ */
+MQTTB_EXTERN void mqttb_broker_del(mqttb_broker *broker);
+
+/**
+ * @brief The earliest time (milliseconds, the embedder's clock) at which
+ * ::mqttb_broker_handle_timers must be called.
+ * @return UINT64_MAX when no timer is pending.
+ */
+MQTTB_EXTERN uint64_t mqttb_broker_next_deadline(const mqttb_broker *broker);
+
+/**
+ * @brief Run every timer due at @p now: keep-alive and connect timeouts.
+ *
+ * Connections that time out get their on_close callback.
+ * @retval MQTTB_OK success.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT @p broker is NULL.
+ */
+MQTTB_EXTERN int mqttb_broker_handle_timers(mqttb_broker *broker, uint64_t now);
+
+/**
+ * @brief Broker-wide counters. Read with ::mqttb_broker_get_stats.
+ */
+typedef struct mqttb_stats {
+  uint64_t bytes_received;
+  uint64_t bytes_sent;
+  uint64_t packets_received;
+  uint64_t packets_sent;
+  uint64_t publish_received;
+  uint64_t publish_sent;
+  /** PUBLISH messages dropped because a session queue was full, or QoS 0
+   *  messages for an offline session. */
+  uint64_t publish_dropped;
+  uint64_t clients_connected;
+  /** Persistent sessions whose client is not connected. */
+  uint64_t clients_disconnected;
+  uint64_t clients_maximum;
+  uint64_t retained_count;
+  uint64_t subscription_count;
+  uint64_t connections;
+} mqttb_stats;
+
+/**
+ * @brief Copy the broker's counters into @p stats.
+ * @retval MQTTB_OK success.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument.
+ */
+MQTTB_EXTERN int mqttb_broker_get_stats(const mqttb_broker *broker, mqttb_stats *stats);
+
+/**
+ * @brief Create a connection object for a new transport connection.
+ *
+ * The connection waits for CONNECT; if none arrives within the connect
+ * timeout it is closed.
+ * @param pconn receives the connection.
+ * @param broker the broker it belongs to.
+ * @param now the current time in milliseconds.
+ * @param conn_user_data returned by ::mqttb_conn_get_user_data.
+ * @retval MQTTB_OK success.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument.
+ * @retval MQTTB_ERR_TOO_MANY_CONNECTIONS the max_connections limit is reached.
+ * @retval MQTTB_ERR_NOMEM out of memory.
+ */
+MQTTB_EXTERN int mqttb_conn_new(mqttb_conn **pconn, mqttb_broker *broker, uint64_t now,
+                                void *conn_user_data);
+
+/**
+ * @brief Delete a connection object.
+ *
+ * If the broker had not closed it and ::mqttb_conn_transport_closed was not
+ * called, this counts as transport loss: the will message is published.
+ * Pending output is discarded. Must not be called from a callback.
+ * @param conn may be NULL.
+ */
+MQTTB_EXTERN void mqttb_conn_del(mqttb_conn *conn);
+
+/**
+ * @brief Feed bytes the peer sent.
+ *
+ * Input may be split at any byte and may hold many packets. All of @p len
+ * is consumed: an incomplete packet is buffered inside the connection.
+ * @param in the bytes; borrowed for the duration of the call.
+ * @param now the current time in milliseconds.
+ * @retval MQTTB_OK all input processed.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument.
+ * @retval MQTTB_ERR_INVALID_STATE the connection is already closing; the
+ *         input was discarded.
+ * @retval "-500 to -599" the connection is now closing for the reason given;
+ *         on_close has been called. Write any pending output, then close.
+ */
+MQTTB_EXTERN int mqttb_conn_recv(mqttb_conn *conn, const uint8_t *in, size_t len, uint64_t now);
+
+/** @brief One contiguous piece of pending output. */
+typedef struct mqttb_iovec {
+  const void *base;
+  size_t len;
+} mqttb_iovec;
+
+/**
+ * @brief Peek at pending output.
+ *
+ * Fills up to @p iovmax entries with the bytes to send, in order. The
+ * pointed-to memory is owned by the library and stays valid until the next
+ * call into the library that concerns this broker. Nothing is consumed
+ * until ::mqttb_conn_output_ack.
+ * @return the number of entries filled (0 when nothing is pending), or
+ *         ::MQTTB_ERR_INVALID_ARGUMENT.
+ */
+MQTTB_EXTERN int mqttb_conn_output(mqttb_conn *conn, mqttb_iovec *iov, int iovmax);
+
+/**
+ * @brief Mark @p nbytes of pending output as written.
+ * @retval MQTTB_OK success.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT @p nbytes is more than is pending.
+ */
+MQTTB_EXTERN int mqttb_conn_output_ack(mqttb_conn *conn, size_t nbytes);
+
+/** @brief Bytes of output pending on the connection. */
+MQTTB_EXTERN size_t mqttb_conn_output_pending(const mqttb_conn *conn);
+
+/**
+ * @brief Tell the broker the transport is gone (peer closed, I/O error).
+ *
+ * Publishes the will unless the client sent DISCONNECT. Later input is
+ * refused. Call ::mqttb_conn_del afterwards.
+ * @retval MQTTB_OK success.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument.
+ */
+MQTTB_EXTERN int mqttb_conn_transport_closed(mqttb_conn *conn, uint64_t now);
+
+/** @brief The pointer given to ::mqttb_conn_new. */
+MQTTB_EXTERN void *mqttb_conn_get_user_data(const mqttb_conn *conn);
+
+/**
+ * @brief The client identifier, NUL-terminated, or NULL before CONNECT was
+ * accepted. Valid until the connection is deleted.
+ */
+MQTTB_EXTERN const char *mqttb_conn_get_client_id(const mqttb_conn *conn);
+
+/** @brief The protocol level from CONNECT (3, 4 or 5), or 0 before CONNECT. */
+MQTTB_EXTERN int mqttb_conn_get_protocol_level(const mqttb_conn *conn);
+
+/** @brief The keep-alive the client asked for, in seconds (0 before CONNECT). */
+MQTTB_EXTERN int mqttb_conn_get_keepalive(const mqttb_conn *conn);
+
+/** @brief Whether the client asked for a clean session (1) or not (0). */
+MQTTB_EXTERN int mqttb_conn_get_clean_session(const mqttb_conn *conn);
+
+/** @brief The broker a connection belongs to. */
+MQTTB_EXTERN mqttb_broker *mqttb_conn_get_broker(const mqttb_conn *conn);
+
+/** @brief The library's version string, "X.Y.Z". */
+MQTTB_EXTERN const char *mqttb_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MQTTB_MQTTB_H */

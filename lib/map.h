@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/* A hash map from byte strings to pointers: open addressing, linear probing,
+ * backward-shift deletion (no tombstones). Keys are borrowed: the memory a
+ * key points to must live as long as its entry (callers key entries by a
+ * string stored inside the value). */
+#ifndef MQTTB_MAP_H
+#define MQTTB_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mqttb/mqttb.h>
+
+typedef struct mqttb_map_entry {
+  const char *key; /* NULL: empty slot */
+  uint32_t klen;
+  uint32_t hash;
+  void *val;
+} mqttb_map_entry;
+
+typedef struct mqttb_map {
+  mqttb_map_entry *e;
+  uint32_t cap; /* 0 or a power of two */
+  uint32_t count;
+} mqttb_map;
+
+uint32_t mqttb_map_hash(const char *key, size_t len);
+void *mqttb_map_get(const mqttb_map *m, const char *key, size_t len);
+/* Insert; the key must not be present. 0 or MQTTB_ERR_NOMEM. */
+int mqttb_map_put(mqttb_map *m, const mqttb_mem *mem, const char *key, size_t len, void *val);
+/* Remove and return the value, or NULL when absent. */
+void *mqttb_map_del(mqttb_map *m, const char *key, size_t len);
+void mqttb_map_free(mqttb_map *m, const mqttb_mem *mem);
+
+#endif

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+#include <string.h>
+
+#include "internal.h"
+
+mqttb_msg *mqttb_msg_new(const mqttb_mem *mem, const uint8_t *topic, size_t topic_len,
+                         const uint8_t *payload, size_t payload_len, uint8_t qos, bool retain) {
+  if (topic_len > UINT16_MAX || payload_len > MQTTB_MAX_REMAINING_LENGTH)
+    return NULL;
+  /* One block: the header, then the wire-format topic and payload. */
+  mqttb_msg *m = mqttb_mem_malloc(mem, sizeof(*m) + 2 + topic_len + payload_len);
+  if (!m)
+    return NULL;
+  m->refs = 1;
+  m->qos = qos;
+  m->retain = retain;
+  m->topic_len = (uint16_t)topic_len;
+  m->payload_len = (uint32_t)payload_len;
+  m->data = (uint8_t *)(m + 1);
+  m->data[0] = (uint8_t)(topic_len >> 8);
+  m->data[1] = (uint8_t)(topic_len & 0xff);
+  if (topic_len)
+    memcpy(m->data + 2, topic, topic_len);
+  if (payload_len)
+    memcpy(m->data + 2 + topic_len, payload, payload_len);
+  return m;
+}
+
+void mqttb_msg_unref(const mqttb_mem *mem, mqttb_msg *m) {
+  if (m && --m->refs == 0)
+    mqttb_mem_free(mem, m);
+}

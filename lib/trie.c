@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+/* Topic trie: one node per level. Subscriptions hang off the node where
+ * their filter ends; retained messages off the node where their topic ends.
+ * Walks use the broker's scratch stack, not recursion, so a topic with
+ * thousands of levels cannot exhaust the C stack. */
+#include <string.h>
+
+#include "internal.h"
+
+#define POS_SUBTREE SIZE_MAX
+
+static mqttb_tnode *node_new(const mqttb_mem *mem, mqttb_tnode *parent, const char *level,
+                             size_t len) {
+  mqttb_tnode *n = mqttb_mem_calloc(mem, 1, sizeof(*n) + len);
+  if (!n)
+    return NULL;
+  n->parent = parent;
+  n->level_len = (uint32_t)len;
+  if (len)
+    memcpy(n->level, level, len);
+  return n;
+}
+
+static void node_free(const mqttb_mem *mem, mqttb_tnode *n) {
+  mqttb_map_free(&n->children, mem);
+  mqttb_mem_free(mem, n->subs);
+  mqttb_mem_free(mem, n);
+}
+
+int mqttb_trie_init(mqttb_trie *t, const mqttb_mem *mem) {
+  t->root = node_new(mem, NULL, NULL, 0);
+  return t->root ? 0 : MQTTB_ERR_NOMEM;
+}
+
+static void free_subtree(const mqttb_mem *mem, mqttb_tnode *n) {
+  /* Depth-first without recursion: detach children one at a time. */
+  while (n) {
+    mqttb_tnode *child = NULL;
+    for (uint32_t i = 0; i < n->children.cap; i++) {
+      if (n->children.e[i].key) {
+        child = n->children.e[i].val;
+        break;
+      }
+    }
+    if (child) {
+      mqttb_map_del(&n->children, child->level, child->level_len);
+      n = child;
+      continue;
+    }
+    mqttb_tnode *parent = n->parent;
+    mqttb_msg_unref(mem, n->retained);
+    node_free(mem, n);
+    n = parent;
+  }
+}
+
+void mqttb_trie_free(mqttb_trie *t, const mqttb_mem *mem) {
+  if (t->root)
+    free_subtree(mem, t->root);
+  t->root = NULL;
+}
+
+/* The level starting at pos, and where the next one starts (len + 1 once the
+ * last level has been taken). */
+static size_t level_end(const char *s, size_t len, size_t pos, size_t *next) {
+  const char *slash = pos < len ? memchr(s + pos, '/', len - pos) : NULL;
+  size_t end = slash ? (size_t)(slash - s) : len;
+  *next = end + 1;
+  return end;
+}
+
+static mqttb_tnode *child(const mqttb_tnode *n, const char *level, size_t len) {
+  if (n->children.count == 0)
+    return NULL;
+  return mqttb_map_get(&n->children, level, len);
+}
+
+mqttb_tnode *mqttb_trie_find(const mqttb_trie *t, const char *topic, size_t len) {
+  mqttb_tnode *n = t->root;
+  size_t pos = 0, next;
+  while (n && pos <= len) {
+    size_t end = level_end(topic, len, pos, &next);
+    n = child(n, topic + pos, end - pos);
+    pos = next;
+  }
+  return n;
+}
+
+mqttb_tnode *mqttb_trie_insert(mqttb_trie *t, const mqttb_mem *mem, const char *topic,
+                               size_t len) {
+  mqttb_tnode *n = t->root;
+  size_t pos = 0, next;
+  while (pos <= len) {
+    size_t end = level_end(topic, len, pos, &next);
+    mqttb_tnode *c = child(n, topic + pos, end - pos);
+    if (!c) {
+      c = node_new(mem, n, topic + pos, end - pos);
+      if (!c || mqttb_map_put(&n->children, mem, c->level, c->level_len, c) != 0) {
+        mqttb_mem_free(mem, c);
+        mqttb_trie_prune(t, mem, n);
+        return NULL;
+      }
+    }
+    n = c;
+    pos = next;
+  }
+  return n;
+}
+
+void mqttb_trie_prune(mqttb_trie *t, const mqttb_mem *mem, mqttb_tnode *n) {
+  while (n && n != t->root && n->nsubs == 0 && !n->retained && n->children.count == 0) {
+    mqttb_tnode *parent = n->parent;
+    mqttb_map_del(&parent->children, n->level, n->level_len);
+    node_free(mem, n);
+    n = parent;
+  }
+}
+
+static int push(mqttb_broker *b, size_t *sp, mqttb_tnode *n, size_t pos) {
+  if (!n)
+    return 0;
+  if (*sp == b->walk_cap) {
+    void *arr = b->walk;
+    if (mqttb_mem_grow(&b->mem, &arr, &b->walk_cap, *sp + 1, sizeof(*b->walk)) != 0)
+      return MQTTB_ERR_NOMEM;
+    b->walk = arr;
+  }
+  b->walk[*sp].node = n;
+  b->walk[*sp].pos = pos;
+  (*sp)++;
+  return 0;
+}
+
+static void emit_subs(mqttb_tnode *n, mqttb_sub_fn fn, void *ctx) {
+  for (size_t i = 0; i < n->nsubs; i++)
+    fn(n->subs[i], ctx);
+}
+
+int mqttb_trie_match_subs(mqttb_broker *b, const mqttb_trie *t, const char *topic, size_t len,
+                          mqttb_sub_fn fn, void *ctx) {
+  /* Filters starting with a wildcard do not match topics starting with '$'
+   * [MQTT-4.7.2-1]. */
+  bool dollar = len > 0 && topic[0] == '$';
+  size_t sp = 0;
+  int rv = push(b, &sp, t->root, 0);
+  while (rv == 0 && sp > 0) {
+    sp--;
+    mqttb_tnode *n = b->walk[sp].node;
+    size_t pos = b->walk[sp].pos;
+    bool wild_ok = !(pos == 0 && dollar);
+    if (wild_ok) {
+      /* '#' matches the remaining levels, including none: "a/#" matches
+       * "a" [MQTT-4.7.1-2]. */
+      mqttb_tnode *h = child(n, "#", 1);
+      if (h)
+        emit_subs(h, fn, ctx);
+    }
+    if (pos > len) {
+      emit_subs(n, fn, ctx);
+      continue;
+    }
+    size_t next;
+    size_t end = level_end(topic, len, pos, &next);
+    rv = push(b, &sp, child(n, topic + pos, end - pos), next);
+    if (rv == 0 && wild_ok)
+      rv = push(b, &sp, child(n, "+", 1), next);
+  }
+  return rv;
+}
+
+int mqttb_trie_match_retained(mqttb_broker *b, const mqttb_trie *t, const char *filter,
+                              size_t len, mqttb_retained_fn fn, void *ctx) {
+  size_t sp = 0;
+  int rv = push(b, &sp, t->root, 0);
+  while (rv == 0 && sp > 0) {
+    sp--;
+    mqttb_tnode *n = b->walk[sp].node;
+    size_t pos = b->walk[sp].pos;
+    if (pos == POS_SUBTREE) {
+      /* Everything at and below n. */
+      if (n->retained)
+        fn(n->retained, ctx);
+      for (uint32_t i = 0; rv == 0 && i < n->children.cap; i++)
+        if (n->children.e[i].key)
+          rv = push(b, &sp, n->children.e[i].val, POS_SUBTREE);
+      continue;
+    }
+    if (pos > len) {
+      if (n->retained)
+        fn(n->retained, ctx);
+      continue;
+    }
+    size_t next;
+    size_t end = level_end(filter, len, pos, &next);
+    size_t llen = end - pos;
+    bool at_root = pos == 0;
+    if (llen == 1 && (filter[pos] == '#' || filter[pos] == '+')) {
+      bool hash = filter[pos] == '#';
+      if (hash && n->retained)
+        fn(n->retained, ctx); /* "a/#" matches "a" */
+      for (uint32_t i = 0; rv == 0 && i < n->children.cap; i++) {
+        mqttb_tnode *c = n->children.e[i].val;
+        if (!n->children.e[i].key)
+          continue;
+        if (at_root && c->level_len > 0 && c->level[0] == '$')
+          continue;
+        rv = push(b, &sp, c, hash ? POS_SUBTREE : next);
+      }
+      continue;
+    }
+    rv = push(b, &sp, child(n, filter + pos, llen), next);
+  }
+  return rv;
+}
+
+bool mqttb_topic_matches(const char *filter, size_t flen, const char *topic, size_t tlen) {
+  if (tlen > 0 && topic[0] == '$' && flen > 0 && (filter[0] == '+' || filter[0] == '#'))
+    return false;
+  size_t fp = 0, tp = 0;
+  for (;;) {
+    size_t fnext, tnext;
+    size_t fend = level_end(filter, flen, fp, &fnext);
+    if (fend - fp == 1 && filter[fp] == '#')
+      return true;
+    if (tp > tlen)
+      return false;
+    size_t tend = level_end(topic, tlen, tp, &tnext);
+    bool plus = fend - fp == 1 && filter[fp] == '+';
+    if (!plus && (fend - fp != tend - tp || memcmp(filter + fp, topic + tp, fend - fp) != 0))
+      return false;
+    fp = fnext;
+    tp = tnext;
+    if (fp > flen)
+      return tp > tlen;
+  }
+}
