@@ -692,12 +692,15 @@ static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) {
     if (c->rlen > 0) {
       /* Finish the packet started by an earlier call. */
       int r = mqttb_codec_frame(c->rbuf, c->rlen, maxp, &f);
-      if (r == MQTTB_CODEC_INCOMPLETE) {
+      while (r == MQTTB_CODEC_INCOMPLETE && off < len) {
+        /* The fixed header itself was split: take it a byte at a time. */
         if (rbuf_append(c, in + off, 1) != 0)
           return MQTTB_ERR_CONN_NOMEM;
         off++;
-        continue;
+        r = mqttb_codec_frame(c->rbuf, c->rlen, maxp, &f);
       }
+      if (r == MQTTB_CODEC_INCOMPLETE)
+        break;
       if (r != MQTTB_CODEC_OK)
         return frame_err(c, r);
       int rv = check_header(c, &f);
