@@ -34,6 +34,7 @@
 extern "C" {
 #endif
 
+/** @cond INTERNAL */
 #if defined(_WIN32)
 #define MQTTB_EXTERN
 #elif defined(MQTTB_BUILDING_LIBRARY)
@@ -41,6 +42,7 @@ extern "C" {
 #else
 #define MQTTB_EXTERN
 #endif
+/** @endcond */
 
 /**
  * @defgroup errors Error codes
@@ -117,25 +119,37 @@ MQTTB_EXTERN const char *mqttb_strerror(int err);
 /** @brief MQTT reason codes sent to clients (CONNACK return codes, SUBACK
  *  return codes). Distinct from the library's error codes. */
 typedef enum mqttb_reason {
+  /** CONNACK: connection accepted; SUBACK: granted QoS 0. */
   MQTTB_REASON_SUCCESS = 0x00,
+  /** SUBACK: granted QoS 1. */
   MQTTB_REASON_GRANTED_QOS1 = 0x01,
+  /** SUBACK: granted QoS 2. */
   MQTTB_REASON_GRANTED_QOS2 = 0x02,
-  /* MQTT 3.1.1 CONNACK return codes. */
+  /** CONNACK: unacceptable protocol version. */
   MQTTB_REASON_UNACCEPTABLE_PROTOCOL = 0x01,
+  /** CONNACK: identifier rejected. */
   MQTTB_REASON_IDENTIFIER_REJECTED = 0x02,
+  /** CONNACK: server unavailable. */
   MQTTB_REASON_SERVER_UNAVAILABLE = 0x03,
+  /** CONNACK: bad user name or password. */
   MQTTB_REASON_BAD_USERNAME_OR_PASSWORD = 0x04,
+  /** CONNACK: not authorized. */
   MQTTB_REASON_NOT_AUTHORIZED = 0x05,
-  /* SUBACK failure. */
+  /** SUBACK: the subscription was refused. */
   MQTTB_REASON_SUBSCRIBE_FAILURE = 0x80
 } mqttb_reason;
 
 /** @brief Severity of a log message. */
 typedef enum mqttb_log_level {
+  /** The broker cannot do something it should (out of memory). */
   MQTTB_LOG_ERROR = 0,
+  /** Something was dropped or refused for lack of resources. */
   MQTTB_LOG_WARNING = 1,
+  /** A client misbehaved or was refused; its connection was closed. */
   MQTTB_LOG_NOTICE = 2,
+  /** Normal events worth a line. */
   MQTTB_LOG_INFO = 3,
+  /** Everything else: each connect, close, will, unknown acknowledgement. */
   MQTTB_LOG_DEBUG = 4
 } mqttb_log_level;
 
@@ -152,10 +166,15 @@ typedef struct mqttb_conn mqttb_conn;
  * stays consistent.
  */
 typedef struct mqttb_mem {
+  /** As malloc(3); never called with size 0. */
   void *(*malloc)(size_t size, void *user_data);
+  /** As free(3); never called with NULL. */
   void (*free)(void *ptr, void *user_data);
+  /** As calloc(3). */
   void *(*calloc)(size_t nmemb, size_t size, void *user_data);
+  /** As realloc(3); on failure the old block must stay valid. */
   void *(*realloc)(void *ptr, size_t size, void *user_data);
+  /** Passed last to every hook. */
   void *user_data;
 } mqttb_mem;
 
@@ -174,13 +193,17 @@ typedef enum mqttb_access {
  * not NUL-terminated; use the lengths.
  */
 typedef struct mqttb_auth_request {
+  /** The client identifier (an assigned one when the client sent none). */
   const char *client_id;
+  /** Bytes in @c client_id. */
   size_t client_id_len;
   /** NULL when the CONNECT carried no user name. */
   const char *username;
+  /** Bytes in @c username. */
   size_t username_len;
   /** NULL when the CONNECT carried no password. Binary data. */
   const uint8_t *password;
+  /** Bytes in @c password. */
   size_t password_len;
   /** The protocol level: 3 (MQTT 3.1), 4 (MQTT 3.1.1). */
   int protocol_level;
@@ -265,10 +288,10 @@ typedef struct mqttb_settings {
   /** Milliseconds a new connection may take to send CONNECT. Default 10000.
    *  0 disables the limit. */
   uint32_t connect_timeout_ms;
-  /** Largest keep-alive accepted, in seconds; a CONNECT asking for more (or
-   *  for 0, which means none) is still accepted but the broker enforces
-   *  this value. Default 0: no limit, keep-alive 0 disables the check, as
-   *  in Mosquitto. */
+  /** Largest keep-alive accepted, in seconds. MQTT 3.x cannot tell a
+   *  client to use another value, so a CONNECT asking for more, or for 0
+   *  (none), is refused with CONNACK 0x02, as Mosquitto does. Default 0:
+   *  no limit. */
   uint32_t max_keepalive;
   /** Whether QoS 0 messages are queued for offline persistent sessions.
    *  Default 0 (as Mosquitto's queue_qos0_messages false). */
@@ -328,9 +351,13 @@ MQTTB_EXTERN int mqttb_broker_new_versioned(mqttb_broker **pbroker, int settings
 MQTTB_EXTERN void mqttb_broker_del(mqttb_broker *broker);
 
 /**
- * @brief The earliest time (milliseconds, the embedder's clock) at which
- * ::mqttb_broker_handle_timers must be called.
- * @return UINT64_MAX when no timer is pending.
+ * @brief The time (milliseconds, the embedder's clock) at which
+ * ::mqttb_broker_handle_timers should be called next.
+ *
+ * Calling earlier is harmless: timers are checked lazily, so a deadline may
+ * pass without anything being due.
+ * @param broker the broker; NULL gives UINT64_MAX.
+ * @return the deadline, or UINT64_MAX when no timer is pending.
  */
 MQTTB_EXTERN uint64_t mqttb_broker_next_deadline(const mqttb_broker *broker);
 
@@ -338,6 +365,8 @@ MQTTB_EXTERN uint64_t mqttb_broker_next_deadline(const mqttb_broker *broker);
  * @brief Run every timer due at @p now: keep-alive and connect timeouts.
  *
  * Connections that time out get their on_close callback.
+ * @param broker the broker.
+ * @param now the current time in milliseconds.
  * @retval MQTTB_OK success.
  * @retval MQTTB_ERR_INVALID_ARGUMENT @p broker is NULL.
  */
@@ -347,26 +376,39 @@ MQTTB_EXTERN int mqttb_broker_handle_timers(mqttb_broker *broker, uint64_t now);
  * @brief Broker-wide counters. Read with ::mqttb_broker_get_stats.
  */
 typedef struct mqttb_stats {
+  /** Bytes fed to ::mqttb_conn_recv since the broker started. */
   uint64_t bytes_received;
+  /** Bytes acknowledged with ::mqttb_conn_output_ack. */
   uint64_t bytes_sent;
+  /** MQTT packets of any type received. */
   uint64_t packets_received;
+  /** MQTT packets of any type queued for sending. */
   uint64_t packets_sent;
+  /** PUBLISH packets received (duplicates of QoS 2 included). */
   uint64_t publish_received;
+  /** PUBLISH packets queued for sending (re-sends included). */
   uint64_t publish_sent;
   /** PUBLISH messages dropped because a session queue was full, or QoS 0
    *  messages for an offline session. */
   uint64_t publish_dropped;
+  /** Clients connected now. */
   uint64_t clients_connected;
   /** Persistent sessions whose client is not connected. */
   uint64_t clients_disconnected;
+  /** The most clients connected at once. */
   uint64_t clients_maximum;
+  /** Retained messages held now. */
   uint64_t retained_count;
+  /** Subscriptions held now, all sessions. */
   uint64_t subscription_count;
+  /** Connection objects that exist now (connected or not). */
   uint64_t connections;
 } mqttb_stats;
 
 /**
  * @brief Copy the broker's counters into @p stats.
+ * @param broker the broker.
+ * @param stats receives the counters.
  * @retval MQTTB_OK success.
  * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument.
  */
@@ -404,6 +446,8 @@ MQTTB_EXTERN void mqttb_conn_del(mqttb_conn *conn);
  *
  * Input may be split at any byte and may hold many packets. All of @p len
  * is consumed: an incomplete packet is buffered inside the connection.
+ * @param conn the connection.
+ * @param len the number of bytes at @p in.
  * @param in the bytes; borrowed for the duration of the call.
  * @param now the current time in milliseconds.
  * @retval MQTTB_OK all input processed.
@@ -417,7 +461,9 @@ MQTTB_EXTERN int mqttb_conn_recv(mqttb_conn *conn, const uint8_t *in, size_t len
 
 /** @brief One contiguous piece of pending output. */
 typedef struct mqttb_iovec {
+  /** First byte; owned by the library. */
   const void *base;
+  /** Number of bytes. */
   size_t len;
 } mqttb_iovec;
 
@@ -428,6 +474,9 @@ typedef struct mqttb_iovec {
  * pointed-to memory is owned by the library and stays valid until the next
  * call into the library that concerns this broker. Nothing is consumed
  * until ::mqttb_conn_output_ack.
+ * @param conn the connection.
+ * @param iov an array of at least @p iovmax entries.
+ * @param iovmax the number of entries @p iov has room for.
  * @return the number of entries filled (0 when nothing is pending), or
  *         ::MQTTB_ERR_INVALID_ARGUMENT.
  */
@@ -435,46 +484,80 @@ MQTTB_EXTERN int mqttb_conn_output(mqttb_conn *conn, mqttb_iovec *iov, int iovma
 
 /**
  * @brief Mark @p nbytes of pending output as written.
+ * @param conn the connection.
+ * @param nbytes bytes written, counted from the start of the pending output.
  * @retval MQTTB_OK success.
  * @retval MQTTB_ERR_INVALID_ARGUMENT @p nbytes is more than is pending.
  */
 MQTTB_EXTERN int mqttb_conn_output_ack(mqttb_conn *conn, size_t nbytes);
 
-/** @brief Bytes of output pending on the connection. */
+/**
+ * @brief Bytes of output pending on the connection.
+ * @param conn the connection; NULL gives 0.
+ * @return the number of bytes ::mqttb_conn_output would expose in total.
+ */
 MQTTB_EXTERN size_t mqttb_conn_output_pending(const mqttb_conn *conn);
 
 /**
  * @brief Tell the broker the transport is gone (peer closed, I/O error).
  *
  * Publishes the will unless the client sent DISCONNECT. Later input is
- * refused. Call ::mqttb_conn_del afterwards.
+ * refused. on_close is not called for this. Call ::mqttb_conn_del
+ * afterwards.
+ * @param conn the connection.
+ * @param now the current time in milliseconds.
  * @retval MQTTB_OK success.
  * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument.
  */
 MQTTB_EXTERN int mqttb_conn_transport_closed(mqttb_conn *conn, uint64_t now);
 
-/** @brief The pointer given to ::mqttb_conn_new. */
+/**
+ * @brief The pointer given to ::mqttb_conn_new.
+ * @param conn the connection; NULL gives NULL.
+ * @return the embedder's pointer.
+ */
 MQTTB_EXTERN void *mqttb_conn_get_user_data(const mqttb_conn *conn);
 
 /**
- * @brief The client identifier, NUL-terminated, or NULL before CONNECT was
- * accepted. Valid until the connection is deleted.
+ * @brief The client identifier of a connection.
+ * @param conn the connection; NULL gives NULL.
+ * @return the identifier, NUL-terminated, valid until the connection is
+ *         deleted; NULL before a CONNECT was accepted.
  */
 MQTTB_EXTERN const char *mqttb_conn_get_client_id(const mqttb_conn *conn);
 
-/** @brief The protocol level from CONNECT (3, 4 or 5), or 0 before CONNECT. */
+/**
+ * @brief The protocol level the client asked for.
+ * @param conn the connection; NULL gives 0.
+ * @return 3 (MQTT 3.1) or 4 (MQTT 3.1.1); 0 before CONNECT.
+ */
 MQTTB_EXTERN int mqttb_conn_get_protocol_level(const mqttb_conn *conn);
 
-/** @brief The keep-alive the client asked for, in seconds (0 before CONNECT). */
+/**
+ * @brief The keep-alive the client asked for.
+ * @param conn the connection; NULL gives 0.
+ * @return seconds; 0 when none, or before CONNECT.
+ */
 MQTTB_EXTERN int mqttb_conn_get_keepalive(const mqttb_conn *conn);
 
-/** @brief Whether the client asked for a clean session (1) or not (0). */
+/**
+ * @brief Whether the client asked for a clean session.
+ * @param conn the connection; NULL gives 0.
+ * @return 1 for clean session, else 0.
+ */
 MQTTB_EXTERN int mqttb_conn_get_clean_session(const mqttb_conn *conn);
 
-/** @brief The broker a connection belongs to. */
+/**
+ * @brief The broker a connection belongs to.
+ * @param conn the connection; NULL gives NULL.
+ * @return the broker.
+ */
 MQTTB_EXTERN mqttb_broker *mqttb_conn_get_broker(const mqttb_conn *conn);
 
-/** @brief The library's version string, "X.Y.Z". */
+/**
+ * @brief The library's version.
+ * @return a static string, "X.Y.Z".
+ */
 MQTTB_EXTERN const char *mqttb_version(void);
 
 #ifdef __cplusplus

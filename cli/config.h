@@ -1,0 +1,81 @@
+/*
+ * mqttb CLI: configuration file parsing (a subset of mosquitto.conf).
+ *
+ * Kept free of any I/O besides reading the file so unit tests can call it.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef MQTTB_CLI_CONFIG_H
+#define MQTTB_CLI_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <mqttb/mqttb.h>
+
+/* log_types holds one bit per mqttb_log_level. */
+#define MQTTB_CLI_LOG_BIT(level) (1u << (unsigned)(level))
+#define MQTTB_CLI_LOG_TYPES_ALL                                                                    \
+  (MQTTB_CLI_LOG_BIT(MQTTB_LOG_ERROR) | MQTTB_CLI_LOG_BIT(MQTTB_LOG_WARNING) |                     \
+   MQTTB_CLI_LOG_BIT(MQTTB_LOG_NOTICE) | MQTTB_CLI_LOG_BIT(MQTTB_LOG_INFO) |                       \
+   MQTTB_CLI_LOG_BIT(MQTTB_LOG_DEBUG))
+/* Mosquitto's default: everything but debug. */
+#define MQTTB_CLI_LOG_TYPES_DEFAULT (MQTTB_CLI_LOG_TYPES_ALL & ~MQTTB_CLI_LOG_BIT(MQTTB_LOG_DEBUG))
+
+#define MQTTB_CLI_LOG_DEST_STDERR 1u
+#define MQTTB_CLI_LOG_DEST_STDOUT 2u
+
+/* One `listener PORT [BIND_ADDRESS]` line. */
+struct mqttb_cli_listener {
+  uint16_t port;
+  /* NULL: all addresses (0.0.0.0 and ::). */
+  char *bind_address;
+};
+
+struct mqttb_cli_config {
+  /* Broker settings; starts as mqttb_settings_default(). */
+  mqttb_settings settings;
+  /* `port`, or -1 when not given. */
+  int port;
+  /* `bind_address`, or NULL when not given. */
+  char *bind_address;
+  /* `listener` lines, in file order. */
+  struct mqttb_cli_listener *listeners;
+  size_t listener_count;
+  /* MQTTB_CLI_LOG_BIT() of each level to print. */
+  unsigned log_types;
+  /* MQTTB_CLI_LOG_DEST_* bits. */
+  unsigned log_dests;
+  bool log_timestamp;
+  /* Accepted and stored; $SYS topics are not implemented yet. */
+  uint32_t sys_interval;
+
+  /* The first log_type / log_dest line replaces the default, later ones add (as Mosquitto). */
+  bool log_type_seen;
+  bool log_dest_seen;
+  /* Owned copy behind settings.auto_id_prefix, or NULL while it is the library default. */
+  char *auto_id_prefix;
+};
+
+/* Fill @p cfg with defaults (Mosquitto's where they exist). */
+void mqttb_cli_config_init(struct mqttb_cli_config *cfg);
+
+/*
+ * Parse the config file at @p path into @p cfg (which must have been
+ * initialised). Returns 0 on success; -1 on error with a message such as
+ * "/etc/mqttb.conf:12: unknown option 'foo'" in @p err. On error @p cfg may be
+ * partly updated but can still be freed.
+ */
+int mqttb_cli_config_load(const char *path, struct mqttb_cli_config *cfg, char *err,
+                          size_t errlen);
+
+/* As mqttb_cli_config_load, reading from an open stream; @p name is used in messages. */
+int mqttb_cli_config_load_stream(FILE *f, const char *name, struct mqttb_cli_config *cfg,
+                                 char *err, size_t errlen);
+
+/* Free what @p cfg owns; it must be initialised again before reuse. */
+void mqttb_cli_config_free(struct mqttb_cli_config *cfg);
+
+#endif /* MQTTB_CLI_CONFIG_H */

@@ -1,0 +1,699 @@
+/*
+ * mqttb CLI: the epoll event loop.
+ *
+ * Single-threaded and level-triggered. Library callbacks never do I/O or free
+ * anything: want_write and on_close only queue the connection on the dirty
+ * list. After each batch of events and timers the dirty list is flushed, and
+ * connections that are done are closed and deleted ("reaped"). That keeps
+ * every mqttb_conn_del outside callbacks and every free outside event
+ * dispatch.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "loop.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_BUF_SIZE 65536
+/* Reads per readiness event, so one busy client cannot starve the rest. */
+#define READS_PER_EVENT 4
+#define IOV_BATCH 64
+#define MAX_EVENTS 256
+/* Numeric host with an IPv6 scope ("fe80::1%eth0"), and a port. */
+#define HOST_STR_LEN 64
+#define PORT_STR_LEN 8
+/* "[" host "]:" port */
+#define ADDR_STR_LEN (HOST_STR_LEN + PORT_STR_LEN + 3)
+
+enum handle_kind { HANDLE_LISTENER, HANDLE_SIGNAL, HANDLE_CONN };
+
+/* First member of everything registered with epoll; epoll data points at it. */
+struct handle {
+  enum handle_kind kind;
+  int fd;
+};
+
+struct listener {
+  struct handle h;
+  struct listener *next;
+};
+
+struct conn {
+  struct handle h;
+  struct mqttb_cli_loop *loop;
+  mqttb_conn *mc;
+  /* All live connections, for shutdown. */
+  struct conn *prev, *next;
+  struct conn *dirty_next;
+  struct conn *reap_next;
+  /* Events currently registered with epoll. */
+  uint32_t events;
+  bool in_dirty;
+  /* The broker closed it: write what is pending, then close. */
+  bool closing;
+  /* Queued for reaping: no more I/O, never put on the dirty list again. */
+  bool dead;
+  bool close_logged;
+  char peer[ADDR_STR_LEN];
+};
+
+struct mqttb_cli_loop {
+  int epfd;
+  struct handle sig;
+  /* Kept open so that on EMFILE one can be freed to accept and drop a client. */
+  int spare_fd;
+  mqttb_broker *broker;
+  struct listener *listeners;
+  struct conn *conns;
+  struct conn *dirty;
+  struct conn *reap;
+  uint64_t now;
+  bool stop;
+  /* During teardown callbacks must not queue anything. */
+  bool tearing_down;
+};
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* "1.2.3.4:5" or "[::1]:5". */
+static void format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen) {
+  char host[HOST_STR_LEN];
+  char serv[PORT_STR_LEN];
+  if (getnameinfo(sa, len, host, sizeof host, serv, sizeof serv,
+                  NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+    snprintf(out, outlen, "?");
+  } else if (sa->sa_family == AF_INET6) {
+    snprintf(out, outlen, "[%s]:%s", host, serv);
+  } else {
+    snprintf(out, outlen, "%s:%s", host, serv);
+  }
+}
+
+static uint16_t sockaddr_port(const struct sockaddr_storage *ss) {
+  if (ss->ss_family == AF_INET6) {
+    return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+  }
+  return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+static void sockaddr_set_port(struct sockaddr_storage *ss, uint16_t port) {
+  if (ss->ss_family == AF_INET6) {
+    ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+  } else {
+    ((struct sockaddr_in *)ss)->sin_port = htons(port);
+  }
+}
+
+/* ---- connection bookkeeping ---- */
+
+static void dirty_add(struct conn *c) {
+  struct mqttb_cli_loop *loop = c->loop;
+  if (c->in_dirty || c->dead || loop->tearing_down) {
+    return;
+  }
+  c->in_dirty = true;
+  c->dirty_next = loop->dirty;
+  loop->dirty = c;
+}
+
+static void reap_add(struct conn *c) {
+  if (c->dead) {
+    return;
+  }
+  c->dead = true;
+  c->reap_next = c->loop->reap;
+  c->loop->reap = c;
+}
+
+/* The single "disconnected" line per connection, whichever path sees the close first. */
+static void log_close(struct conn *c, const mqttb_conn *mc, int reason) {
+  if (c->close_logged) {
+    return;
+  }
+  c->close_logged = true;
+  const char *id = mqttb_conn_get_client_id(mc);
+  mqttb_cli_log(MQTTB_LOG_NOTICE, "Client %s [%s] disconnected: %s", id ? id : "<unknown>",
+                c->peer, mqttb_strerror(reason));
+}
+
+static void conn_set_events(struct conn *c, uint32_t events) {
+  if (c->events == events) {
+    return;
+  }
+  struct epoll_event ev = {.events = events, .data.ptr = &c->h};
+  if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->h.fd, &ev) != 0) {
+    mqttb_cli_log(MQTTB_LOG_ERROR, "epoll_ctl: %s", strerror(errno));
+    return;
+  }
+  c->events = events;
+}
+
+/* The transport is gone (EOF, I/O error): tell the broker, then reap. */
+static void conn_lost(struct conn *c) {
+  if (!c->closing && !c->dead) {
+    log_close(c, c->mc, MQTTB_ERR_TRANSPORT_CLOSED);
+    mqttb_conn_transport_closed(c->mc, c->loop->now);
+  }
+  reap_add(c);
+}
+
+static void conn_destroy(struct conn *c) {
+  struct mqttb_cli_loop *loop = c->loop;
+  if (c->prev != NULL) {
+    c->prev->next = c->next;
+  } else {
+    loop->conns = c->next;
+  }
+  if (c->next != NULL) {
+    c->next->prev = c->prev;
+  }
+  /* Closing the fd also removes it from epoll. */
+  close(c->h.fd);
+  c->dead = true;
+  mqttb_conn_del(c->mc);
+  free(c);
+}
+
+/* ---- library callbacks: only mark and queue ---- */
+
+static void on_want_write(mqttb_conn *mc, void *user_data) {
+  (void)user_data;
+  dirty_add(mqttb_conn_get_user_data(mc));
+}
+
+static void on_close(mqttb_conn *mc, int reason, void *user_data) {
+  (void)user_data;
+  struct conn *c = mqttb_conn_get_user_data(mc);
+  log_close(c, mc, reason);
+  c->closing = true;
+  /* The flush step writes what is pending and then reaps it. */
+  dirty_add(c);
+}
+
+static void on_connect(mqttb_conn *mc, void *user_data) {
+  (void)user_data;
+  struct conn *c = mqttb_conn_get_user_data(mc);
+  const char *id = mqttb_conn_get_client_id(mc);
+  mqttb_cli_log(MQTTB_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d).",
+                c->peer, id ? id : "<unknown>", mqttb_conn_get_protocol_level(mc),
+                mqttb_conn_get_clean_session(mc), mqttb_conn_get_keepalive(mc));
+}
+
+static void on_log(mqttb_broker *broker, mqttb_log_level level, const char *msg,
+                   void *user_data) {
+  (void)broker;
+  (void)user_data;
+  mqttb_cli_log(level, "%s", msg);
+}
+
+/* ---- I/O ---- */
+
+static void conn_read(struct conn *c) {
+  uint8_t buf[READ_BUF_SIZE];
+  for (int i = 0; i < READS_PER_EVENT && !c->closing && !c->dead; i++) {
+    ssize_t n = recv(c->h.fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      int rc = mqttb_conn_recv(c->mc, buf, (size_t)n, c->loop->now);
+      if (rc != MQTTB_OK && !c->closing) {
+        /* The library should have called on_close; close anyway rather than spin. */
+        log_close(c, c->mc, rc);
+        c->closing = true;
+        dirty_add(c);
+      }
+      if ((size_t)n < sizeof buf) {
+        return; /* most likely drained; level-triggered epoll reports any rest */
+      }
+    } else if (n == 0) {
+      conn_lost(c);
+      return;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      return;
+    } else if (errno != EINTR) {
+      mqttb_cli_log(MQTTB_LOG_DEBUG, "read from %s: %s", c->peer, strerror(errno));
+      conn_lost(c);
+      return;
+    }
+  }
+}
+
+/* Write pending output until drained or the socket is full. */
+static void conn_flush(struct conn *c) {
+  mqttb_iovec out[IOV_BATCH];
+  struct iovec iov[IOV_BATCH];
+  for (;;) {
+    int n = mqttb_conn_output(c->mc, out, IOV_BATCH);
+    if (n <= 0) {
+      break;
+    }
+    /* Same idea as struct iovec, but not guaranteed the same layout: copy. */
+    for (int i = 0; i < n; i++) {
+      iov[i].iov_base = (void *)out[i].base;
+      iov[i].iov_len = out[i].len;
+    }
+    ssize_t w = writev(c->h.fd, iov, n);
+    if (w < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        conn_set_events(c, c->closing ? EPOLLOUT : EPOLLIN | EPOLLOUT);
+        return;
+      }
+      mqttb_cli_log(MQTTB_LOG_DEBUG, "write to %s: %s", c->peer, strerror(errno));
+      conn_lost(c);
+      return;
+    }
+    mqttb_conn_output_ack(c->mc, (size_t)w);
+  }
+  if (c->closing) {
+    reap_add(c);
+  } else {
+    conn_set_events(c, EPOLLIN);
+  }
+}
+
+static void flush_dirty(struct mqttb_cli_loop *loop) {
+  while (loop->dirty != NULL) {
+    struct conn *c = loop->dirty;
+    loop->dirty = c->dirty_next;
+    c->in_dirty = false;
+    if (!c->dead) {
+      conn_flush(c);
+    }
+  }
+}
+
+static void reap_all(struct mqttb_cli_loop *loop) {
+  while (loop->reap != NULL) {
+    struct conn *c = loop->reap;
+    loop->reap = c->reap_next;
+    conn_destroy(c);
+  }
+}
+
+static void conn_accept(struct mqttb_cli_loop *loop, int fd, const struct sockaddr *sa,
+                        socklen_t salen) {
+  int one = 1;
+  /* MQTT packets are small and latency matters more than segment count. */
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+  struct conn *c = calloc(1, sizeof *c);
+  if (c == NULL) {
+    mqttb_cli_log(MQTTB_LOG_ERROR, "out of memory accepting a connection");
+    close(fd);
+    return;
+  }
+  c->h.kind = HANDLE_CONN;
+  c->h.fd = fd;
+  c->loop = loop;
+  format_addr(sa, salen, c->peer, sizeof c->peer);
+
+  int rc = mqttb_conn_new(&c->mc, loop->broker, loop->now, c);
+  if (rc != MQTTB_OK) {
+    if (rc == MQTTB_ERR_TOO_MANY_CONNECTIONS) {
+      mqttb_cli_log(MQTTB_LOG_NOTICE,
+                    "Client connection from %s denied: max_connections exceeded.", c->peer);
+    } else {
+      mqttb_cli_log(MQTTB_LOG_ERROR, "Client connection from %s failed: %s", c->peer,
+                    mqttb_strerror(rc));
+    }
+    close(fd);
+    free(c);
+    return;
+  }
+
+  c->events = EPOLLIN;
+  struct epoll_event ev = {.events = c->events, .data.ptr = &c->h};
+  if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    mqttb_cli_log(MQTTB_LOG_ERROR, "epoll_ctl: %s", strerror(errno));
+    c->dead = true;
+    mqttb_conn_transport_closed(c->mc, loop->now);
+    mqttb_conn_del(c->mc);
+    close(fd);
+    free(c);
+    return;
+  }
+  c->next = loop->conns;
+  if (loop->conns != NULL) {
+    loop->conns->prev = c;
+  }
+  loop->conns = c;
+  mqttb_cli_log(MQTTB_LOG_DEBUG, "New connection from %s.", c->peer);
+}
+
+static void accept_all(struct mqttb_cli_loop *loop, struct listener *l) {
+  for (;;) {
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof ss;
+    int fd = accept4(l->h.fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      conn_accept(loop, fd, (struct sockaddr *)&ss, sslen);
+      continue;
+    }
+    if (errno == EINTR || errno == ECONNABORTED) {
+      continue;
+    }
+    if ((errno == EMFILE || errno == ENFILE) && loop->spare_fd >= 0) {
+      /* Out of fds: drop this client instead of spinning on a readable listener. */
+      mqttb_cli_log(MQTTB_LOG_WARNING, "Client connection refused: out of file descriptors.");
+      close(loop->spare_fd);
+      int drop = accept4(l->h.fd, NULL, NULL, SOCK_CLOEXEC);
+      if (drop >= 0) {
+        close(drop);
+      }
+      loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+      continue;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      mqttb_cli_log(MQTTB_LOG_ERROR, "accept: %s", strerror(errno));
+    }
+    return;
+  }
+}
+
+static void read_signals(struct mqttb_cli_loop *loop) {
+  struct signalfd_siginfo si;
+  while (read(loop->sig.fd, &si, sizeof si) == (ssize_t)sizeof si) {
+    if (!loop->stop) {
+      mqttb_cli_log(MQTTB_LOG_NOTICE, "shutting down");
+    }
+    loop->stop = true;
+  }
+}
+
+static void dispatch(struct mqttb_cli_loop *loop, struct handle *h, uint32_t events) {
+  if (h->kind == HANDLE_LISTENER) {
+    accept_all(loop, (struct listener *)h);
+    return;
+  }
+  if (h->kind == HANDLE_SIGNAL) {
+    read_signals(loop);
+    return;
+  }
+  struct conn *c = (struct conn *)h;
+  if (c->dead) {
+    return;
+  }
+  if (c->closing) {
+    if (events & (EPOLLERR | EPOLLHUP)) {
+      reap_add(c); /* the rest of the output cannot be delivered */
+    } else if (events & EPOLLOUT) {
+      dirty_add(c);
+    }
+    return;
+  }
+  if (events & EPOLLOUT) {
+    dirty_add(c);
+  }
+  /* Errors and hangups show up as a failing or empty read. */
+  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+    conn_read(c);
+  }
+}
+
+static int next_timeout(const struct mqttb_cli_loop *loop) {
+  uint64_t deadline = mqttb_broker_next_deadline(loop->broker);
+  if (deadline == UINT64_MAX) {
+    return -1;
+  }
+  uint64_t now = now_ms();
+  if (deadline <= now) {
+    return 0;
+  }
+  uint64_t wait = deadline - now;
+  return wait > (uint64_t)INT_MAX ? INT_MAX : (int)wait;
+}
+
+int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
+  struct epoll_event events[MAX_EVENTS];
+  while (!loop->stop) {
+    int n = epoll_wait(loop->epfd, events, MAX_EVENTS, next_timeout(loop));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      mqttb_cli_log(MQTTB_LOG_ERROR, "epoll_wait: %s", strerror(errno));
+      return 1;
+    }
+    loop->now = now_ms();
+    for (int i = 0; i < n; i++) {
+      dispatch(loop, events[i].data.ptr, events[i].events);
+    }
+    if (mqttb_broker_next_deadline(loop->broker) <= loop->now) {
+      mqttb_broker_handle_timers(loop->broker, loop->now);
+    }
+    /* Reaping can queue output on others (wills), flushing can reap: repeat until quiet. */
+    while (loop->dirty != NULL || loop->reap != NULL) {
+      flush_dirty(loop);
+      reap_all(loop);
+    }
+  }
+  return 0;
+}
+
+/* ---- setup and teardown ---- */
+
+static int setup_signals(struct mqttb_cli_loop *loop) {
+  /* Peers that vanish mid-write must give EPIPE, not kill the broker. */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_IGN;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGPIPE, &sa, NULL);
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  if (sigprocmask(SIG_BLOCK, &mask, NULL) != 0) {
+    return -1;
+  }
+  loop->sig.kind = HANDLE_SIGNAL;
+  loop->sig.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (loop->sig.fd < 0) {
+    return -1;
+  }
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &loop->sig};
+  return epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->sig.fd, &ev);
+}
+
+struct mqttb_cli_loop *mqttb_cli_loop_new(const mqttb_settings *settings) {
+  struct mqttb_cli_loop *loop = calloc(1, sizeof *loop);
+  if (loop == NULL) {
+    mqttb_cli_fatal("out of memory");
+    return NULL;
+  }
+  loop->sig.fd = -1;
+  loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  loop->now = now_ms();
+  loop->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (loop->epfd < 0 || setup_signals(loop) != 0) {
+    mqttb_cli_fatal("cannot set up the event loop: %s", strerror(errno));
+    mqttb_cli_loop_free(loop);
+    return NULL;
+  }
+
+  mqttb_callbacks cb;
+  memset(&cb, 0, sizeof cb);
+  cb.want_write = on_want_write;
+  cb.on_close = on_close;
+  cb.on_connect = on_connect;
+  cb.log = on_log;
+  int rc = mqttb_broker_new(&loop->broker, settings, &cb, NULL, loop);
+  if (rc != MQTTB_OK) {
+    mqttb_cli_fatal("cannot create the broker: %s", mqttb_strerror(rc));
+    mqttb_cli_loop_free(loop);
+    return NULL;
+  }
+  return loop;
+}
+
+/*
+ * Bind one listening socket. When @p optional, a missing address family
+ * (IPv6 disabled) is skipped instead of failing. Returns 1 when bound, 0
+ * when skipped, -1 on error.
+ */
+static int listen_one(struct mqttb_cli_loop *loop, const struct sockaddr *sa, socklen_t salen,
+                      uint16_t *port, bool optional) {
+  struct sockaddr_storage ss;
+  memset(&ss, 0, sizeof ss);
+  memcpy(&ss, sa, salen);
+  sockaddr_set_port(&ss, *port);
+  char addr[ADDR_STR_LEN];
+  format_addr((struct sockaddr *)&ss, salen, addr, sizeof addr);
+
+  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    if (optional && errno == EAFNOSUPPORT) {
+      return 0;
+    }
+    mqttb_cli_fatal("cannot listen on %s: %s", addr, strerror(errno));
+    return -1;
+  }
+  int one = 1;
+  /* Restarting must not fail on connections lingering in TIME_WAIT. */
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (ss.ss_family == AF_INET6) {
+    /* The IPv4 wildcard has its own socket. */
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  }
+  if (bind(fd, (struct sockaddr *)&ss, salen) != 0) {
+    int e = errno;
+    close(fd);
+    if (optional && (e == EADDRNOTAVAIL || e == EAFNOSUPPORT)) {
+      mqttb_cli_log(MQTTB_LOG_DEBUG, "not listening on %s: %s", addr, strerror(e));
+      return 0;
+    }
+    mqttb_cli_fatal("cannot listen on %s: %s", addr, strerror(e));
+    return -1;
+  }
+  if (listen(fd, SOMAXCONN) != 0) {
+    mqttb_cli_fatal("cannot listen on %s: %s", addr, strerror(errno));
+    close(fd);
+    return -1;
+  }
+
+  socklen_t len = sizeof ss;
+  getsockname(fd, (struct sockaddr *)&ss, &len);
+  *port = sockaddr_port(&ss);
+  format_addr((struct sockaddr *)&ss, len, addr, sizeof addr);
+
+  struct listener *l = calloc(1, sizeof *l);
+  if (l == NULL) {
+    mqttb_cli_fatal("out of memory");
+    close(fd);
+    return -1;
+  }
+  l->h.kind = HANDLE_LISTENER;
+  l->h.fd = fd;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->h};
+  if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    mqttb_cli_fatal("cannot listen on %s: epoll_ctl: %s", addr, strerror(errno));
+    close(fd);
+    free(l);
+    return -1;
+  }
+  /* Keep bind order, so the first listener stays first. */
+  struct listener **tail = &loop->listeners;
+  while (*tail != NULL) {
+    tail = &(*tail)->next;
+  }
+  *tail = l;
+  /* Machine-readable and unconditional: tests find ephemeral ports this way. */
+  fprintf(stderr, "mqttb: listening on %s\n", addr);
+  return 1;
+}
+
+int mqttb_cli_loop_listen(struct mqttb_cli_loop *loop, const char *host, uint16_t port,
+                          uint16_t *bound_port) {
+  int bound = 0;
+  int rc;
+  if (host == NULL) {
+    struct sockaddr_in any4;
+    memset(&any4, 0, sizeof any4);
+    any4.sin_family = AF_INET;
+    any4.sin_addr.s_addr = htonl(INADDR_ANY);
+    struct sockaddr_in6 any6;
+    memset(&any6, 0, sizeof any6);
+    any6.sin6_family = AF_INET6;
+    any6.sin6_addr = in6addr_any;
+    /* IPv4 first, so with port 0 the IPv6 socket reuses the port it got. */
+    rc = listen_one(loop, (struct sockaddr *)&any4, sizeof any4, &port, false);
+    if (rc < 0 || listen_one(loop, (struct sockaddr *)&any6, sizeof any6, &port, true) < 0) {
+      return -1;
+    }
+    *bound_port = port;
+    return 0;
+  }
+
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  struct addrinfo *res;
+  int gai = getaddrinfo(host, NULL, &hints, &res);
+  if (gai != 0) {
+    mqttb_cli_fatal("cannot listen on '%s': %s", host, gai_strerror(gai));
+    return -1;
+  }
+  /* A name may resolve to several addresses (localhost: ::1 and 127.0.0.1); bind each. */
+  for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) {
+      continue;
+    }
+    rc = listen_one(loop, ai->ai_addr, ai->ai_addrlen, &port, false);
+    if (rc < 0) {
+      freeaddrinfo(res);
+      return -1;
+    }
+    bound += rc;
+  }
+  freeaddrinfo(res);
+  if (bound == 0) {
+    mqttb_cli_fatal("cannot listen on '%s': no usable address", host);
+    return -1;
+  }
+  *bound_port = port;
+  return 0;
+}
+
+void mqttb_cli_loop_free(struct mqttb_cli_loop *loop) {
+  if (loop == NULL) {
+    return;
+  }
+  /* Stop accepting first. */
+  while (loop->listeners != NULL) {
+    struct listener *l = loop->listeners;
+    loop->listeners = l->next;
+    close(l->h.fd);
+    free(l);
+  }
+  loop->now = now_ms();
+  /* Closing may publish wills to other connections; their output is dropped. */
+  loop->tearing_down = true;
+  for (struct conn *c = loop->conns; c != NULL; c = c->next) {
+    if (!c->closing && !c->dead) {
+      log_close(c, c->mc, MQTTB_ERR_SHUTDOWN);
+      mqttb_conn_transport_closed(c->mc, loop->now);
+    }
+  }
+  loop->dirty = NULL;
+  loop->reap = NULL;
+  while (loop->conns != NULL) {
+    conn_destroy(loop->conns);
+  }
+  mqttb_broker_del(loop->broker);
+  if (loop->sig.fd >= 0) {
+    close(loop->sig.fd);
+  }
+  if (loop->epfd >= 0) {
+    close(loop->epfd);
+  }
+  if (loop->spare_fd >= 0) {
+    close(loop->spare_fd);
+  }
+  free(loop);
+}

@@ -1,0 +1,37 @@
+/*
+ * mqttb CLI: the epoll event loop that drives one broker.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef MQTTB_CLI_LOOP_H
+#define MQTTB_CLI_LOOP_H
+
+#include <stdint.h>
+
+#include <mqttb/mqttb.h>
+
+struct mqttb_cli_loop;
+
+/*
+ * Create the broker and the loop. Blocks SIGINT/SIGTERM (they are read from a
+ * signalfd) and ignores SIGPIPE. Returns NULL on failure, after printing why.
+ */
+struct mqttb_cli_loop *mqttb_cli_loop_new(const mqttb_settings *settings);
+
+/*
+ * Listen on @p host (NULL: 0.0.0.0 and, when IPv6 is available, ::) at
+ * @p port. Port 0 picks a free port, shared by all sockets of this call. The
+ * port actually bound is stored in @p bound_port. Prints
+ * "mqttb: listening on ADDR:PORT" per socket. Returns 0, or -1 after printing
+ * an error.
+ */
+int mqttb_cli_loop_listen(struct mqttb_cli_loop *loop, const char *host, uint16_t port,
+                          uint16_t *bound_port);
+
+/* Serve until SIGINT or SIGTERM. Returns the process exit status. */
+int mqttb_cli_loop_run(struct mqttb_cli_loop *loop);
+
+/* Close every connection and listener and destroy the broker. @p loop may be NULL. */
+void mqttb_cli_loop_free(struct mqttb_cli_loop *loop);
+
+#endif /* MQTTB_CLI_LOOP_H */

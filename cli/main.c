@@ -1,0 +1,274 @@
+/*
+ * mqttb: a standalone MQTT broker built on libmqttbroker.
+ *
+ * Command line and configuration follow Mosquitto's where they overlap.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#define DEFAULT_PORT 1883
+
+static const char usage_text[] =
+    "mqttb is an MQTT 3.1/3.1.1 broker.\n"
+    "\n"
+    "Usage: mqttb [-c config_file] [-p port]... [-b address]... [-v] [--port-file file]\n"
+    "\n"
+    "  -c, --config-file FILE  read the configuration from FILE (mosquitto.conf syntax)\n"
+    "  -p, --port PORT         listen on PORT (default 1883, 0 picks a free port);\n"
+    "                          may be repeated; overrides 'port' from the config file\n"
+    "  -b, --bind ADDRESS      listen on ADDRESS only (default 0.0.0.0 and ::); may be\n"
+    "                          repeated; overrides 'bind_address' from the config file\n"
+    "      --port-file FILE    after binding, write the first listener's port to FILE\n"
+    "  -v, --verbose           log everything, including debug messages\n"
+    "  -h, --help              show this help and exit\n"
+    "      --version           show the version and exit\n"
+    "\n"
+    "Config file options (as in mosquitto.conf):\n"
+    "  listener PORT [ADDRESS]   port PORT   bind_address ADDRESS\n"
+    "  max_inflight_messages N   max_queued_messages N   max_queued_bytes N\n"
+    "  max_connections N (-1 = unlimited)   max_keepalive N   max_packet_size N\n"
+    "  queue_qos0_messages true|false   allow_zero_length_clientid true|false\n"
+    "  auto_id_prefix PREFIX   retain_available true|false   sys_interval N\n"
+    "  log_type error|warning|notice|information|debug|all|none (repeatable)\n"
+    "  log_dest stderr|stdout   log_timestamp true|false\n"
+    "  connect_timeout SECONDS   (mqttb extension) time a new connection has to send\n"
+    "                            CONNECT before it is closed; default 10, 0 = no limit\n";
+
+enum { OPT_VERSION = 256, OPT_PORT_FILE };
+
+/* What the command line asked for. */
+struct cli_args {
+  const char *config_file;
+  const char *port_file;
+  uint16_t *ports;
+  size_t port_count;
+  const char **binds;
+  size_t bind_count;
+  bool verbose;
+};
+
+/* One socket group to open: host NULL means every address. */
+struct listen_spec {
+  const char *host;
+  uint16_t port;
+};
+
+static bool parse_port(const char *s, uint16_t *out) {
+  char *end;
+  if (*s < '0' || *s > '9') {
+    return false;
+  }
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno != 0 || *end != '\0' || v > 65535) {
+    return false;
+  }
+  *out = (uint16_t)v;
+  return true;
+}
+
+/* Returns -1 to continue, otherwise the exit status. */
+static int parse_args(int argc, char **argv, struct cli_args *args) {
+  static const struct option long_options[] = {
+      {"config-file", required_argument, NULL, 'c'},
+      {"port", required_argument, NULL, 'p'},
+      {"bind", required_argument, NULL, 'b'},
+      {"verbose", no_argument, NULL, 'v'},
+      {"help", no_argument, NULL, 'h'},
+      {"version", no_argument, NULL, OPT_VERSION},
+      {"port-file", required_argument, NULL, OPT_PORT_FILE},
+      {NULL, 0, NULL, 0},
+  };
+  /* Never more values than arguments. */
+  args->ports = calloc((size_t)argc, sizeof *args->ports);
+  args->binds = calloc((size_t)argc, sizeof *args->binds);
+  if (args->ports == NULL || args->binds == NULL) {
+    mqttb_cli_fatal("out of memory");
+    return 1;
+  }
+  int opt;
+  while ((opt = getopt_long(argc, argv, "c:p:b:vh", long_options, NULL)) != -1) {
+    switch (opt) {
+    case 'c':
+      args->config_file = optarg;
+      break;
+    case 'p': {
+      uint16_t port;
+      if (!parse_port(optarg, &port)) {
+        mqttb_cli_fatal("invalid port '%s' (expected 0 to 65535)", optarg);
+        return 1;
+      }
+      args->ports[args->port_count++] = port;
+      break;
+    }
+    case 'b':
+      args->binds[args->bind_count++] = optarg;
+      break;
+    case 'v':
+      args->verbose = true;
+      break;
+    case 'h':
+      fputs(usage_text, stdout);
+      return 0;
+    case OPT_VERSION:
+      printf("mqttb version %s\n", mqttb_version());
+      return 0;
+    case OPT_PORT_FILE:
+      args->port_file = optarg;
+      break;
+    default:
+      /* getopt_long already said what was wrong. */
+      fputs("Try 'mqttb --help' for more information.\n", stderr);
+      return 1;
+    }
+  }
+  if (optind < argc) {
+    mqttb_cli_fatal("unexpected argument '%s'", argv[optind]);
+    fputs("Try 'mqttb --help' for more information.\n", stderr);
+    return 1;
+  }
+  return -1;
+}
+
+/*
+ * The default listener (ports x addresses, from -p/-b or port/bind_address)
+ * comes first, then the config file's `listener` lines. As in Mosquitto 2, a
+ * config file with only `listener` lines has no default listener.
+ */
+static struct listen_spec *plan_listeners(const struct cli_args *args,
+                                          const struct mqttb_cli_config *cfg, size_t *count) {
+  bool want_default = args->port_count > 0 || args->bind_count > 0 || cfg->port >= 0 ||
+                      cfg->bind_address != NULL || cfg->listener_count == 0;
+  uint16_t cfg_port = cfg->port >= 0 ? (uint16_t)cfg->port : DEFAULT_PORT;
+  const uint16_t *ports = args->port_count > 0 ? args->ports : &cfg_port;
+  size_t nports = args->port_count > 0 ? args->port_count : 1;
+  const char *cfg_host = cfg->bind_address;
+  const char *const *hosts = args->bind_count > 0 ? args->binds : &cfg_host;
+  size_t nhosts = args->bind_count > 0 ? args->bind_count : 1;
+
+  size_t n = (want_default ? nports * nhosts : 0) + cfg->listener_count;
+  struct listen_spec *specs = calloc(n, sizeof *specs);
+  if (specs == NULL) {
+    return NULL;
+  }
+  size_t k = 0;
+  for (size_t p = 0; want_default && p < nports; p++) {
+    for (size_t h = 0; h < nhosts; h++) {
+      specs[k].host = hosts[h];
+      specs[k].port = ports[p];
+      k++;
+    }
+  }
+  for (size_t i = 0; i < cfg->listener_count; i++) {
+    specs[k].host = cfg->listeners[i].bind_address;
+    specs[k].port = cfg->listeners[i].port;
+    k++;
+  }
+  *count = n;
+  return specs;
+}
+
+/* Write via a temporary file and rename, so a reader never sees a partial file. */
+static int write_port_file(const char *path, uint16_t port) {
+  size_t len = strlen(path) + sizeof ".tmp";
+  char *tmp = malloc(len);
+  if (tmp == NULL) {
+    mqttb_cli_fatal("out of memory");
+    return -1;
+  }
+  snprintf(tmp, len, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  int ok = f != NULL && fprintf(f, "%u\n", (unsigned)port) > 0;
+  if (f != NULL && fclose(f) != 0) {
+    ok = 0;
+  }
+  if (!ok || rename(tmp, path) != 0) {
+    mqttb_cli_fatal("cannot write port file '%s': %s", path, strerror(errno));
+    remove(tmp);
+    free(tmp);
+    return -1;
+  }
+  free(tmp);
+  return 0;
+}
+
+/* A broker holds a socket per client: allow as many as the hard limit permits. */
+static void raise_nofile_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+      mqttb_cli_log(MQTTB_LOG_DEBUG, "cannot raise the open file limit: %s", strerror(errno));
+    }
+  }
+}
+
+static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
+  if (args->config_file != NULL) {
+    char err[512];
+    if (mqttb_cli_config_load(args->config_file, cfg, err, sizeof err) != 0) {
+      mqttb_cli_fatal("%s", err);
+      return 1;
+    }
+  }
+  /* As Mosquitto's -v: everything, whatever log_type says. */
+  mqttb_cli_log_setup(args->verbose ? MQTTB_CLI_LOG_TYPES_ALL : cfg->log_types, cfg->log_dests,
+                      cfg->log_timestamp);
+  mqttb_cli_log(MQTTB_LOG_NOTICE, "mqttb version %s starting", mqttb_version());
+  if (args->config_file != NULL) {
+    mqttb_cli_log(MQTTB_LOG_NOTICE, "Config loaded from %s.", args->config_file);
+  }
+  raise_nofile_limit();
+
+  size_t nspecs = 0;
+  struct listen_spec *specs = plan_listeners(args, cfg, &nspecs);
+  if (specs == NULL) {
+    mqttb_cli_fatal("out of memory");
+    return 1;
+  }
+  struct mqttb_cli_loop *loop = mqttb_cli_loop_new(&cfg->settings);
+  int status = loop == NULL ? 1 : 0;
+  uint16_t first_port = 0;
+  for (size_t i = 0; status == 0 && i < nspecs; i++) {
+    uint16_t port;
+    if (mqttb_cli_loop_listen(loop, specs[i].host, specs[i].port, &port) != 0) {
+      status = 1;
+    } else if (i == 0) {
+      first_port = port;
+    }
+  }
+  free(specs);
+  if (status == 0 && args->port_file != NULL && write_port_file(args->port_file, first_port) != 0) {
+    status = 1;
+  }
+  if (status == 0) {
+    status = mqttb_cli_loop_run(loop);
+  }
+  mqttb_cli_loop_free(loop);
+  return status;
+}
+
+int main(int argc, char **argv) {
+  struct cli_args args;
+  memset(&args, 0, sizeof args);
+  int status = parse_args(argc, argv, &args);
+  if (status < 0) {
+    struct mqttb_cli_config cfg;
+    mqttb_cli_config_init(&cfg);
+    status = run(&args, &cfg);
+    mqttb_cli_config_free(&cfg);
+  }
+  free(args.ports);
+  free(args.binds);
+  return status;
+}

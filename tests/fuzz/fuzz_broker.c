@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/* A whole broker with several connections, driven by fuzz input: the first
+ * bytes of each step pick a connection and an action (feed bytes split at a
+ * chosen length, advance the clock, close the transport, reconnect, drain
+ * output). The broker must never crash, and once every connection is gone,
+ * every block it allocated must be freed. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mqttb/mqttb.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define NCONN 4
+
+typedef struct state {
+  long live;
+} state;
+
+static void *f_malloc(size_t n, void *ud) {
+  ((state *)ud)->live++;
+  return malloc(n);
+}
+static void f_free(void *p, void *ud) {
+  ((state *)ud)->live--;
+  free(p);
+}
+static void *f_calloc(size_t n, size_t m, void *ud) {
+  ((state *)ud)->live++;
+  return calloc(n, m);
+}
+static void *f_realloc(void *p, size_t n, void *ud) {
+  if (!p)
+    ((state *)ud)->live++;
+  return realloc(p, n);
+}
+
+static void drain(mqttb_conn *c) {
+  mqttb_iovec iov[8];
+  int n;
+  while ((n = mqttb_conn_output(c, iov, 8)) > 0) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+      total += iov[i].len;
+    if (mqttb_conn_output_ack(c, total) != 0)
+      abort();
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  state st = {0};
+  mqttb_mem mem = {f_malloc, f_free, f_calloc, f_realloc, &st};
+  mqttb_settings s;
+  mqttb_settings_default(&s);
+  s.max_inflight_messages = 3;
+  s.max_queued_messages = 8;
+  s.max_packet_size = 4096;
+  mqttb_broker *b;
+  if (mqttb_broker_new(&b, &s, NULL, &mem, NULL) != 0)
+    return 0;
+  mqttb_conn *conns[NCONN] = {0};
+  uint64_t now = 0;
+  size_t off = 0;
+  while (off + 2 <= size) {
+    uint8_t op = data[off], arg = data[off + 1];
+    off += 2;
+    int i = op % NCONN;
+    switch ((op >> 2) % 6) {
+    case 0:
+    case 1: { /* feed arg bytes */
+      size_t n = arg;
+      if (n > size - off)
+        n = size - off;
+      if (!conns[i] && mqttb_conn_new(&conns[i], b, now, NULL) != 0)
+        break;
+      mqttb_conn_recv(conns[i], data + off, n, now);
+      off += n;
+      break;
+    }
+    case 2: /* time passes */
+      now += (uint64_t)arg * 250u;
+      mqttb_broker_handle_timers(b, now);
+      break;
+    case 3: /* transport lost */
+      if (conns[i]) {
+        mqttb_conn_transport_closed(conns[i], now);
+        mqttb_conn_del(conns[i]);
+        conns[i] = NULL;
+      }
+      break;
+    case 4: /* partial drain */
+      if (conns[i]) {
+        size_t pending = mqttb_conn_output_pending(conns[i]);
+        size_t n = pending < arg ? pending : arg;
+        mqttb_conn_output_ack(conns[i], n);
+      }
+      break;
+    default:
+      if (conns[i])
+        drain(conns[i]);
+      break;
+    }
+  }
+  for (int i = 0; i < NCONN; i++)
+    if (conns[i])
+      mqttb_conn_del(conns[i]);
+  mqttb_broker_del(b);
+  if (st.live != 0)
+    abort();
+  return 0;
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Write the seed corpus: valid packets of every type (codec), and scripted
+sessions in the broker target's step format (broker)."""
+import os
+import struct
+import sys
+
+here = os.path.dirname(os.path.abspath(__file__))
+
+
+def s(b):
+    return struct.pack(">H", len(b)) + b
+
+
+def varint(n):
+    out = b""
+    while True:
+        d, n = n % 128, n // 128
+        out += bytes([d | (0x80 if n else 0)])
+        if not n:
+            return out
+
+
+def pkt(first, body):
+    return bytes([first]) + varint(len(body)) + body
+
+
+def connect(cid, clean=True, ka=60, will=None, user=None, pw=None, level=4):
+    name = b"MQIsdp" if level == 3 else b"MQTT"
+    flags = 0x02 if clean else 0
+    payload = s(cid)
+    if will:
+        flags |= 0x04 | (will[2] << 3) | (0x20 if will[3] else 0)
+        payload += s(will[0]) + s(will[1])
+    if user is not None:
+        flags |= 0x80
+        payload += s(user)
+    if pw is not None:
+        flags |= 0x40
+        payload += s(pw)
+    return pkt(0x10, s(name) + bytes([level, flags]) + struct.pack(">H", ka) + payload)
+
+
+def publish(topic, payload, qos=0, retain=False, dup=False, pid=1):
+    first = 0x30 | (0x08 if dup else 0) | (qos << 1) | (1 if retain else 0)
+    body = s(topic) + (struct.pack(">H", pid) if qos else b"") + payload
+    return pkt(first, body)
+
+
+def subscribe(pid, *filters):
+    return pkt(0x82, struct.pack(">H", pid) + b"".join(s(f) + bytes([q]) for f, q in filters))
+
+
+def unsubscribe(pid, *filters):
+    return pkt(0xA2, struct.pack(">H", pid) + b"".join(s(f) for f in filters))
+
+
+def ack(t, pid):
+    return pkt(t, struct.pack(">H", pid))
+
+
+packets = {
+    "connect": connect(b"c1"),
+    "connect31": connect(b"c31", level=3),
+    "connect_will": connect(b"w", will=(b"will/t", b"bye", 1, True), user=b"u", pw=b"p"),
+    "connack": pkt(0x20, b"\x00\x00"),
+    "publish0": publish(b"a/b", b"hello"),
+    "publish1": publish(b"a/b", b"x", 1, pid=7),
+    "publish2": publish(b"a/b", b"y", 2, retain=True, pid=8),
+    "puback": ack(0x40, 1),
+    "pubrec": ack(0x50, 1),
+    "pubrel": ack(0x62, 1),
+    "pubcomp": ack(0x70, 1),
+    "subscribe": subscribe(1, (b"a/#", 1), (b"+/b", 2)),
+    "suback": pkt(0x90, b"\x00\x01\x01\x80"),
+    "unsubscribe": unsubscribe(2, b"a/#"),
+    "unsuback": ack(0xB0, 2),
+    "pingreq": pkt(0xC0, b""),
+    "pingresp": pkt(0xD0, b""),
+    "disconnect": pkt(0xE0, b""),
+}
+
+
+def step_feed(conn, data):
+    # op: (op >> 2) % 6 == 0 feeds; op % 4 picks the connection.
+    out = b""
+    for i in range(0, len(data), 255):
+        chunk = data[i:i + 255]
+        out += bytes([conn, len(chunk)]) + chunk
+    return out
+
+
+def step_time(arg):
+    return bytes([2 << 2, arg])
+
+
+def step_drain(conn):
+    return bytes([(5 << 2) | conn, 0])
+
+
+def step_drop(conn):
+    return bytes([(3 << 2) | conn, 0])
+
+
+sessions = {
+    "pubsub": step_feed(0, connect(b"s", clean=False) + subscribe(1, (b"t/#", 2)))
+    + step_feed(1, connect(b"p") + publish(b"t/1", b"a", 1, pid=3) + publish(b"t/2", b"b", 2, pid=4)
+                + ack(0x62, 4))
+    + step_drain(0) + step_drop(0) + step_feed(1, publish(b"t/3", b"c", 1, pid=5))
+    + step_feed(2, connect(b"s", clean=False)) + step_drain(2),
+    "will_keepalive": step_feed(0, connect(b"w", ka=1, will=(b"w/t", b"x", 2, True)))
+    + step_feed(1, connect(b"o") + subscribe(1, (b"#", 2))) + step_time(10) + step_drain(1),
+    "retained": step_feed(0, connect(b"r") + publish(b"r/a", b"1", 1, retain=True, pid=1)
+                          + publish(b"r/b", b"", 0, retain=True))
+    + step_feed(1, connect(b"q") + subscribe(1, (b"r/+", 1), (b"#", 0)) + unsubscribe(2, b"#"))
+    + step_drain(1),
+    "takeover": step_feed(0, connect(b"same", clean=False, will=(b"x", b"y", 0, False)))
+    + step_feed(1, connect(b"same", clean=False)) + step_drain(0) + step_drain(1),
+}
+
+for name, data in packets.items():
+    with open(os.path.join(here, "corpus", "codec", name), "wb") as f:
+        f.write(data)
+for name, data in sessions.items():
+    with open(os.path.join(here, "corpus", "broker", name), "wb") as f:
+        f.write(data)
+print(f"{len(packets)} codec seeds, {len(sessions)} broker seeds", file=sys.stderr)
