@@ -21,6 +21,7 @@ void mqttb_settings_default_versioned(int settings_version, mqttb_settings *s) {
   s->allow_zero_length_clientid = 1;
   s->auto_id_prefix = "auto-";
   s->retain_available = 1;
+  s->sys_interval_ms = 10000;
 }
 
 const char *mqttb_version(void) {
@@ -58,8 +59,11 @@ int mqttb_broker_new_versioned(mqttb_broker **pb, int settings_version,
   if (callbacks)
     b->cb = *callbacks;
   b->user_data = user_data;
-  if (mqttb_trie_init(&b->subs, &b->mem) != 0 || mqttb_trie_init(&b->retained, &b->mem) != 0) {
+  b->sys_next = UINT64_MAX;
+  if (mqttb_trie_init(&b->subs, &b->mem) != 0 || mqttb_trie_init(&b->retained, &b->mem) != 0 ||
+      mqttb_sys_init(b) != 0) {
     mqttb_trie_free(&b->subs, &b->mem);
+    mqttb_trie_free(&b->retained, &b->mem);
     mqttb_mem_free(&b->mem, b);
     return MQTTB_ERR_NOMEM;
   }
@@ -95,6 +99,7 @@ void mqttb_broker_del(mqttb_broker *b) {
   mqttb_mem_free(&b->mem, b->match);
   mqttb_mem_free(&b->mem, b->walk);
   mqttb_mem_free(&b->mem, b->doomed);
+  mqttb_sys_free(b);
   mqttb_mem mem = b->mem;
   mqttb_mem_free(&mem, b);
 }
@@ -130,7 +135,7 @@ static void collect(mqttb_sub *sub, void *ctx) {
   b->match[b->nmatch++] = s;
 }
 
-static void retain_store(mqttb_broker *b, mqttb_msg *msg) {
+void mqttb_retain_store(mqttb_broker *b, mqttb_msg *msg) {
   const char *topic = MQTTB_MSG_TOPIC(msg);
   if (msg->payload_len == 0) {
     /* A zero-length retained message clears the topic [MQTT-3.3.1-10]. */
@@ -158,7 +163,7 @@ static void retain_store(mqttb_broker *b, mqttb_msg *msg) {
 
 void mqttb_broker_publish(mqttb_broker *b, mqttb_msg *msg) {
   if (msg->retain && b->settings.retain_available)
-    retain_store(b, msg);
+    mqttb_retain_store(b, msg);
   /* A fan-out can publish wills only through reaping, after it ends, so the
    * match scratch space is never used twice at once. */
   b->match_gen++;
@@ -252,9 +257,12 @@ void mqttb_timer_remove(mqttb_broker *b, mqttb_conn *c) {
 }
 
 uint64_t mqttb_broker_next_deadline(const mqttb_broker *b) {
-  if (!b || b->ntimers == 0)
+  if (!b)
     return UINT64_MAX;
-  return b->timers[0].deadline;
+  uint64_t dl = b->sys_next;
+  if (b->ntimers > 0 && b->timers[0].deadline < dl)
+    dl = b->timers[0].deadline;
+  return dl;
 }
 
 int mqttb_broker_handle_timers(mqttb_broker *b, uint64_t now) {
@@ -265,6 +273,10 @@ int mqttb_broker_handle_timers(mqttb_broker *b, uint64_t now) {
     mqttb_timer_remove(b, c);
     if (mqttb_conn_on_timer(c, now) != 0)
       mqttb_conn_close(c, MQTTB_ERR_CONN_NOMEM);
+    mqttb_broker_reap(b);
+  }
+  if (b->sys && b->sys_next <= now) {
+    mqttb_sys_update(b, now);
     mqttb_broker_reap(b);
   }
   return MQTTB_OK;

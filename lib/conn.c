@@ -437,6 +437,7 @@ static int handle_connect(mqttb_conn *c, const uint8_t *body, size_t len) {
   c->will = will;
   c->state = MQTTB_CONN_CONNECTED;
   b->stats.clients_connected++;
+  b->stats.connects_total++;
   if (b->stats.clients_connected > b->stats.clients_maximum)
     b->stats.clients_maximum = b->stats.clients_connected;
   if (send_connack(c, present, MQTTB_REASON_SUCCESS) != 0)
@@ -472,6 +473,11 @@ static int handle_publish(mqttb_conn *c, uint8_t flags, const uint8_t *body, siz
   if (p.qos == 2 && mqttb_session_qos2_has(s, p.packet_id)) {
     /* A re-sent QoS 2 PUBLISH before PUBREL: acknowledged, not delivered
      * again [MQTT-4.3.3-2]. */
+    deliver = false;
+  } else if (mqttb_sys_topic(p.topic.ptr, p.topic.len)) {
+    /* The $SYS tree is the broker's own. */
+    mqttb_log(b, MQTTB_LOG_NOTICE, "client %s: publishing to %.*s refused: $SYS is read-only",
+              c->client_id, (int)p.topic.len, (const char *)p.topic.ptr);
     deliver = false;
   } else if (!authorized(c, MQTTB_ACCESS_PUBLISH, p.topic.ptr, p.topic.len, p.qos, p.retain)) {
     mqttb_log(b, MQTTB_LOG_NOTICE, "client %s: not authorized to publish to %.*s", c->client_id,

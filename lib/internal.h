@@ -185,6 +185,10 @@ struct mqttb_broker {
     size_t pos;
   } *walk;
   size_t walk_cap;
+  /* $SYS: NULL when sys_interval_ms is 0. */
+  struct mqttb_sys *sys;
+  uint64_t sys_next; /* UINT64_MAX when off */
+  uint64_t start_ms;
   /* Connections whose failure was found in the middle of a fan-out; they
    * are closed once the fan-out is over. */
   struct mqttb_conn **doomed;
@@ -257,7 +261,19 @@ void mqttb_conn_doom(struct mqttb_conn *c, int reason);
  * re-arm. */
 int mqttb_conn_on_timer(struct mqttb_conn *c, uint64_t now);
 
+/* sys.c */
+int mqttb_sys_init(mqttb_broker *b);
+void mqttb_sys_free(mqttb_broker *b);
+/* Publish the tree (changed values only) and schedule the next update. */
+void mqttb_sys_update(mqttb_broker *b, uint64_t now);
+/* Whether a topic name lies in the $SYS tree. */
+bool mqttb_sys_topic(const uint8_t *topic, size_t len);
+/* ISO 8601 UTC, "2026-11-25T15:08:18Z". */
+void mqttb_sys_format_time(int64_t unix_seconds, char *buf, size_t len);
+
 /* broker.c */
+/* Store or clear (empty payload) the retained message of msg's topic. */
+void mqttb_retain_store(mqttb_broker *b, mqttb_msg *msg);
 /* Publish a message from a client (or a will): retained store and fan-out. */
 void mqttb_broker_publish(mqttb_broker *b, mqttb_msg *msg);
 /* Close every doomed connection. */

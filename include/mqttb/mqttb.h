@@ -255,6 +255,17 @@ typedef struct mqttb_callbacks {
                    int qos, int retain, void *user_data);
   /** A log line, without a trailing newline; @p msg is valid only during the call. */
   void (*log)(mqttb_broker *broker, mqttb_log_level level, const char *msg, void *user_data);
+  /**
+   * The current wall-clock time in seconds since the Unix epoch, for
+   * @c $SYS/broker/time. The library reads no clock itself. When NULL that
+   * topic is not published.
+   */
+  int64_t (*wallclock)(void *user_data);
+  /**
+   * Bytes of heap in use, for @c $SYS/broker/heap/current. When NULL that
+   * topic is not published.
+   */
+  uint64_t (*heap_usage)(void *user_data);
 } mqttb_callbacks;
 
 /** @brief The version of ::mqttb_settings this header describes. */
@@ -304,6 +315,10 @@ typedef struct mqttb_settings {
   const char *auto_id_prefix;
   /** Whether retained messages are kept. Default 1. */
   int retain_available;
+  /** Milliseconds between updates of the @c $SYS topic tree (see
+   *  docs/sys-topics.md). Default 10000, as Mosquitto's sys_interval of 10
+   *  seconds. 0 turns the tree off. */
+  uint32_t sys_interval_ms;
 } mqttb_settings;
 
 /**
@@ -403,6 +418,8 @@ typedef struct mqttb_stats {
   uint64_t subscription_count;
   /** Connection objects that exist now (connected or not). */
   uint64_t connections;
+  /** Connections accepted since the broker started (CONNECT accepted). */
+  uint64_t connects_total;
 } mqttb_stats;
 
 /**

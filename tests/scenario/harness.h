@@ -18,6 +18,7 @@ typedef struct tb_alloc {
   long count;      /* allocations so far */
   long fail_at;    /* fail allocation number fail_at (1-based); 0: never */
   long fail_after; /* fail every allocation after this many; 0: never */
+  long bytes;      /* bytes in live blocks */
 } tb_alloc;
 
 void tb_alloc_init(tb_alloc *a, mqttb_mem *mem);
@@ -47,6 +48,7 @@ struct tb {
   tb_alloc alloc;
   mqttb_mem mem;
   uint64_t now;
+  int64_t wall; /* what the wallclock callback returns */
   tc *clients;
   /* Optional hooks the tests set. */
   int (*authenticate)(const mqttb_auth_request *req);
@@ -73,6 +75,9 @@ void tc_drain(tc *c);
 /* Parse the next packet the broker sent into c->f / c->body. Returns false
  * when there is none. */
 bool tc_read(tc *c);
+/* Read up to the next packet of this type; packets of other types before
+ * it stay queued for later reads. */
+bool tc_read_type(tc *c, uint8_t type);
 /* Whether the broker sent nothing more. */
 bool tc_quiet(tc *c);
 
