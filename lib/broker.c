@@ -22,6 +22,13 @@ void mqttb_settings_default_versioned(int settings_version, mqttb_settings *s) {
   s->auto_id_prefix = "auto-";
   s->retain_available = 1;
   s->sys_interval_ms = 10000;
+  s->receive_maximum = 65535;
+  s->topic_alias_maximum = 10;
+  s->max_qos = 2;
+  s->wildcard_subscriptions = 1;
+  s->subscription_identifiers = 1;
+  s->shared_subscriptions = 1;
+  s->response_information = NULL;
 }
 
 const char *mqttb_version(void) {
@@ -56,6 +63,20 @@ int mqttb_broker_new_versioned(mqttb_broker **pb, int settings_version,
   b->settings.auto_id_prefix = b->auto_id_prefix;
   if (b->settings.max_packet_size == 0 || b->settings.max_packet_size > MQTTB_MAX_REMAINING_LENGTH + 5u)
     b->settings.max_packet_size = MQTTB_MAX_REMAINING_LENGTH + 5u;
+  if (b->settings.max_qos > 2)
+    b->settings.max_qos = 2;
+  if (b->settings.receive_maximum == 0)
+    b->settings.receive_maximum = 65535;
+  if (b->settings.response_information) {
+    size_t n = strlen(b->settings.response_information);
+    b->response_information = mqttb_mem_malloc(&b->mem, n + 1);
+    if (!b->response_information) {
+      mqttb_mem_free(&b->mem, b);
+      return MQTTB_ERR_NOMEM;
+    }
+    memcpy(b->response_information, b->settings.response_information, n + 1);
+    b->settings.response_information = b->response_information;
+  }
   if (callbacks)
     b->cb = *callbacks;
   b->user_data = user_data;
@@ -64,6 +85,7 @@ int mqttb_broker_new_versioned(mqttb_broker **pb, int settings_version,
       mqttb_sys_init(b) != 0) {
     mqttb_trie_free(&b->subs, &b->mem);
     mqttb_trie_free(&b->retained, &b->mem);
+    mqttb_mem_free(&b->mem, b->response_information);
     mqttb_mem_free(&b->mem, b);
     return MQTTB_ERR_NOMEM;
   }
@@ -93,6 +115,9 @@ void mqttb_broker_del(mqttb_broker *b) {
     }
   }
   mqttb_map_free(&b->sessions, &b->mem);
+  mqttb_map_free(&b->shares, &b->mem);
+  mqttb_mem_free(&b->mem, b->share_match);
+  mqttb_mem_free(&b->mem, b->response_information);
   mqttb_trie_free(&b->subs, &b->mem);
   mqttb_trie_free(&b->retained, &b->mem);
   mqttb_mem_free(&b->mem, b->timers);
@@ -116,23 +141,54 @@ int mqttb_broker_get_stats(const mqttb_broker *b, mqttb_stats *stats) {
 static void collect(mqttb_sub *sub, void *ctx) {
   mqttb_broker *b = ctx;
   mqttb_session *s = sub->session;
-  if (s->match_gen == b->match_gen) {
-    /* Overlapping subscriptions: one copy at the highest QoS. */
+  /* MQTT 5 No Local: not back to the client that published [MQTT-3.8.3-3]. */
+  if ((sub->opts & MQTTB_SUB_NO_LOCAL) && s == b->publisher)
+    return;
+  if (s->match_gen != b->match_gen) {
+    if (b->nmatch == b->match_cap) {
+      void *arr = b->match;
+      if (mqttb_mem_grow(&b->mem, &arr, &b->match_cap, b->nmatch + 1, sizeof(*b->match)) != 0) {
+        b->stats.publish_dropped++;
+        return;
+      }
+      b->match = arr;
+    }
+    s->match_gen = b->match_gen;
+    s->match_qos = sub->qos;
+    s->match_rap = (sub->opts & MQTTB_SUB_RETAIN_AS_PUBLISHED) != 0;
+    s->nmatch_ids = 0;
+    b->match[b->nmatch++] = s;
+  } else {
+    /* Overlapping subscriptions: one copy at the highest QoS, carrying
+     * every matching subscription identifier [MQTT-3.3.4-3]. */
     if (sub->qos > s->match_qos)
       s->match_qos = sub->qos;
+    if (sub->opts & MQTTB_SUB_RETAIN_AS_PUBLISHED)
+      s->match_rap = true;
+  }
+  if (sub->sub_id) {
+    void *arr = s->match_ids;
+    if (mqttb_mem_grow(&b->mem, &arr, &s->match_ids_cap, s->nmatch_ids + 1,
+                       sizeof(*s->match_ids)) == 0) {
+      s->match_ids = arr;
+      s->match_ids[s->nmatch_ids++] = sub->sub_id;
+    }
+  }
+}
+
+static void collect_share(mqttb_share *sh, void *ctx) {
+  mqttb_broker *b = ctx;
+  mqttb_sub *m = mqttb_share_pick(sh, NULL);
+  if (!m)
+    return;
+  void *arr = b->share_match;
+  if (mqttb_mem_grow(&b->mem, &arr, &b->share_match_cap, b->nshare_match + 1,
+                     sizeof(*b->share_match)) != 0) {
+    b->stats.publish_dropped++;
     return;
   }
-  if (b->nmatch == b->match_cap) {
-    void *arr = b->match;
-    if (mqttb_mem_grow(&b->mem, &arr, &b->match_cap, b->nmatch + 1, sizeof(*b->match)) != 0) {
-      b->stats.publish_dropped++;
-      return;
-    }
-    b->match = arr;
-  }
-  s->match_gen = b->match_gen;
-  s->match_qos = sub->qos;
-  b->match[b->nmatch++] = s;
+  b->share_match = arr;
+  b->share_match[b->nshare_match++] = m;
 }
 
 void mqttb_retain_store(mqttb_broker *b, mqttb_msg *msg) {
@@ -161,23 +217,41 @@ void mqttb_retain_store(mqttb_broker *b, mqttb_msg *msg) {
   n->retained = mqttb_msg_ref(msg);
 }
 
-void mqttb_broker_publish(mqttb_broker *b, mqttb_msg *msg) {
+size_t mqttb_broker_publish(mqttb_broker *b, mqttb_msg *msg, mqttb_session *publisher) {
+  if (msg->expiry_interval && msg->expiry_at == UINT64_MAX)
+    msg->expiry_at = b->now + (uint64_t)msg->expiry_interval * 1000u; /* a will */
   if (msg->retain && b->settings.retain_available)
     mqttb_retain_store(b, msg);
   /* A fan-out can publish wills only through reaping, after it ends, so the
    * match scratch space is never used twice at once. */
   b->match_gen++;
   b->nmatch = 0;
-  if (mqttb_trie_match_subs(b, &b->subs, MQTTB_MSG_TOPIC(msg), msg->topic_len, collect, b) != 0)
-    mqttb_log(b, MQTTB_LOG_WARNING, "out of memory while matching %.*s",
-              (int)msg->topic_len, MQTTB_MSG_TOPIC(msg));
+  b->nshare_match = 0;
+  b->publisher = publisher;
+  if (mqttb_trie_match_subs(b, &b->subs, MQTTB_MSG_TOPIC(msg), msg->topic_len, collect,
+                            collect_share, b) != 0)
+    mqttb_log(b, MQTTB_LOG_WARNING, "out of memory while matching %.*s", (int)msg->topic_len,
+              MQTTB_MSG_TOPIC(msg));
+  b->publisher = NULL;
   for (size_t i = 0; i < b->nmatch; i++) {
     mqttb_session *s = b->match[i];
     uint8_t qos = msg->qos < s->match_qos ? msg->qos : s->match_qos;
-    /* Forwarded messages carry retain 0 [MQTT-3.3.1-9]. */
-    mqttb_session_deliver(s, msg, qos, false);
+    /* Forwarded messages carry retain 0 [MQTT-3.3.1-9] unless the
+     * subscription asked for Retain As Published (MQTT 5). */
+    mqttb_session_deliver(s, msg, qos, s->match_rap && msg->retain, NULL, s->match_ids,
+                          s->nmatch_ids);
   }
+  for (size_t i = 0; i < b->nshare_match; i++) {
+    mqttb_sub *m = b->share_match[i];
+    uint8_t qos = msg->qos < m->qos ? msg->qos : m->qos;
+    bool retain = (m->opts & MQTTB_SUB_RETAIN_AS_PUBLISHED) && msg->retain;
+    mqttb_session_deliver(m->session, msg, qos, retain, m->share, &m->sub_id,
+                          m->sub_id ? 1u : 0u);
+  }
+  size_t n = b->nmatch + b->nshare_match;
   b->nmatch = 0;
+  b->nshare_match = 0;
+  return n;
 }
 
 void mqttb_broker_reap(mqttb_broker *b) {
@@ -190,12 +264,16 @@ void mqttb_broker_reap(mqttb_broker *b) {
 
 /* ---------------------------------------------------------------- timers */
 
+static size_t *timer_slot(mqttb_timer *t) {
+  return t->session ? &((mqttb_session *)t->obj)->timer_idx : &((mqttb_conn *)t->obj)->timer_idx;
+}
+
 static void heap_swap(mqttb_broker *b, size_t i, size_t j) {
   mqttb_timer t = b->timers[i];
   b->timers[i] = b->timers[j];
   b->timers[j] = t;
-  b->timers[i].conn->timer_idx = i;
-  b->timers[j].conn->timer_idx = j;
+  *timer_slot(&b->timers[i]) = i;
+  *timer_slot(&b->timers[j]) = j;
 }
 
 static void heap_up(mqttb_broker *b, size_t i) {
@@ -222,12 +300,17 @@ static void heap_down(mqttb_broker *b, size_t i) {
   }
 }
 
-int mqttb_timer_set(mqttb_broker *b, mqttb_conn *c, uint64_t deadline) {
-  if (c->timer_idx != SIZE_MAX) {
-    size_t i = c->timer_idx;
+static size_t *obj_slot(void *obj, bool session) {
+  return session ? &((mqttb_session *)obj)->timer_idx : &((mqttb_conn *)obj)->timer_idx;
+}
+
+int mqttb_timer_set(mqttb_broker *b, void *obj, bool session, uint64_t deadline) {
+  size_t *slot = obj_slot(obj, session);
+  if (*slot != SIZE_MAX) {
+    size_t i = *slot;
     b->timers[i].deadline = deadline;
     heap_up(b, i);
-    heap_down(b, c->timer_idx);
+    heap_down(b, *slot);
     return 0;
   }
   void *arr = b->timers;
@@ -236,23 +319,25 @@ int mqttb_timer_set(mqttb_broker *b, mqttb_conn *c, uint64_t deadline) {
   b->timers = arr;
   size_t i = b->ntimers++;
   b->timers[i].deadline = deadline;
-  b->timers[i].conn = c;
-  c->timer_idx = i;
+  b->timers[i].obj = obj;
+  b->timers[i].session = session;
+  *slot = i;
   heap_up(b, i);
   return 0;
 }
 
-void mqttb_timer_remove(mqttb_broker *b, mqttb_conn *c) {
-  size_t i = c->timer_idx;
+void mqttb_timer_remove(mqttb_broker *b, void *obj, bool session) {
+  size_t *slot = obj_slot(obj, session);
+  size_t i = *slot;
   if (i == SIZE_MAX)
     return;
-  c->timer_idx = SIZE_MAX;
+  *slot = SIZE_MAX;
   size_t last = --b->ntimers;
   if (i != last) {
     b->timers[i] = b->timers[last];
-    b->timers[i].conn->timer_idx = i;
+    *timer_slot(&b->timers[i]) = i;
     heap_up(b, i);
-    heap_down(b, b->timers[i].conn->timer_idx);
+    heap_down(b, *timer_slot(&b->timers[i]));
   }
 }
 
@@ -268,11 +353,15 @@ uint64_t mqttb_broker_next_deadline(const mqttb_broker *b) {
 int mqttb_broker_handle_timers(mqttb_broker *b, uint64_t now) {
   if (!b)
     return MQTTB_ERR_INVALID_ARGUMENT;
+  b->now = now;
   while (b->ntimers > 0 && b->timers[0].deadline <= now) {
-    mqttb_conn *c = b->timers[0].conn;
-    mqttb_timer_remove(b, c);
-    if (mqttb_conn_on_timer(c, now) != 0)
-      mqttb_conn_close(c, MQTTB_ERR_CONN_NOMEM);
+    mqttb_timer t = b->timers[0];
+    mqttb_timer_remove(b, t.obj, t.session);
+    if (t.session) {
+      mqttb_session_on_timer(t.obj, now);
+    } else if (mqttb_conn_on_timer(t.obj, now) != 0) {
+      mqttb_conn_close(t.obj, MQTTB_ERR_CONN_NOMEM);
+    }
     mqttb_broker_reap(b);
   }
   if (b->sys && b->sys_next <= now) {

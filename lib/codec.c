@@ -37,6 +37,15 @@ static uint8_t *put_bin(uint8_t *out, const mqttb_slice *s) {
   return out + s->len;
 }
 
+/* A property block: variable byte length, then the bytes. */
+static uint8_t *put_props(uint8_t *out, const mqttb_slice *props) {
+  out += mqttb_codec_varint_encode(out, (uint32_t)props->len);
+  if (props->len > 0) {
+    memcpy(out, props->ptr, props->len);
+  }
+  return out + props->len;
+}
+
 static uint8_t *put_header(uint8_t *out, uint8_t first, uint32_t remaining) {
   *out++ = first;
   return out + mqttb_codec_varint_encode(out, remaining);
@@ -296,8 +305,8 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
   c->level = body[pos++];
   if (c->protocol_name.len == sizeof(name_mqtt) &&
       memcmp(c->protocol_name.ptr, name_mqtt, sizeof(name_mqtt)) == 0) {
-    if (c->level != 4) {
-      return MQTTB_CODEC_BAD_PROTOCOL; /* [MQTT-3.1.2-2]; level 5 not yet */
+    if (c->level != 4 && c->level != 5) {
+      return MQTTB_CODEC_BAD_PROTOCOL; /* [MQTT-3.1.2-2] */
     }
   } else if (c->protocol_name.len == sizeof(name_mqisdp) &&
              memcmp(c->protocol_name.ptr, name_mqisdp, sizeof(name_mqisdp)) == 0) {
@@ -333,6 +342,10 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
   if (!read_u16(body, len, &pos, &c->keepalive)) {
     return MQTTB_CODEC_MALFORMED;
   }
+  if (c->level == 5 &&
+      (rc = mqttb_props_read(body, len, &pos, MQTTB_PKT_CONNECT, &c->props)) != MQTTB_CODEC_OK) {
+    return rc;
+  }
 
   /* Payload: client id, will topic, will message, user name, password. */
   if (!read_bin(body, len, &pos, &c->client_id)) {
@@ -342,6 +355,10 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
     return rc; /* [MQTT-3.1.3-4] */
   }
   if (c->will) {
+    if (c->level == 5 && (rc = mqttb_props_read(body, len, &pos, MQTTB_PROPS_WILL,
+                                                 &c->will_props)) != MQTTB_CODEC_OK) {
+      return rc;
+    }
     if (!read_bin(body, len, &pos, &c->will_topic)) {
       return MQTTB_CODEC_MALFORMED;
     }
@@ -398,6 +415,12 @@ static size_t connect_remaining(const mqttb_connect *c) {
     return SIZE_MAX;
   }
   rem = 2 + name.len + 1 + 1 + 2 + 2 + c->client_id.len;
+  if (c->level == 5) {
+    rem += mqttb_codec_varint_size((uint32_t)c->props.len) + c->props.len;
+  }
+  if (c->will && c->level == 5) {
+    rem += mqttb_codec_varint_size((uint32_t)c->will_props.len) + c->will_props.len;
+  }
   if (c->will) {
     if (c->will_topic.len > STR_MAX || c->will_payload.len > STR_MAX) {
       return SIZE_MAX;
@@ -457,8 +480,14 @@ size_t mqttb_encode_connect(uint8_t *out, const mqttb_connect *c) {
   *p++ = c->level;
   *p++ = flags;
   p = put_u16(p, c->keepalive);
+  if (c->level == 5) {
+    p = put_props(p, &c->props);
+  }
   p = put_bin(p, &c->client_id);
   if (c->will) {
+    if (c->level == 5) {
+      p = put_props(p, &c->will_props);
+    }
     p = put_bin(p, &c->will_topic);
     p = put_bin(p, &c->will_payload);
   }
@@ -496,6 +525,11 @@ int mqttb_decode_connack(const uint8_t *body, size_t len, mqttb_connack *a) {
 /* ---- PUBLISH ---- */
 
 int mqttb_decode_publish(uint8_t flags, const uint8_t *body, size_t len, mqttb_publish *p) {
+  return mqttb_decode_publish_v(flags, body, len, 4, p);
+}
+
+int mqttb_decode_publish_v(uint8_t flags, const uint8_t *body, size_t len, uint8_t level,
+                           mqttb_publish *p) {
   size_t pos = 0;
   int rc;
 
@@ -518,7 +552,8 @@ int mqttb_decode_publish(uint8_t flags, const uint8_t *body, size_t len, mqttb_p
   if ((rc = check_utf8(&p->topic)) != MQTTB_CODEC_OK) {
     return rc;
   }
-  if (!mqttb_topic_name_valid(p->topic.ptr, p->topic.len)) {
+  /* MQTT 5 allows an empty topic when a topic alias stands for it. */
+  if (!mqttb_topic_name_valid(p->topic.ptr, p->topic.len) && !(level == 5 && p->topic.len == 0)) {
     return MQTTB_CODEC_MALFORMED; /* [MQTT-3.3.2-1], [MQTT-3.3.2-2], [MQTT-4.7.3-1] */
   }
   if (p->qos > 0) {
@@ -527,6 +562,13 @@ int mqttb_decode_publish(uint8_t flags, const uint8_t *body, size_t len, mqttb_p
     }
     if (p->packet_id == 0) {
       return MQTTB_CODEC_MALFORMED; /* [MQTT-2.3.1-1] */
+    }
+  }
+  if (level == 5) {
+    p->v5 = true;
+    if ((rc = mqttb_props_read(body, len, &pos, MQTTB_PKT_PUBLISH, &p->props)) !=
+        MQTTB_CODEC_OK) {
+      return rc;
     }
   }
   p->payload.ptr = body + pos;
@@ -542,6 +584,9 @@ static size_t publish_remaining(const mqttb_publish *p) {
   rem = 2 + p->topic.len + p->payload.len;
   if (p->qos > 0) {
     rem += 2;
+  }
+  if (p->v5) {
+    rem += mqttb_codec_varint_size((uint32_t)p->props.len) + p->props.len;
   }
   return rem;
 }
@@ -569,6 +614,9 @@ size_t mqttb_encode_publish(uint8_t *out, const mqttb_publish *p) {
   q = put_bin(q, &p->topic);
   if (p->qos > 0) {
     q = put_u16(q, p->packet_id);
+  }
+  if (p->v5) {
+    q = put_props(q, &p->props);
   }
   if (p->payload.len > 0) {
     memcpy(q, p->payload.ptr, p->payload.len);
@@ -617,8 +665,9 @@ int mqttb_decode_ack(const uint8_t *body, size_t len, uint16_t *packet_id) {
 
 /* Shared body walk: packet id, then filters each followed by an options
  * byte when with_opts. */
-static int decode_filters(const uint8_t *body, size_t len, bool with_opts, uint16_t *packet_id,
-                          mqttb_slice *entries, size_t *count) {
+static int decode_filters(const uint8_t *body, size_t len, bool with_opts, uint8_t level,
+                          uint16_t *packet_id, mqttb_slice *entries, size_t *count,
+                          mqttb_slice *props) {
   size_t pos = 0;
   size_t n = 0;
 
@@ -631,6 +680,13 @@ static int decode_filters(const uint8_t *body, size_t len, bool with_opts, uint1
   }
   if (*packet_id == 0) {
     return MQTTB_CODEC_MALFORMED; /* [MQTT-2.3.1-1] */
+  }
+  if (level == 5) {
+    int prc = mqttb_props_read(body, len, &pos,
+                               with_opts ? MQTTB_PKT_SUBSCRIBE : MQTTB_PKT_UNSUBSCRIBE, props);
+    if (prc != MQTTB_CODEC_OK) {
+      return prc;
+    }
   }
   entries->ptr = body + pos;
   entries->len = len - pos;
@@ -652,7 +708,12 @@ static int decode_filters(const uint8_t *body, size_t len, bool with_opts, uint1
         return MQTTB_CODEC_MALFORMED;
       }
       opts = body[pos++];
-      if ((opts & 0xFCu) != 0 || (opts & 0x3u) == 3u) {
+      if (level == 5) {
+        /* Reserved bits 6-7, QoS 3, Retain Handling 3 [MQTT-3.8.3-5]. */
+        if ((opts & 0xC0u) != 0 || (opts & 0x3u) == 3u || (opts & 0x30u) == 0x30u) {
+          return MQTTB_CODEC_MALFORMED;
+        }
+      } else if ((opts & 0xFCu) != 0 || (opts & 0x3u) == 3u) {
         return MQTTB_CODEC_MALFORMED; /* [MQTT-3.8.3-4] */
       }
     }
@@ -666,11 +727,25 @@ static int decode_filters(const uint8_t *body, size_t len, bool with_opts, uint1
 }
 
 int mqttb_decode_subscribe(const uint8_t *body, size_t len, mqttb_subscribe *s) {
-  return decode_filters(body, len, true, &s->packet_id, &s->entries, &s->count);
+  return decode_filters(body, len, true, 4, &s->packet_id, &s->entries, &s->count, NULL);
 }
 
 int mqttb_decode_unsubscribe(const uint8_t *body, size_t len, mqttb_unsubscribe *u) {
-  return decode_filters(body, len, false, &u->packet_id, &u->entries, &u->count);
+  return decode_filters(body, len, false, 4, &u->packet_id, &u->entries, &u->count, NULL);
+}
+
+int mqttb_decode_subscribe_v(const uint8_t *body, size_t len, uint8_t level, mqttb_subscribe *s,
+                             mqttb_slice *props) {
+  props->ptr = NULL;
+  props->len = 0;
+  return decode_filters(body, len, true, level, &s->packet_id, &s->entries, &s->count, props);
+}
+
+int mqttb_decode_unsubscribe_v(const uint8_t *body, size_t len, uint8_t level,
+                               mqttb_unsubscribe *u, mqttb_slice *props) {
+  props->ptr = NULL;
+  props->len = 0;
+  return decode_filters(body, len, false, level, &u->packet_id, &u->entries, &u->count, props);
 }
 
 /* Shared iterator step; bounds-checked even on unvalidated input. */

@@ -44,7 +44,9 @@ enum {
   MQTTB_CODEC_TOO_LARGE = -2,   /* frame: larger than the allowed maximum */
   MQTTB_CODEC_BAD_UTF8 = -3,    /* a string is not well-formed UTF-8 or holds U+0000 */
   MQTTB_CODEC_BAD_FLAGS = -4,   /* reserved fixed-header flags are wrong */
-  MQTTB_CODEC_BAD_PROTOCOL = -5 /* CONNECT: unknown protocol name/level */
+  MQTTB_CODEC_BAD_PROTOCOL = -5, /* CONNECT: unknown protocol name/level */
+  MQTTB_CODEC_PROTOCOL = -6      /* MQTT 5: well-formed but a protocol error
+                                  * (duplicate property, value out of range) */
 };
 
 /* Largest remaining length the protocol can express. */
@@ -104,6 +106,8 @@ bool mqttb_topic_filter_valid(const uint8_t *s, size_t len);
 /* ---- CONNECT ---- */
 typedef struct mqttb_connect {
   mqttb_slice protocol_name; /* "MQTT" (level 4/5) or "MQIsdp" (level 3) */
+  mqttb_slice props;         /* MQTT 5: CONNECT properties (validated) */
+  mqttb_slice will_props;    /* MQTT 5: will properties (validated) */
   uint8_t level;             /* 3, 4 or 5 */
   bool clean;
   uint16_t keepalive;
@@ -134,8 +138,9 @@ typedef struct mqttb_connect {
  *    invalid will topic (mqttb_topic_name_valid).
  *  MQTTB_CODEC_BAD_UTF8: client id, will topic or username is not valid
  *    UTF-8.
- * Level 5 bodies (with properties) are not decoded yet: return
- * MQTTB_CODEC_BAD_PROTOCOL for level 5 so the server answers 0x01.
+ * Level 5 bodies carry properties after the keep-alive and before the will
+ * topic; both blocks are validated (MQTTB_CODEC_PROTOCOL for a duplicate or
+ * an out-of-range value).
  */
 int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c);
 size_t mqttb_connect_size(const mqttb_connect *c); /* whole packet */
@@ -153,6 +158,8 @@ int mqttb_decode_connack(const uint8_t *body, size_t len, mqttb_connack *a);
 
 /* ---- PUBLISH ---- */
 typedef struct mqttb_publish {
+  bool v5;          /* MQTT 5 layout: properties after the packet id */
+  mqttb_slice props; /* MQTT 5: the property block (validated) */
   bool dup;
   uint8_t qos;
   bool retain;
@@ -168,6 +175,10 @@ typedef struct mqttb_publish {
  *  MQTTB_CODEC_BAD_UTF8: topic not valid UTF-8.
  */
 int mqttb_decode_publish(uint8_t flags, const uint8_t *body, size_t len, mqttb_publish *p);
+/* The same for a protocol level (5: properties; an empty topic is then
+ * allowed, for a topic alias). */
+int mqttb_decode_publish_v(uint8_t flags, const uint8_t *body, size_t len, uint8_t level,
+                           mqttb_publish *p);
 size_t mqttb_publish_size(const mqttb_publish *p); /* whole packet */
 size_t mqttb_encode_publish(uint8_t *out, const mqttb_publish *p);
 
@@ -222,6 +233,103 @@ bool mqttb_unsubscribe_next(const mqttb_slice *entries, size_t *pos, mqttb_slice
 size_t mqttb_unsubscribe_size(const mqttb_slice *filters, size_t n);
 size_t mqttb_encode_unsubscribe(uint8_t *out, uint16_t packet_id, const mqttb_slice *filters,
                                 size_t n);
+
+/* ---- MQTT 5 properties ---- */
+enum {
+  MQTTB_PROP_PAYLOAD_FORMAT = 0x01,
+  MQTTB_PROP_MESSAGE_EXPIRY = 0x02,
+  MQTTB_PROP_CONTENT_TYPE = 0x03,
+  MQTTB_PROP_RESPONSE_TOPIC = 0x08,
+  MQTTB_PROP_CORRELATION_DATA = 0x09,
+  MQTTB_PROP_SUBSCRIPTION_ID = 0x0B,
+  MQTTB_PROP_SESSION_EXPIRY = 0x11,
+  MQTTB_PROP_ASSIGNED_CLIENT_ID = 0x12,
+  MQTTB_PROP_SERVER_KEEP_ALIVE = 0x13,
+  MQTTB_PROP_AUTH_METHOD = 0x15,
+  MQTTB_PROP_AUTH_DATA = 0x16,
+  MQTTB_PROP_REQUEST_PROBLEM_INFO = 0x17,
+  MQTTB_PROP_WILL_DELAY = 0x18,
+  MQTTB_PROP_REQUEST_RESPONSE_INFO = 0x19,
+  MQTTB_PROP_RESPONSE_INFO = 0x1A,
+  MQTTB_PROP_SERVER_REFERENCE = 0x1C,
+  MQTTB_PROP_REASON_STRING = 0x1F,
+  MQTTB_PROP_RECEIVE_MAXIMUM = 0x21,
+  MQTTB_PROP_TOPIC_ALIAS_MAXIMUM = 0x22,
+  MQTTB_PROP_TOPIC_ALIAS = 0x23,
+  MQTTB_PROP_MAXIMUM_QOS = 0x24,
+  MQTTB_PROP_RETAIN_AVAILABLE = 0x25,
+  MQTTB_PROP_USER_PROPERTY = 0x26,
+  MQTTB_PROP_MAXIMUM_PACKET_SIZE = 0x27,
+  MQTTB_PROP_WILDCARD_SUB_AVAILABLE = 0x28,
+  MQTTB_PROP_SUB_ID_AVAILABLE = 0x29,
+  MQTTB_PROP_SHARED_SUB_AVAILABLE = 0x2A
+};
+
+/* The context a property block appears in: a packet type, or this for the
+ * will properties of CONNECT. */
+#define MQTTB_PROPS_WILL 0
+
+/* One property. Integers (byte, two-byte, four-byte, variable byte) are in
+ * value; strings and binary data in a; a user property's name in a and
+ * value in b. */
+typedef struct mqttb_prop {
+  uint8_t id;
+  uint32_t value;
+  mqttb_slice a, b;
+} mqttb_prop;
+
+/* Read a property block at body[*pos] (variable byte length, then the
+ * properties) and validate it for its context: every identifier allowed
+ * there and well-formed (MQTTB_CODEC_MALFORMED, MQTTB_CODEC_BAD_UTF8),
+ * none repeated except user properties and, in PUBLISH, subscription
+ * identifiers, and values in range (MQTTB_CODEC_PROTOCOL). */
+int mqttb_props_read(const uint8_t *body, size_t len, size_t *pos, uint8_t context,
+                     mqttb_slice *props);
+/* Iterate a validated block: start with *pos = 0. */
+bool mqttb_props_next(const mqttb_slice *props, size_t *pos, mqttb_prop *p);
+/* Find the first property with this id. */
+bool mqttb_props_find(const mqttb_slice *props, uint8_t id, mqttb_prop *p);
+
+/* Property writers: return the bytes written (out may be NULL to count). */
+size_t mqttb_prop_put_byte(uint8_t *out, uint8_t id, uint8_t v);
+size_t mqttb_prop_put_u16(uint8_t *out, uint8_t id, uint16_t v);
+size_t mqttb_prop_put_u32(uint8_t *out, uint8_t id, uint32_t v);
+size_t mqttb_prop_put_varint(uint8_t *out, uint8_t id, uint32_t v);
+size_t mqttb_prop_put_str(uint8_t *out, uint8_t id, const uint8_t *s, size_t len);
+
+/* ---- MQTT 5 packets ---- */
+
+/* PUBACK, PUBREC, PUBREL, PUBCOMP: packet id, optional reason code, optional
+ * properties. */
+int mqttb_decode_ack5(uint8_t type, const uint8_t *body, size_t len, uint16_t *packet_id,
+                      uint8_t *reason, mqttb_slice *props);
+/* Encode with a reason code (omitted when 0) and no properties: 4 or 5
+ * bytes. */
+size_t mqttb_encode_ack5(uint8_t *out, uint8_t type, uint16_t packet_id, uint8_t reason);
+
+/* SUBSCRIBE v5: options byte bits 0-1 QoS, 2 No Local, 3 Retain As
+ * Published, 4-5 Retain Handling (3 is malformed), 6-7 reserved. */
+int mqttb_decode_subscribe_v(const uint8_t *body, size_t len, uint8_t level, mqttb_subscribe *s,
+                             mqttb_slice *props);
+int mqttb_decode_unsubscribe_v(const uint8_t *body, size_t len, uint8_t level,
+                               mqttb_unsubscribe *u, mqttb_slice *props);
+
+/* SUBACK / UNSUBACK v5: packet id, empty property block, reason codes. */
+size_t mqttb_ack_codes5_size(size_t n);
+size_t mqttb_encode_ack_codes5(uint8_t *out, uint8_t type, uint16_t packet_id,
+                               const uint8_t *codes, size_t n);
+
+/* CONNACK v5 with a property block (already encoded, may be empty). */
+size_t mqttb_connack5_size(size_t props_len);
+size_t mqttb_encode_connack5(uint8_t *out, bool session_present, uint8_t reason,
+                             const uint8_t *props, size_t props_len);
+
+/* DISCONNECT v5 / AUTH: optional reason code and properties. */
+int mqttb_decode_reason_props(uint8_t type, const uint8_t *body, size_t len, uint8_t *reason,
+                              mqttb_slice *props);
+size_t mqttb_reason_props_size(size_t props_len);
+size_t mqttb_encode_reason_props(uint8_t *out, uint8_t type, uint8_t reason, const uint8_t *props,
+                                 size_t props_len);
 
 /* ---- PINGREQ, PINGRESP, DISCONNECT: no body (3.1.1) ---- */
 #define MQTTB_EMPTY_SIZE 2u

@@ -26,14 +26,29 @@ typedef struct mqttb_msg {
   bool retain;
   uint16_t topic_len;
   uint32_t payload_len;
+  /* MQTT 5 properties forwarded to MQTT 5 subscribers as they came
+   * (payload format, content type, response topic, correlation data, user
+   * properties), stored encoded after the payload. */
+  uint32_t props_len;
+  /* Message Expiry: when the message expires (UINT64_MAX: never). A will
+   * keeps its interval until it is published. */
+  uint64_t expiry_at;
+  uint32_t expiry_interval;
   uint8_t *data;
 } mqttb_msg;
 
 #define MQTTB_MSG_TOPIC(m) ((const char *)(m)->data + 2)
 #define MQTTB_MSG_PAYLOAD(m) ((m)->data + 2 + (m)->topic_len)
+#define MQTTB_MSG_PROPS(m) (MQTTB_MSG_PAYLOAD(m) + (m)->payload_len)
 
+/* props: an MQTT 5 property block to keep (filtered by the caller), may be
+ * empty. */
 mqttb_msg *mqttb_msg_new(const mqttb_mem *mem, const uint8_t *topic, size_t topic_len,
-                         const uint8_t *payload, size_t payload_len, uint8_t qos, bool retain);
+                         const uint8_t *payload, size_t payload_len, const uint8_t *props,
+                         size_t props_len, uint8_t qos, bool retain);
+static inline bool mqttb_msg_expired(const mqttb_msg *m, uint64_t now) {
+  return m->expiry_at <= now;
+}
 static inline mqttb_msg *mqttb_msg_ref(mqttb_msg *m) {
   m->refs++;
   return m;
@@ -43,11 +58,15 @@ void mqttb_msg_unref(const mqttb_mem *mem, mqttb_msg *m);
 /* ---- trie: subscriptions and retained messages by topic level ---- */
 typedef struct mqttb_sub mqttb_sub;
 
+typedef struct mqttb_share mqttb_share;
+
 typedef struct mqttb_tnode {
   struct mqttb_tnode *parent;
   mqttb_map children;  /* level -> mqttb_tnode */
   mqttb_sub **subs;    /* subscriptions whose filter ends here */
   size_t nsubs, subs_cap;
+  mqttb_share **shares; /* shared subscription groups whose filter ends here */
+  size_t nshares, shares_cap;
   mqttb_msg *retained; /* retained message whose topic ends here */
   uint32_t level_len;
   char level[];        /* this node's level, not NUL-terminated */
@@ -57,37 +76,68 @@ typedef struct mqttb_trie {
   mqttb_tnode *root;
 } mqttb_trie;
 
+/* Subscription options (the MQTT 5 options byte layout). */
+#define MQTTB_SUB_NO_LOCAL 0x04u
+#define MQTTB_SUB_RETAIN_AS_PUBLISHED 0x08u
+
 /* One subscription of one session to one filter. */
 struct mqttb_sub {
   mqttb_session *session;
   mqttb_tnode *node;
-  size_t node_idx; /* position in node->subs */
-  uint8_t qos;     /* granted QoS */
+  mqttb_share *share; /* the group, for a shared subscription */
+  size_t node_idx;    /* position in node->subs or share->members */
+  uint8_t qos;        /* granted QoS */
+  uint8_t opts;       /* MQTTB_SUB_* */
+  uint32_t sub_id;    /* MQTT 5 Subscription Identifier, 0 for none */
   uint16_t filter_len;
-  char filter[];   /* NUL-terminated */
+  char filter[];      /* as subscribed ($share/... included), NUL-terminated */
+};
+
+/* A shared subscription group: $share/name/filter. One member gets each
+ * message, round robin. Deliveries reference the group so that messages of
+ * a member whose session ends go to another member. */
+struct mqttb_share {
+  uint32_t refs; /* the node's reference + one per delivery */
+  mqttb_tnode *node;
+  mqttb_sub **members;
+  size_t nmembers, members_cap;
+  size_t next;
+  uint16_t name_len;
+  char name[];
 };
 
 /* ---- session: what outlives a connection ---- */
 enum { MQTTB_INF_PUBACK = 1, MQTTB_INF_PUBREC = 2, MQTTB_INF_PUBCOMP = 3 };
 
-typedef struct mqttb_inflight {
+/* One message on its way to one session. */
+typedef struct mqttb_dlv {
   mqttb_msg *msg;
-  uint16_t pid;
+  mqttb_share *share; /* set when delivered through a shared subscription */
+  uint32_t *ids;      /* MQTT 5 Subscription Identifiers (owned) */
+  uint16_t nids;
   uint8_t qos;
-  uint8_t state; /* MQTTB_INF_*: what the broker waits for */
   bool retain;
+} mqttb_dlv;
+
+typedef struct mqttb_inflight {
+  mqttb_dlv d;
+  uint16_t pid;
+  uint8_t state; /* MQTTB_INF_*: what the broker waits for */
 } mqttb_inflight;
 
-typedef struct mqttb_qitem {
-  mqttb_msg *msg;
-  uint8_t qos;
-  bool retain;
-} mqttb_qitem;
+typedef mqttb_dlv mqttb_qitem;
 
 struct mqttb_session {
   mqttb_broker *broker;
   struct mqttb_conn *conn; /* NULL while the client is offline */
-  bool clean;
+  /* Seconds the session outlives its connection: 0 for MQTT 3.x clean
+   * session, UINT32_MAX (never expires) for MQTT 3.x persistent sessions. */
+  uint32_t expiry_interval;
+  uint64_t expires_at; /* while offline; UINT64_MAX: never */
+  /* A will waiting for its Will Delay Interval (MQTT 5). */
+  mqttb_msg *will;
+  uint64_t will_at;
+  size_t timer_idx;
   /* Subscriptions. */
   mqttb_sub **subs;
   size_t nsubs, subs_cap;
@@ -104,9 +154,13 @@ struct mqttb_session {
   uint16_t *in_qos2;
   size_t nin_qos2, in_qos2_cap;
   uint16_t next_pid;
-  /* Fan-out de-duplication: one copy per session per publish. */
+  /* Fan-out de-duplication: one copy per session per publish, at the
+   * highest QoS, with every matching subscription identifier. */
   uint64_t match_gen;
   uint8_t match_qos;
+  bool match_rap;
+  uint32_t *match_ids;
+  size_t nmatch_ids, match_ids_cap;
   size_t id_len;
   char client_id[]; /* NUL-terminated */
 };
@@ -138,9 +192,35 @@ struct mqttb_conn {
   uint8_t level;
   bool clean;
   uint16_t keepalive;
+  /* MQTT 5 limits the client announced. */
+  uint16_t client_receive_max;   /* outbound in-flight window */
+  uint32_t client_max_packet;    /* largest packet it accepts */
+  uint16_t client_alias_max;     /* aliases the broker may use */
+  bool request_response_info;
+  /* MQTT 5 reason for the DISCONNECT sent when the broker closes; 0 means
+   * derive it from the close reason. */
+  uint8_t disconnect_reason;
+  /* Inbound topic aliases: alias -> topic (owned), 1..topic_alias_maximum. */
+  char **alias_in;
+  uint16_t *alias_in_len;
+  /* Outbound topic aliases: topic -> alias. Keys are alias_out_topic[i]. */
+  mqttb_map alias_out;
+  char **alias_out_topic;
+  uint16_t nalias_out;
+  /* MQTT 5 enhanced authentication. */
+  char *auth_method;
+  size_t auth_method_len;
+  uint8_t *auth_data;
+  size_t auth_data_len;
+  int auth_step;
+  bool reauth;
+  uint8_t *pending_connect; /* CONNECT body held while authenticating */
+  size_t pending_connect_len;
+  char *server_reference;
   char *client_id;
   mqttb_session *session;
   mqttb_msg *will;
+  uint32_t will_delay; /* MQTT 5 Will Delay Interval, seconds */
   uint64_t created;
   uint64_t last_rx;
   /* Timer heap slot (SIZE_MAX when not in the heap). */
@@ -157,9 +237,12 @@ struct mqttb_conn {
 };
 
 /* ---- broker ---- */
+/* A timer belongs to a connection (keep-alive, connect timeout) or to an
+ * offline session (expiry, will delay). */
 typedef struct mqttb_timer {
   uint64_t deadline;
-  struct mqttb_conn *conn;
+  void *obj;
+  bool session;
 } mqttb_timer;
 
 struct mqttb_broker {
@@ -169,6 +252,10 @@ struct mqttb_broker {
   mqttb_callbacks cb;
   void *user_data;
   mqttb_map sessions; /* client id -> session */
+  mqttb_map shares;   /* "name/filter" -> mqttb_share */
+  char *response_information;
+  /* The time of the public call in progress (for message expiry). */
+  uint64_t now;
   mqttb_trie subs;
   mqttb_trie retained;
   struct mqttb_conn *conns; /* all connection objects */
@@ -180,6 +267,9 @@ struct mqttb_broker {
   /* Scratch space reused by every fan-out and trie walk. */
   mqttb_session **match;
   size_t nmatch, match_cap;
+  mqttb_sub **share_match; /* members chosen from shared groups */
+  size_t nshare_match, share_match_cap;
+  mqttb_session *publisher; /* for No Local during a fan-out */
   struct mqttb_walk {
     void *node;
     size_t pos;
@@ -212,10 +302,12 @@ mqttb_tnode *mqttb_trie_insert(mqttb_trie *t, const mqttb_mem *mem, const char *
 mqttb_tnode *mqttb_trie_find(const mqttb_trie *t, const char *topic, size_t len);
 /* Free node and its now-empty ancestors when they hold nothing. */
 void mqttb_trie_prune(mqttb_trie *t, const mqttb_mem *mem, mqttb_tnode *node);
-/* Call fn for every subscription whose filter matches the topic name. */
+/* Call fn for every subscription whose filter matches the topic name; for
+ * shared groups, call share_fn once per matching group. */
 typedef void (*mqttb_sub_fn)(mqttb_sub *sub, void *ctx);
+typedef void (*mqttb_share_fn)(mqttb_share *share, void *ctx);
 int mqttb_trie_match_subs(mqttb_broker *b, const mqttb_trie *t, const char *topic, size_t len,
-                          mqttb_sub_fn fn, void *ctx);
+                          mqttb_sub_fn fn, mqttb_share_fn share_fn, void *ctx);
 /* Call fn for every retained message whose topic matches the filter. */
 typedef void (*mqttb_retained_fn)(mqttb_msg *msg, void *ctx);
 int mqttb_trie_match_retained(mqttb_broker *b, const mqttb_trie *t, const char *filter,
@@ -226,20 +318,46 @@ bool mqttb_topic_matches(const char *filter, size_t flen, const char *topic, siz
 /* session.c */
 mqttb_session *mqttb_session_new(mqttb_broker *b, const char *client_id, size_t len);
 void mqttb_session_del(mqttb_session *s);
-/* Add or replace a subscription. */
-int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, uint8_t qos);
+/* Add or replace a subscription; *existed tells whether it replaced one.
+ * A filter "$share/name/f" joins the shared group name on f. */
+int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, uint8_t qos,
+                            uint8_t opts, uint32_t sub_id, bool *existed);
+/* Split "$share/name/filter": true when it is a shared filter (name and
+ * filter set); false when it is not shared. *valid is false for a $share
+ * filter without a proper name or filter. */
+bool mqttb_share_parse(const char *f, size_t len, mqttb_slice *name, mqttb_slice *filter,
+                       bool *valid);
+void mqttb_share_unref(mqttb_broker *b, mqttb_share *sh);
 /* Returns true when a subscription was removed. */
 bool mqttb_session_unsubscribe(mqttb_session *s, const char *filter, size_t len);
 /* Deliver msg at the given QoS with the given retain flag: send now, queue,
- * or drop (counted). */
-void mqttb_session_deliver(mqttb_session *s, mqttb_msg *msg, uint8_t qos, bool retain);
+ * or drop (counted). ids (copied) are the matching subscription
+ * identifiers; share the group it came through. */
+void mqttb_session_deliver(mqttb_session *s, mqttb_msg *msg, uint8_t qos, bool retain,
+                           mqttb_share *share, const uint32_t *ids, size_t nids);
+/* The session's client left: keep it (expiry, delayed will) or end it. */
+void mqttb_session_detach(mqttb_session *s, mqttb_msg *will, uint32_t will_delay);
+/* End a session now: publish a pending will, hand shared deliveries to
+ * other members, free it. */
+void mqttb_session_end(mqttb_session *s);
+/* A session timer fired. */
+void mqttb_session_on_timer(mqttb_session *s, uint64_t now);
+/* The outbound in-flight window: the setting, capped by the client's
+ * Receive Maximum. */
+uint32_t mqttb_session_max_inflight(const mqttb_session *s);
+/* Pick a member of a shared group for a message, round robin, preferring
+ * connected clients; never `not`. NULL when there is none. */
+mqttb_sub *mqttb_share_pick(mqttb_share *sh, const mqttb_session *not);
 /* Send queued messages while in-flight slots are free. */
 void mqttb_session_pump(mqttb_session *s);
 /* After a reconnect: re-send in-flight PUBLISH (DUP) and PUBREL, then pump. */
 void mqttb_session_resume(mqttb_session *s);
 /* Outbound acknowledgements from the client. */
 void mqttb_session_on_puback(mqttb_session *s, uint16_t pid);
-void mqttb_session_on_pubrec(mqttb_session *s, uint16_t pid);
+/* Returns the reason code for the PUBREL to send (0, or 0x92 for an unknown
+ * packet id), or -1 when no PUBREL is due: a reason >= 0x80 (MQTT 5) ends
+ * the flow. */
+int mqttb_session_on_pubrec(mqttb_session *s, uint16_t pid, uint8_t reason);
 void mqttb_session_on_pubcomp(mqttb_session *s, uint16_t pid);
 /* Inbound QoS 2 packet ids. */
 bool mqttb_session_qos2_has(const mqttb_session *s, uint16_t pid);
@@ -247,11 +365,16 @@ int mqttb_session_qos2_add(mqttb_session *s, uint16_t pid);
 void mqttb_session_qos2_del(mqttb_session *s, uint16_t pid);
 
 /* conn.c */
-/* Queue an encoded PUBLISH of msg. pid 0 for QoS 0. Returns 0 or an error
- * (the caller dooms the connection). */
-int mqttb_conn_send_publish(struct mqttb_conn *c, mqttb_msg *msg, uint8_t qos, bool retain,
-                            bool dup, uint16_t pid);
-int mqttb_conn_send_ack(struct mqttb_conn *c, uint8_t type, uint16_t pid);
+/* Queue an encoded PUBLISH of a delivery. pid 0 for QoS 0. Returns 0,
+ * MQTTB_ERR_PACKET_TOO_LARGE when the client's Maximum Packet Size forbids
+ * it (nothing queued; the caller drops it), or MQTTB_ERR_NOMEM (the caller
+ * dooms the connection). */
+int mqttb_conn_send_publish(struct mqttb_conn *c, const mqttb_dlv *d, bool dup, uint16_t pid);
+/* Size check alone, as above. */
+bool mqttb_conn_publish_fits(struct mqttb_conn *c, const mqttb_dlv *d);
+/* PUBACK/PUBREC/PUBREL/PUBCOMP/UNSUBACK; reason is sent to MQTT 5 clients
+ * only. */
+int mqttb_conn_send_ack(struct mqttb_conn *c, uint8_t type, uint16_t pid, uint8_t reason);
 /* Close the connection now for reason: publish the will unless the client
  * disconnected, detach the session, notify the embedder. */
 void mqttb_conn_close(struct mqttb_conn *c, int reason);
@@ -274,11 +397,13 @@ void mqttb_sys_format_time(int64_t unix_seconds, char *buf, size_t len);
 /* broker.c */
 /* Store or clear (empty payload) the retained message of msg's topic. */
 void mqttb_retain_store(mqttb_broker *b, mqttb_msg *msg);
-/* Publish a message from a client (or a will): retained store and fan-out. */
-void mqttb_broker_publish(mqttb_broker *b, mqttb_msg *msg);
+/* Publish a message from a client (or a will): retained store and fan-out.
+ * publisher (may be NULL) is excluded by No Local subscriptions. Returns
+ * the number of sessions it was delivered to. */
+size_t mqttb_broker_publish(mqttb_broker *b, mqttb_msg *msg, mqttb_session *publisher);
 /* Close every doomed connection. */
 void mqttb_broker_reap(mqttb_broker *b);
-int mqttb_timer_set(mqttb_broker *b, struct mqttb_conn *c, uint64_t deadline);
-void mqttb_timer_remove(mqttb_broker *b, struct mqttb_conn *c);
+int mqttb_timer_set(mqttb_broker *b, void *obj, bool session, uint64_t deadline);
+void mqttb_timer_remove(mqttb_broker *b, void *obj, bool session);
 
 #endif

@@ -127,7 +127,7 @@ static void publish(mqttb_broker *b, int idx, const char *topic, const char *val
     return;
   size_t vlen = strlen(value);
   mqttb_msg *m = mqttb_msg_new(&b->mem, (const uint8_t *)topic, strlen(topic),
-                               (const uint8_t *)value, vlen, 0, true);
+                               (const uint8_t *)value, vlen, NULL, 0, 0, true);
   if (!m) {
     mqttb_log(b, MQTTB_LOG_ERROR, "out of memory: %s not updated", topic);
     return;
@@ -135,7 +135,7 @@ static void publish(mqttb_broker *b, int idx, const char *topic, const char *val
   /* $SYS messages are retained even when clients may not retain. */
   if (!b->settings.retain_available)
     mqttb_retain_store(b, m);
-  mqttb_broker_publish(b, m);
+  mqttb_broker_publish(b, m, NULL);
   mqttb_msg_unref(&b->mem, m);
   snprintf(sys->last[idx], sizeof(sys->last[idx]), "%s", value);
 }

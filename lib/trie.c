@@ -24,6 +24,7 @@ static mqttb_tnode *node_new(const mqttb_mem *mem, mqttb_tnode *parent, const ch
 static void node_free(const mqttb_mem *mem, mqttb_tnode *n) {
   mqttb_map_free(&n->children, mem);
   mqttb_mem_free(mem, n->subs);
+  mqttb_mem_free(mem, n->shares);
   mqttb_mem_free(mem, n);
 }
 
@@ -108,7 +109,8 @@ mqttb_tnode *mqttb_trie_insert(mqttb_trie *t, const mqttb_mem *mem, const char *
 }
 
 void mqttb_trie_prune(mqttb_trie *t, const mqttb_mem *mem, mqttb_tnode *n) {
-  while (n && n != t->root && n->nsubs == 0 && !n->retained && n->children.count == 0) {
+  while (n && n != t->root && n->nsubs == 0 && n->nshares == 0 && !n->retained &&
+         n->children.count == 0) {
     mqttb_tnode *parent = n->parent;
     mqttb_map_del(&parent->children, n->level, n->level_len);
     node_free(mem, n);
@@ -131,13 +133,23 @@ static int push(mqttb_broker *b, size_t *sp, mqttb_tnode *n, size_t pos) {
   return 0;
 }
 
-static void emit_subs(mqttb_tnode *n, mqttb_sub_fn fn, void *ctx) {
+typedef struct emit_ctx {
+  mqttb_sub_fn fn;
+  mqttb_share_fn share_fn;
+  void *ctx;
+} emit_ctx;
+
+static void emit_subs(mqttb_tnode *n, const emit_ctx *e) {
   for (size_t i = 0; i < n->nsubs; i++)
-    fn(n->subs[i], ctx);
+    e->fn(n->subs[i], e->ctx);
+  if (e->share_fn)
+    for (size_t i = 0; i < n->nshares; i++)
+      e->share_fn(n->shares[i], e->ctx);
 }
 
 int mqttb_trie_match_subs(mqttb_broker *b, const mqttb_trie *t, const char *topic, size_t len,
-                          mqttb_sub_fn fn, void *ctx) {
+                          mqttb_sub_fn fn, mqttb_share_fn share_fn, void *ctx) {
+  emit_ctx e = {fn, share_fn, ctx};
   /* Filters starting with a wildcard do not match topics starting with '$'
    * [MQTT-4.7.2-1]. */
   bool dollar = len > 0 && topic[0] == '$';
@@ -153,10 +165,10 @@ int mqttb_trie_match_subs(mqttb_broker *b, const mqttb_trie *t, const char *topi
        * "a" [MQTT-4.7.1-2]. */
       mqttb_tnode *h = child(n, "#", 1);
       if (h)
-        emit_subs(h, fn, ctx);
+        emit_subs(h, &e);
     }
     if (pos > len) {
-      emit_subs(n, fn, ctx);
+      emit_subs(n, &e);
       continue;
     }
     size_t next;

@@ -135,8 +135,84 @@ typedef enum mqttb_reason {
   MQTTB_REASON_BAD_USERNAME_OR_PASSWORD = 0x04,
   /** CONNACK: not authorized. */
   MQTTB_REASON_NOT_AUTHORIZED = 0x05,
-  /** SUBACK: the subscription was refused. */
-  MQTTB_REASON_SUBSCRIBE_FAILURE = 0x80
+  /** SUBACK: the subscription was refused (MQTT 3.x). */
+  MQTTB_REASON_SUBSCRIBE_FAILURE = 0x80,
+  /* MQTT 5 reason codes (also used by the authenticate callback, which the
+   * library maps to the MQTT 3.x CONNACK codes for 3.x clients). */
+  /** MQTT 5: normal disconnection. */
+  MQTTB_REASON_NORMAL_DISCONNECTION = 0x00,
+  /** MQTT 5 DISCONNECT from a client: publish the will anyway. */
+  MQTTB_REASON_DISCONNECT_WITH_WILL = 0x04,
+  /** MQTT 5: the message was accepted but nobody subscribes to it. */
+  MQTTB_REASON_NO_MATCHING_SUBSCRIBERS = 0x10,
+  /** MQTT 5 UNSUBACK: there was no such subscription. */
+  MQTTB_REASON_NO_SUBSCRIPTION_EXISTED = 0x11,
+  /** MQTT 5 AUTH / authenticate callback: another step is needed. */
+  MQTTB_REASON_CONTINUE_AUTHENTICATION = 0x18,
+  /** MQTT 5 AUTH from a client: start re-authentication. */
+  MQTTB_REASON_REAUTHENTICATE = 0x19,
+  /** MQTT 5: unspecified error. */
+  MQTTB_REASON_UNSPECIFIED_ERROR = 0x80,
+  /** MQTT 5: malformed packet. */
+  MQTTB_REASON_MALFORMED_PACKET = 0x81,
+  /** MQTT 5: protocol error. */
+  MQTTB_REASON_PROTOCOL_ERROR = 0x82,
+  /** MQTT 5: implementation specific error. */
+  MQTTB_REASON_IMPLEMENTATION_SPECIFIC = 0x83,
+  /** MQTT 5 CONNACK: unsupported protocol version. */
+  MQTTB_REASON_UNSUPPORTED_PROTOCOL_VERSION = 0x84,
+  /** MQTT 5 CONNACK: client identifier not valid. */
+  MQTTB_REASON_CLIENT_ID_NOT_VALID = 0x85,
+  /** MQTT 5: bad user name or password. */
+  MQTTB_REASON_BAD_CREDENTIALS = 0x86,
+  /** MQTT 5: not authorized. */
+  MQTTB_REASON_NOT_AUTHORIZED_5 = 0x87,
+  /** MQTT 5: server unavailable. */
+  MQTTB_REASON_SERVER_UNAVAILABLE_5 = 0x88,
+  /** MQTT 5: server busy. */
+  MQTTB_REASON_SERVER_BUSY = 0x89,
+  /** MQTT 5: banned. */
+  MQTTB_REASON_BANNED = 0x8A,
+  /** MQTT 5 DISCONNECT: server shutting down. */
+  MQTTB_REASON_SERVER_SHUTTING_DOWN = 0x8B,
+  /** MQTT 5: bad authentication method. */
+  MQTTB_REASON_BAD_AUTH_METHOD = 0x8C,
+  /** MQTT 5 DISCONNECT: keep alive timeout. */
+  MQTTB_REASON_KEEP_ALIVE_TIMEOUT = 0x8D,
+  /** MQTT 5 DISCONNECT: session taken over. */
+  MQTTB_REASON_SESSION_TAKEN_OVER = 0x8E,
+  /** MQTT 5: topic filter invalid. */
+  MQTTB_REASON_TOPIC_FILTER_INVALID = 0x8F,
+  /** MQTT 5: topic name invalid. */
+  MQTTB_REASON_TOPIC_NAME_INVALID = 0x90,
+  /** MQTT 5: packet identifier in use. */
+  MQTTB_REASON_PACKET_ID_IN_USE = 0x91,
+  /** MQTT 5: packet identifier not found. */
+  MQTTB_REASON_PACKET_ID_NOT_FOUND = 0x92,
+  /** MQTT 5 DISCONNECT: receive maximum exceeded. */
+  MQTTB_REASON_RECEIVE_MAXIMUM_EXCEEDED = 0x93,
+  /** MQTT 5 DISCONNECT: topic alias invalid. */
+  MQTTB_REASON_TOPIC_ALIAS_INVALID = 0x94,
+  /** MQTT 5: packet too large. */
+  MQTTB_REASON_PACKET_TOO_LARGE = 0x95,
+  /** MQTT 5: quota exceeded. */
+  MQTTB_REASON_QUOTA_EXCEEDED = 0x97,
+  /** MQTT 5: payload format invalid. */
+  MQTTB_REASON_PAYLOAD_FORMAT_INVALID = 0x99,
+  /** MQTT 5: retain not supported. */
+  MQTTB_REASON_RETAIN_NOT_SUPPORTED = 0x9A,
+  /** MQTT 5: QoS not supported. */
+  MQTTB_REASON_QOS_NOT_SUPPORTED = 0x9B,
+  /** MQTT 5: use another server (temporary redirect). */
+  MQTTB_REASON_USE_ANOTHER_SERVER = 0x9C,
+  /** MQTT 5: server moved (permanent redirect). */
+  MQTTB_REASON_SERVER_MOVED = 0x9D,
+  /** MQTT 5 SUBACK: shared subscriptions not supported. */
+  MQTTB_REASON_SHARED_SUBS_NOT_SUPPORTED = 0x9E,
+  /** MQTT 5 SUBACK: subscription identifiers not supported. */
+  MQTTB_REASON_SUB_IDS_NOT_SUPPORTED = 0xA1,
+  /** MQTT 5 SUBACK: wildcard subscriptions not supported. */
+  MQTTB_REASON_WILDCARD_SUBS_NOT_SUPPORTED = 0xA2
 } mqttb_reason;
 
 /** @brief Severity of a log message. */
@@ -205,8 +281,23 @@ typedef struct mqttb_auth_request {
   const uint8_t *password;
   /** Bytes in @c password. */
   size_t password_len;
-  /** The protocol level: 3 (MQTT 3.1), 4 (MQTT 3.1.1). */
+  /** The protocol level: 3 (MQTT 3.1), 4 (MQTT 3.1.1), 5 (MQTT 5). */
   int protocol_level;
+  /** MQTT 5 enhanced authentication: the Authentication Method, or NULL. */
+  const char *auth_method;
+  /** Bytes in @c auth_method. */
+  size_t auth_method_len;
+  /** MQTT 5: the Authentication Data of this step (CONNECT or AUTH), or
+   *  NULL. */
+  const uint8_t *auth_data;
+  /** Bytes in @c auth_data. */
+  size_t auth_data_len;
+  /** 0 for the CONNECT, then 1, 2, ... for each AUTH packet of the same
+   *  exchange. */
+  int step;
+  /** 1 when the client started a re-authentication (AUTH 0x19) on an
+   *  established connection. */
+  int reauthenticate;
 } mqttb_auth_request;
 
 /**
@@ -239,9 +330,20 @@ typedef struct mqttb_callbacks {
   void (*on_connect)(mqttb_conn *conn, void *user_data);
   /**
    * Decide whether a client may connect. Return ::MQTTB_REASON_SUCCESS to
-   * accept, ::MQTTB_REASON_BAD_USERNAME_OR_PASSWORD or
-   * ::MQTTB_REASON_NOT_AUTHORIZED to refuse. When NULL every client is
-   * accepted.
+   * accept, or a refusal: ::MQTTB_REASON_BAD_USERNAME_OR_PASSWORD,
+   * ::MQTTB_REASON_NOT_AUTHORIZED, or any MQTT 5 CONNACK reason code such
+   * as ::MQTTB_REASON_BAD_CREDENTIALS, ::MQTTB_REASON_BANNED,
+   * ::MQTTB_REASON_USE_ANOTHER_SERVER or ::MQTTB_REASON_SERVER_MOVED (call
+   * ::mqttb_conn_set_server_reference first to name the server). MQTT 3.x
+   * clients get the nearest 3.x code.
+   *
+   * MQTT 5 enhanced authentication: when @c req->auth_method is set, return
+   * ::MQTTB_REASON_CONTINUE_AUTHENTICATION to send an AUTH packet carrying
+   * the data given to ::mqttb_conn_set_auth_data; the client's answer calls
+   * this again with the next @c step. The same applies to re-authentication
+   * (@c req->reauthenticate), where a refusal disconnects the client. When
+   * NULL every client is accepted, and clients asking for an authentication
+   * method are refused with ::MQTTB_REASON_BAD_AUTH_METHOD.
    */
   int (*authenticate)(mqttb_conn *conn, const mqttb_auth_request *req, void *user_data);
   /**
@@ -319,6 +421,26 @@ typedef struct mqttb_settings {
    *  docs/sys-topics.md). Default 10000, as Mosquitto's sys_interval of 10
    *  seconds. 0 turns the tree off. */
   uint32_t sys_interval_ms;
+  /** MQTT 5 Receive Maximum the broker announces: QoS 1 and 2 PUBLISH a
+   *  client may have unacknowledged at the broker. Default 65535. */
+  uint16_t receive_maximum;
+  /** MQTT 5 Topic Alias Maximum the broker announces: how many aliases a
+   *  client may use towards the broker. Default 10 (as Mosquitto's
+   *  max_topic_alias). 0 disables inbound aliases. */
+  uint16_t topic_alias_maximum;
+  /** Highest QoS the broker supports (0, 1 or 2). Default 2. MQTT 5 clients
+   *  learn it from CONNACK; a subscription asking for more is granted this. */
+  uint8_t max_qos;
+  /** Whether wildcard subscriptions are allowed. Default 1. */
+  int wildcard_subscriptions;
+  /** Whether MQTT 5 subscription identifiers are supported. Default 1. */
+  int subscription_identifiers;
+  /** Whether MQTT 5 shared subscriptions ($share/group/filter) are
+   *  supported. Default 1. */
+  int shared_subscriptions;
+  /** Response Information sent to MQTT 5 clients that ask for it (Request
+   *  Response Information 1). NULL (default) sends none. Copied. */
+  const char *response_information;
 } mqttb_settings;
 
 /**
@@ -546,7 +668,7 @@ MQTTB_EXTERN const char *mqttb_conn_get_client_id(const mqttb_conn *conn);
 /**
  * @brief The protocol level the client asked for.
  * @param conn the connection; NULL gives 0.
- * @return 3 (MQTT 3.1) or 4 (MQTT 3.1.1); 0 before CONNECT.
+ * @return 3 (MQTT 3.1), 4 (MQTT 3.1.1) or 5 (MQTT 5); 0 before CONNECT.
  */
 MQTTB_EXTERN int mqttb_conn_get_protocol_level(const mqttb_conn *conn);
 
@@ -570,6 +692,52 @@ MQTTB_EXTERN int mqttb_conn_get_clean_session(const mqttb_conn *conn);
  * @return the broker.
  */
 MQTTB_EXTERN mqttb_broker *mqttb_conn_get_broker(const mqttb_conn *conn);
+
+/**
+ * @brief Set the Authentication Data of the next AUTH or CONNACK packet.
+ *
+ * Meant to be called from the authenticate callback during MQTT 5
+ * enhanced authentication.
+ * @param conn the connection.
+ * @param data the bytes; copied. NULL clears.
+ * @param len bytes at @p data (at most 65535).
+ * @retval MQTTB_OK success.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT @p conn is NULL or @p len too large.
+ * @retval MQTTB_ERR_NOMEM out of memory.
+ */
+MQTTB_EXTERN int mqttb_conn_set_auth_data(mqttb_conn *conn, const uint8_t *data, size_t len);
+
+/**
+ * @brief Name another server for MQTT 5 redirection (Server Reference).
+ *
+ * Sent in the CONNACK when the authenticate callback returns
+ * ::MQTTB_REASON_USE_ANOTHER_SERVER or ::MQTTB_REASON_SERVER_MOVED, and in
+ * the DISCONNECT of ::mqttb_conn_disconnect.
+ * @param conn the connection.
+ * @param reference NUL-terminated; copied. NULL clears.
+ * @retval MQTTB_OK success.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT @p conn is NULL.
+ * @retval MQTTB_ERR_NOMEM out of memory.
+ */
+MQTTB_EXTERN int mqttb_conn_set_server_reference(mqttb_conn *conn, const char *reference);
+
+/**
+ * @brief Close a connection from the embedder's side.
+ *
+ * An MQTT 5 client gets a DISCONNECT with @p reason (and the Server
+ * Reference, if one was set); an MQTT 3.x client is simply closed. The will
+ * is published unless @p reason is ::MQTTB_REASON_NORMAL_DISCONNECTION.
+ * on_close is called with ::MQTTB_ERR_SHUTDOWN. Must not be called from a
+ * callback.
+ * @param conn the connection.
+ * @param reason an MQTT 5 DISCONNECT reason code, e.g.
+ *        ::MQTTB_REASON_SERVER_SHUTTING_DOWN or ::MQTTB_REASON_SERVER_MOVED.
+ * @param now the current time in milliseconds.
+ * @retval MQTTB_OK success.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT @p conn is NULL.
+ * @retval MQTTB_ERR_INVALID_STATE the connection is already closing.
+ */
+MQTTB_EXTERN int mqttb_conn_disconnect(mqttb_conn *conn, int reason, uint64_t now);
 
 /**
  * @brief The library's version.

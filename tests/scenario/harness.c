@@ -384,8 +384,12 @@ int tc_unsubscribe(tc *c, const char *filter) {
 
 void tc_publish_raw(tc *c, const char *topic, const void *payload, size_t plen, uint8_t qos,
                     bool retain, bool dup, uint16_t pid) {
-  mqttb_publish p = {dup, qos, retain, {(const uint8_t *)topic, strlen(topic)}, pid,
-                     {payload, plen}};
+  mqttb_publish p = {.dup = dup,
+                     .qos = qos,
+                     .retain = retain,
+                     .topic = {(const uint8_t *)topic, strlen(topic)},
+                     .packet_id = pid,
+                     .payload = {payload, plen}};
   size_t n = mqttb_publish_size(&p);
   uint8_t *buf = malloc(n);
   cr_assert(eq(sz, mqttb_encode_publish(buf, &p), n));

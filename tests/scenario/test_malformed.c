@@ -187,8 +187,10 @@ static void run_session(size_t chunk, uint8_t **out, size_t *outlen) {
   uint8_t q = 1;
   n += mqttb_encode_subscribe(script + n, 5, &f, &q, 1);
   for (uint8_t qos = 0; qos <= 2; qos++) {
-    mqttb_publish p = {false, qos, false, {(const uint8_t *)"x/y", 3}, qos ? 10 + qos : 0,
-                       {(const uint8_t *)"payload", 7}};
+    mqttb_publish p = {.qos = qos,
+                       .topic = {(const uint8_t *)"x/y", 3},
+                       .packet_id = qos ? 10 + qos : 0,
+                       .payload = {(const uint8_t *)"payload", 7}};
     n += mqttb_encode_publish(script + n, &p);
   }
   n += mqttb_encode_ack(script + n, MQTTB_PKT_PUBREL, 12);

@@ -92,6 +92,7 @@ static void count_sub(mqttb_sub *sub, void *ctx) {
 }
 
 Test(trie, subscription_walk_agrees_with_matcher) {
+  bool existed;
   mqttb_broker *b;
   cr_assert(eq(int, mqttb_broker_new(&b, NULL, NULL, NULL, NULL), 0));
   mqttb_session *sess[sizeof(filters) / sizeof(filters[0])];
@@ -100,7 +101,7 @@ Test(trie, subscription_walk_agrees_with_matcher) {
     snprintf(id, sizeof(id), "s%zu", i);
     sess[i] = mqttb_session_new(b, id, strlen(id));
     cr_assert(not(eq(ptr, sess[i], NULL)));
-    cr_assert(eq(int, mqttb_session_subscribe(sess[i], filters[i], strlen(filters[i]), 0), 0));
+    cr_assert(eq(int, mqttb_session_subscribe(sess[i], filters[i], strlen(filters[i]), 0, 0, 0, &existed), 0));
   }
   for (size_t t = 0; t < sizeof(topics) / sizeof(topics[0]); t++) {
     int want = 0;
@@ -109,7 +110,7 @@ Test(trie, subscription_walk_agrees_with_matcher) {
     hits = 0;
     cr_assert(eq(int,
                  mqttb_trie_match_subs(b, &b->subs, topics[t], strlen(topics[t]), count_sub,
-                                       NULL),
+                                       NULL, NULL),
                  0));
     cr_assert(eq(int, hits, want), "topic %s", topics[t]);
   }
@@ -132,8 +133,8 @@ Test(trie, retained_walk_agrees_with_matcher) {
   cr_assert(eq(int, mqttb_broker_new(&b, NULL, NULL, NULL, NULL), 0));
   for (size_t t = 0; t < sizeof(topics) / sizeof(topics[0]); t++) {
     mqttb_msg *m = mqttb_msg_new(&b->mem, (const uint8_t *)topics[t], strlen(topics[t]),
-                                 (const uint8_t *)"x", 1, 0, true);
-    mqttb_broker_publish(b, m);
+                                 (const uint8_t *)"x", 1, NULL, 0, 0, true);
+    mqttb_broker_publish(b, m, NULL);
     mqttb_msg_unref(&b->mem, m);
   }
   for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++) {
@@ -151,18 +152,19 @@ Test(trie, retained_walk_agrees_with_matcher) {
 }
 
 Test(trie, deep_topic_does_not_recurse) {
+  bool existed;
   mqttb_broker *b;
   cr_assert(eq(int, mqttb_broker_new(&b, NULL, NULL, NULL, NULL), 0));
   static char deep[65535];
   memset(deep, '/', sizeof(deep));
   mqttb_session *s = mqttb_session_new(b, "d", 1);
-  cr_assert(eq(int, mqttb_session_subscribe(s, "+/+/#", 5, 0), 0));
+  cr_assert(eq(int, mqttb_session_subscribe(s, "+/+/#", 5, 0, 0, 0, &existed), 0));
   hits = 0;
-  cr_assert(eq(int, mqttb_trie_match_subs(b, &b->subs, deep, sizeof(deep), count_sub, NULL), 0));
+  cr_assert(eq(int, mqttb_trie_match_subs(b, &b->subs, deep, sizeof(deep), count_sub, NULL, NULL), 0));
   cr_assert(eq(int, hits, 1));
-  cr_assert(eq(int, mqttb_session_subscribe(s, deep, sizeof(deep), 0), 0));
+  cr_assert(eq(int, mqttb_session_subscribe(s, deep, sizeof(deep), 0, 0, 0, &existed), 0));
   hits = 0;
-  cr_assert(eq(int, mqttb_trie_match_subs(b, &b->subs, deep, sizeof(deep), count_sub, NULL), 0));
+  cr_assert(eq(int, mqttb_trie_match_subs(b, &b->subs, deep, sizeof(deep), count_sub, NULL, NULL), 0));
   cr_assert(eq(int, hits, 2));
   mqttb_session_del(s);
   mqttb_broker_del(b);
