@@ -22,10 +22,12 @@ static void out_signal(mqttb_conn *c, size_t before) {
     c->broker->cb.want_write(c, c->broker->user_data);
 }
 
-static int seg_reserve(mqttb_conn *c) {
-  if (c->seg_count < c->seg_cap)
+static int seg_reserve(mqttb_conn *c, size_t nsegs) {
+  if (c->seg_count + nsegs <= c->seg_cap)
     return 0;
   size_t ncap = c->seg_cap ? c->seg_cap * 2 : 8;
+  while (ncap < c->seg_count + nsegs)
+    ncap *= 2;
   mqttb_oseg *n = mqttb_mem_malloc(&c->broker->mem, ncap * sizeof(*n));
   if (!n)
     return MQTTB_ERR_NOMEM;
@@ -81,10 +83,7 @@ static int out_reserve(mqttb_conn *c, size_t nbytes, size_t nsegs) {
       c->wbuf = arr;
     }
   }
-  while (c->seg_count + nsegs > c->seg_cap)
-    if (seg_reserve(c) != 0)
-      return MQTTB_ERR_NOMEM;
-  return 0;
+  return seg_reserve(c, nsegs);
 }
 
 /* Append n bytes of wbuf to the output (room reserved); returns where to
@@ -1488,6 +1487,12 @@ static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) {
   uint32_t maxp = c->broker->settings.max_packet_size;
   size_t off = 0;
   mqttb_frame f;
+  if (len > 0 && c->rlen == 0 && c->state == MQTTB_CONN_AWAIT_CONNECT && !c->pending_connect &&
+      in[0] != (MQTTB_PKT_CONNECT << 4)) {
+    /* [MQTT-3.1.0-1]: the very first byte already tells. */
+    mqttb_log(c->broker, MQTTB_LOG_NOTICE, "first packet is not CONNECT (first byte %#x)", in[0]);
+    return MQTTB_ERR_PROTOCOL;
+  }
   while (off < len && c->state < MQTTB_CONN_CLOSING) {
     if (c->rlen > 0) {
       /* Finish the packet started by an earlier call. */

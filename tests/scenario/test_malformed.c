@@ -121,7 +121,7 @@ static bad_case bad_connects[] = {
     {"CONNECT with reserved fixed-header flags",
      {0x11, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x01, 'x'},
      15,
-     MQTTB_ERR_MALFORMED},
+     MQTTB_ERR_PROTOCOL},
     {"CONNECT empty body", {0x10, 0x00}, 2, MQTTB_ERR_MALFORMED},
 };
 
@@ -156,6 +156,18 @@ Test(malformed, packet_over_max_packet_size_closes_before_buffering) {
   cr_assert(eq(int, tc_send(c, hdr, sizeof(hdr)), MQTTB_ERR_PACKET_TOO_LARGE));
   cr_assert(c->closed);
   cr_assert(le(long, bed->alloc.live, before));
+  tb_del(bed);
+}
+
+/* [MQTT-3.1.0-1]: the first byte alone shows the packet is not CONNECT. */
+Test(malformed, first_byte_not_connect_closes_at_once) {
+  tb *bed = tb_new(NULL);
+  uint8_t firsts[] = {0xff, 0x30, 0x20, 0x11, 0x00};
+  for (size_t i = 0; i < sizeof(firsts); i++) {
+    tc *c = tc_new(bed);
+    cr_assert(eq(int, tc_send(c, &firsts[i], 1), MQTTB_ERR_PROTOCOL), "first byte %#x", firsts[i]);
+    cr_assert(c->closed);
+  }
   tb_del(bed);
 }
 
