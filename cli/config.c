@@ -191,6 +191,8 @@ static const struct {
     {"log_dest", 1, 1},
     {"log_timestamp", 1, 1},
     {"sys_interval", 1, 1},
+    {"max_topic_alias", 1, 1},
+    {"max_qos", 1, 1},
 };
 
 static int check_option(const struct parse_ctx *ctx, const char *opt, int argc) {
@@ -300,6 +302,17 @@ static int apply_option(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
       return -1;
     }
     cfg->sys_interval = (uint32_t)v;
+    s->sys_interval_ms = (uint32_t)v * 1000u;
+  } else if (strcmp(opt, "max_topic_alias") == 0) {
+    if (get_uint(ctx, opt, arg, 65535, &v) != 0) {
+      return -1;
+    }
+    s->topic_alias_maximum = (uint16_t)v;
+  } else if (strcmp(opt, "max_qos") == 0) {
+    if (get_uint(ctx, opt, arg, 2, &v) != 0) {
+      return -1;
+    }
+    s->max_qos = (uint8_t)v;
   }
   return 0;
 }

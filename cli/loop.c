@@ -15,6 +15,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
@@ -499,6 +500,19 @@ static int setup_signals(struct mqttb_cli_loop *loop) {
   return epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->sig.fd, &ev);
 }
 
+/* For $SYS/broker/time: the library reads no clock itself. */
+static int64_t wallclock(void *user_data) {
+  (void)user_data;
+  return (int64_t)time(NULL);
+}
+
+/* For $SYS/broker/heap/current: what the C library's allocator has in use. */
+static uint64_t heap_usage(void *user_data) {
+  (void)user_data;
+  struct mallinfo2 mi = mallinfo2();
+  return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
+}
+
 struct mqttb_cli_loop *mqttb_cli_loop_new(const mqttb_settings *settings) {
   struct mqttb_cli_loop *loop = calloc(1, sizeof *loop);
   if (loop == NULL) {
@@ -521,6 +535,8 @@ struct mqttb_cli_loop *mqttb_cli_loop_new(const mqttb_settings *settings) {
   cb.on_close = on_close;
   cb.on_connect = on_connect;
   cb.log = on_log;
+  cb.wallclock = wallclock;
+  cb.heap_usage = heap_usage;
   int rc = mqttb_broker_new(&loop->broker, settings, &cb, NULL, loop);
   if (rc != MQTTB_OK) {
     mqttb_cli_fatal("cannot create the broker: %s", mqttb_strerror(rc));

@@ -39,6 +39,7 @@ static const char usage_text[] =
     "  max_connections N (-1 = unlimited)   max_keepalive N   max_packet_size N\n"
     "  queue_qos0_messages true|false   allow_zero_length_clientid true|false\n"
     "  auto_id_prefix PREFIX   retain_available true|false   sys_interval N\n"
+    "  max_topic_alias N   max_qos 0|1|2\n"
     "  log_type error|warning|notice|information|debug|all|none (repeatable)\n"
     "  log_dest stderr|stdout   log_timestamp true|false\n"
     "  connect_timeout SECONDS   (mqttb extension) time a new connection has to send\n"
