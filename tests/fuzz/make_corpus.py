@@ -25,20 +25,37 @@ def pkt(first, body):
     return bytes([first]) + varint(len(body)) + body
 
 
-def connect(cid, clean=True, ka=60, will=None, user=None, pw=None, level=4):
+def props(*items):
+    body = b"".join(items)
+    return varint(len(body)) + body
+
+
+def connect(cid, clean=True, ka=60, will=None, user=None, pw=None, level=4, cprops=b"", wprops=b""):
     name = b"MQIsdp" if level == 3 else b"MQTT"
     flags = 0x02 if clean else 0
     payload = s(cid)
     if will:
         flags |= 0x04 | (will[2] << 3) | (0x20 if will[3] else 0)
-        payload += s(will[0]) + s(will[1])
+        payload = payload + (props(wprops) if level == 5 else b"") + s(will[0]) + s(will[1])
     if user is not None:
         flags |= 0x80
         payload += s(user)
     if pw is not None:
         flags |= 0x40
         payload += s(pw)
-    return pkt(0x10, s(name) + bytes([level, flags]) + struct.pack(">H", ka) + payload)
+    vh = s(name) + bytes([level, flags]) + struct.pack(">H", ka)
+    if level == 5:
+        vh += props(cprops)
+    return pkt(0x10, vh + payload)
+
+
+def publish5(topic, payload, qos=0, pid=1, pprops=b""):
+    body = s(topic) + (struct.pack(">H", pid) if qos else b"") + props(pprops) + payload
+    return pkt(0x30 | (qos << 1), body)
+
+
+def subscribe5(pid, sprops, *filters):
+    return pkt(0x82, struct.pack(">H", pid) + props(sprops) + b"".join(s(f) + bytes([o]) for f, o in filters))
 
 
 def publish(topic, payload, qos=0, retain=False, dup=False, pid=1):
@@ -117,6 +134,30 @@ sessions = {
     "takeover": step_feed(0, connect(b"same", clean=False, will=(b"x", b"y", 0, False)))
     + step_feed(1, connect(b"same", clean=False)) + step_drain(0) + step_drain(1),
 }
+
+SESSION_EXPIRY = b"\x11\x00\x00\x00\x3c"
+RECV_MAX = b"\x21\x00\x02"
+ALIAS_MAX = b"\x22\x00\x05"
+USER = b"\x26" + s(b"k") + s(b"v")
+WILL_DELAY = b"\x18\x00\x00\x00\x01"
+EXPIRY = b"\x02\x00\x00\x00\x05"
+ALIAS1 = b"\x23\x00\x01"
+SUBID = b"\x0b\x07"
+AUTH_METHOD = b"\x15" + s(b"SCRAM")
+packets["connect5"] = connect(b"v5", level=5, cprops=SESSION_EXPIRY + RECV_MAX + ALIAS_MAX + USER)
+packets["publish5"] = publish5(b"a/b", b"x", 1, 2, EXPIRY + ALIAS1 + USER)
+packets["subscribe5"] = subscribe5(3, SUBID, (b"a/#", 0x2D), (b"$share/g/a", 1))
+packets["auth5"] = pkt(0xF0, b"\x18" + props(AUTH_METHOD))
+packets["disconnect5"] = pkt(0xE0, b"\x04" + props(SESSION_EXPIRY))
+sessions["v5_features"] = (
+    step_feed(0, connect(b"s5", clean=False, level=5, cprops=SESSION_EXPIRY + RECV_MAX + ALIAS_MAX)
+              + subscribe5(1, SUBID, (b"t/#", 0x2E), (b"$share/g/t/+", 1)))
+    + step_feed(1, connect(b"p5", level=5, will=(b"w", b"x", 1, False), wprops=WILL_DELAY + USER)
+                + publish5(b"t/1", b"a", 1, 3, EXPIRY + ALIAS1 + USER) + publish5(b"", b"b", 2, 4, ALIAS1)
+                + ack(0x62, 4) + pkt(0xE0, b"\x04\x00"))
+    + step_drain(0) + step_time(8) + step_drop(0)
+    + step_feed(2, connect(b"s5", clean=False, level=5)) + step_drain(2))
+sessions["v5_auth"] = step_feed(0, connect(b"a5", level=5, cprops=AUTH_METHOD) + pkt(0xF0, b"\x18" + props(AUTH_METHOD)))
 
 for name, data in packets.items():
     with open(os.path.join(here, "corpus", "codec", name), "wb") as f:
