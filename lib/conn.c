@@ -366,7 +366,7 @@ size_t mqttb_conn_output_pending(const mqttb_conn *c) {
 
 /* The MQTT 5 DISCONNECT reason for a close reason. */
 static uint8_t v5_reason(const mqttb_conn *c, int reason) {
-  if (c->disconnect_reason)
+  if (c->disconnect_reason || c->disconnect_reason_set)
     return c->disconnect_reason;
   switch (reason) {
   case MQTTB_ERR_MALFORMED:
@@ -826,6 +826,19 @@ static int complete_connect(mqttb_conn *c, const mqttb_connect *ck, const char *
     mqttb_conn_close(s->conn, MQTTB_ERR_TAKEN_OVER);
     s = mqttb_map_get(&b->sessions, client_id, idlen);
   }
+  if (s && s->will && s->will_at <= b->now) {
+    /* The will's delay passed before the timers ran: it is due. */
+    mqttb_msg *due = s->will;
+    s->will = NULL;
+    mqttb_broker_publish(b, due, NULL);
+    mqttb_msg_unref(&b->mem, due);
+  }
+  if (s && s->expires_at <= b->now) {
+    /* Expired, though its timer has not run yet: it is gone. */
+    b->stats.clients_disconnected--;
+    mqttb_session_end(s);
+    s = NULL;
+  }
   if (s) {
     /* Back before expiry: no delayed will [MQTT-3.1.3-9], no expiry. */
     b->stats.clients_disconnected--;
@@ -925,9 +938,11 @@ static int handle_connect(mqttb_conn *c, const uint8_t *body, size_t len, bool r
     if (c->level == 3 || (c->level == 4 && !ck.clean) || !st->allow_zero_length_clientid)
       return refuse(c, MQTTB_REASON_CLIENT_ID_NOT_VALID, MQTTB_ERR_IDENTIFIER_REJECTED,
                     "empty client identifier");
-    if (resumed && c->client_id) {
-      id = c->client_id; /* assigned when the exchange started */
+    if (resumed && c->client_id && strlen(c->client_id) < sizeof(idbuf)) {
+      /* Assigned when the exchange started. */
       idlen = strlen(c->client_id);
+      memcpy(idbuf, c->client_id, idlen + 1);
+      id = idbuf;
     } else {
       int n = make_auto_id(b, idbuf, sizeof(idbuf));
       if (n < 0)
@@ -1689,10 +1704,7 @@ int mqttb_conn_disconnect(mqttb_conn *c, int reason, uint64_t now) {
     c->will = NULL;
   }
   c->disconnect_reason = (uint8_t)reason;
-  if (c->level == 5 && c->state == MQTTB_CONN_CONNECTED && reason == 0) {
-    /* A normal disconnection still tells an MQTT 5 client. */
-    send_disconnect5(c, 0);
-  }
+  c->disconnect_reason_set = true;
   mqttb_conn_close(c, MQTTB_ERR_SHUTDOWN);
   mqttb_broker_reap(b);
   return 0;

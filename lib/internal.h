@@ -200,6 +200,7 @@ struct mqttb_conn {
   /* MQTT 5 reason for the DISCONNECT sent when the broker closes; 0 means
    * derive it from the close reason. */
   uint8_t disconnect_reason;
+  bool disconnect_reason_set; /* an explicit reason, 0 included */
   /* Inbound topic aliases: alias -> topic (owned), 1..topic_alias_maximum. */
   char **alias_in;
   uint16_t *alias_in_len;
