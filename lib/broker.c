@@ -29,6 +29,11 @@ void mqttb_settings_default_versioned(int settings_version, mqttb_settings *s) {
   s->subscription_identifiers = 1;
   s->shared_subscriptions = 1;
   s->response_information = NULL;
+  s->max_subscriptions = 10000;
+  s->max_topic_levels = 128;
+  s->max_queued_bytes_total = 268435456u;
+  s->max_output_bytes = 1048576u;
+  s->output_stall_timeout_ms = 60000;
 }
 
 const char *mqttb_version(void) {

@@ -17,9 +17,15 @@ static const char *cid(const mqttb_conn *c) {
 
 /* ---------------------------------------------------------------- output */
 
+static void stall_timer(mqttb_conn *c);
+
 static void out_signal(mqttb_conn *c, size_t before) {
-  if (before == 0 && c->out_pending > 0 && c->broker->cb.want_write)
-    c->broker->cb.want_write(c, c->broker->user_data);
+  if (before == 0 && c->out_pending > 0) {
+    c->out_since = c->broker->now;
+    stall_timer(c);
+    if (c->broker->cb.want_write)
+      c->broker->cb.want_write(c, c->broker->user_data);
+  }
 }
 
 static int seg_reserve(mqttb_conn *c, size_t nsegs) {
@@ -337,6 +343,8 @@ int mqttb_conn_output(mqttb_conn *c, mqttb_iovec *iov, int iovmax) {
 int mqttb_conn_output_ack(mqttb_conn *c, size_t nbytes) {
   if (!c || nbytes > c->out_pending)
     return MQTTB_ERR_INVALID_ARGUMENT;
+  if (nbytes)
+    c->out_since = c->broker->now; /* progress */
   c->out_pending -= nbytes;
   c->broker->stats.bytes_sent += nbytes;
   while (nbytes > 0) {
@@ -468,13 +476,34 @@ static int fail(mqttb_conn *c, uint8_t v5, int err, const char *why) {
   return err;
 }
 
+static uint64_t stall_deadline(const mqttb_conn *c) {
+  uint32_t t = c->broker->settings.output_stall_timeout_ms;
+  if (!t || c->out_pending == 0 || c->state != MQTTB_CONN_CONNECTED)
+    return UINT64_MAX;
+  return c->out_since + t;
+}
+
 static uint64_t conn_deadline(const mqttb_conn *c) {
   const mqttb_settings *st = &c->broker->settings;
   if (c->state == MQTTB_CONN_AWAIT_CONNECT)
     return st->connect_timeout_ms ? c->created + st->connect_timeout_ms : UINT64_MAX;
-  if (c->state == MQTTB_CONN_CONNECTED && c->keepalive)
-    return c->last_rx + (uint64_t)c->keepalive * 1500u; /* [MQTT-3.1.2-24] */
-  return UINT64_MAX;
+  uint64_t dl = stall_deadline(c);
+  if (c->state == MQTTB_CONN_CONNECTED && c->keepalive) {
+    uint64_t ka = c->last_rx + (uint64_t)c->keepalive * 1500u; /* [MQTT-3.1.2-24] */
+    if (ka < dl)
+      dl = ka;
+  }
+  return dl;
+}
+
+/* Output just became pending: make sure a timer will look at it. */
+static void stall_timer(mqttb_conn *c) {
+  mqttb_broker *b = c->broker;
+  uint64_t dl = stall_deadline(c);
+  if (dl == UINT64_MAX)
+    return;
+  if (c->timer_idx == SIZE_MAX || dl < b->timers[c->timer_idx].deadline)
+    mqttb_timer_set(b, c, false, dl); /* on failure the keep-alive timer still runs */
 }
 
 /* MQTT 3.x CONNACK code for an MQTT 5 reason (or a 3.x code as is). */
@@ -1150,7 +1179,11 @@ static int handle_publish(mqttb_conn *c, uint8_t flags, const uint8_t *body, siz
     return ack_publish(c, 2, p.packet_id, 0);
   }
   uint8_t refusal = 0;
-  if (mqttb_sys_topic(p.topic.ptr, p.topic.len)) {
+  if (st->max_topic_levels && mqttb_topic_levels(p.topic.ptr, p.topic.len) > st->max_topic_levels) {
+    mqttb_log(b, MQTTB_LOG_NOTICE, "client %s: topic with more than %u levels refused", cid(c),
+              st->max_topic_levels);
+    refusal = MQTTB_REASON_TOPIC_NAME_INVALID;
+  } else if (mqttb_sys_topic(p.topic.ptr, p.topic.len)) {
     /* The $SYS tree is the broker's own. */
     mqttb_log(b, MQTTB_LOG_NOTICE, "client %s: publishing to %.*s refused: $SYS is read-only",
               cid(c), (int)p.topic.len, (const char *)p.topic.ptr);
@@ -1256,6 +1289,11 @@ static int handle_subscribe(mqttb_conn *c, const uint8_t *body, size_t len) {
       codes[i] = v5 ? MQTTB_REASON_TOPIC_FILTER_INVALID : MQTTB_REASON_SUBSCRIBE_FAILURE;
     } else if (shared && !st->shared_subscriptions) {
       codes[i] = v5 ? MQTTB_REASON_SHARED_SUBS_NOT_SUPPORTED : MQTTB_REASON_SUBSCRIBE_FAILURE;
+    } else if (st->max_topic_levels && mqttb_topic_levels(real.ptr, real.len) >
+                                            st->max_topic_levels) {
+      mqttb_log(b, MQTTB_LOG_NOTICE, "client %s: filter with more than %u levels refused",
+                cid(c), st->max_topic_levels);
+      codes[i] = v5 ? MQTTB_REASON_TOPIC_FILTER_INVALID : MQTTB_REASON_SUBSCRIBE_FAILURE;
     } else if (!st->wildcard_subscriptions && has_wildcard(real)) {
       codes[i] = v5 ? MQTTB_REASON_WILDCARD_SUBS_NOT_SUPPORTED : MQTTB_REASON_SUBSCRIBE_FAILURE;
     } else if (!authorized(c, MQTTB_ACCESS_SUBSCRIBE, f.ptr, f.len, qos, false)) {
@@ -1265,8 +1303,13 @@ static int handle_subscribe(mqttb_conn *c, const uint8_t *body, size_t len) {
     } else {
       if (qos > st->max_qos)
         qos = st->max_qos;
-      if (mqttb_session_subscribe(c->session, (const char *)f.ptr, f.len, qos, sopts, sub_id,
-                                  &existed) != 0) {
+      int sr = mqttb_session_subscribe(c->session, (const char *)f.ptr, f.len, qos, sopts,
+                                       sub_id, &existed);
+      if (sr == MQTTB_SUB_QUOTA) {
+        mqttb_log(b, MQTTB_LOG_NOTICE, "client %s: subscription to %.*s refused: "
+                  "max_subscriptions reached", cid(c), (int)f.len, (const char *)f.ptr);
+        codes[i] = v5 ? MQTTB_REASON_QUOTA_EXCEEDED : MQTTB_REASON_SUBSCRIBE_FAILURE;
+      } else if (sr != 0) {
         codes[i] = failure;
       } else {
         codes[i] = qos;
@@ -1746,8 +1789,12 @@ int mqttb_conn_on_timer(mqttb_conn *c, uint64_t now) {
   uint64_t dl = conn_deadline(c);
   if (dl > now)
     return dl == UINT64_MAX ? 0 : mqttb_timer_set(c->broker, c, false, dl);
-  mqttb_conn_close(c, c->state == MQTTB_CONN_AWAIT_CONNECT ? MQTTB_ERR_CONNECT_TIMEOUT
-                                                           : MQTTB_ERR_KEEPALIVE_TIMEOUT);
+  int reason = MQTTB_ERR_KEEPALIVE_TIMEOUT;
+  if (c->state == MQTTB_CONN_AWAIT_CONNECT)
+    reason = MQTTB_ERR_CONNECT_TIMEOUT;
+  else if (stall_deadline(c) <= now)
+    reason = MQTTB_ERR_OUTPUT_STALLED;
+  mqttb_conn_close(c, reason);
   return 0;
 }
 

@@ -43,6 +43,8 @@ const char *mqttb_strerror(int err) {
     return "broker shutting down";
   case MQTTB_ERR_SERVER_UNAVAILABLE:
     return "server unavailable";
+  case MQTTB_ERR_OUTPUT_STALLED:
+    return "client stopped reading (output stalled)";
   default:
     return "unknown error";
   }

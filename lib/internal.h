@@ -235,6 +235,7 @@ struct mqttb_conn {
   uint8_t *wbuf;
   size_t wlen, wcap;
   size_t out_pending;
+  uint64_t out_since; /* when output last went from empty, or last drained */
 };
 
 /* ---- broker ---- */
@@ -263,6 +264,7 @@ struct mqttb_broker {
   mqttb_timer *timers;      /* min-heap by deadline */
   size_t ntimers, timers_cap;
   mqttb_stats stats;
+  uint64_t queued_bytes_total; /* across all sessions */
   uint64_t match_gen;
   uint64_t auto_id_counter;
   /* Scratch space reused by every fan-out and trie walk. */
@@ -319,6 +321,8 @@ bool mqttb_topic_matches(const char *filter, size_t flen, const char *topic, siz
 /* session.c */
 mqttb_session *mqttb_session_new(mqttb_broker *b, const char *client_id, size_t len);
 void mqttb_session_del(mqttb_session *s);
+/* mqttb_session_subscribe: the session holds max_subscriptions already. */
+#define MQTTB_SUB_QUOTA 1
 /* Add or replace a subscription; *existed tells whether it replaced one.
  * A filter "$share/name/f" joins the shared group name on f. */
 int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, uint8_t qos,
@@ -390,6 +394,8 @@ int mqttb_sys_init(mqttb_broker *b);
 void mqttb_sys_free(mqttb_broker *b);
 /* Publish the tree (changed values only) and schedule the next update. */
 void mqttb_sys_update(mqttb_broker *b, uint64_t now);
+/* Levels in a topic name or filter. */
+size_t mqttb_topic_levels(const uint8_t *topic, size_t len);
 /* Whether a topic name lies in the $SYS tree. */
 bool mqttb_sys_topic(const uint8_t *topic, size_t len);
 /* ISO 8601 UTC, "2026-11-25T15:08:18Z". */

@@ -108,6 +108,7 @@ void mqttb_session_del(mqttb_session *s) {
     dlv_free(b, &s->inflight[i].d);
   for (size_t i = 0; i < s->qcount; i++)
     dlv_free(b, &s->queue[(s->qhead + i) % s->qcap]);
+  b->queued_bytes_total -= s->queued_bytes;
   mqttb_msg_unref(mem, s->will);
   mqttb_timer_remove(b, s, true);
   mqttb_map_del(&b->sessions, s->client_id, s->id_len);
@@ -163,6 +164,8 @@ int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, ui
   bool shared = mqttb_share_parse(filter, len, &name, &real, &valid);
   if (shared && !valid)
     return MQTTB_ERR_INVALID_ARGUMENT;
+  if (b->settings.max_subscriptions && s->nsubs >= b->settings.max_subscriptions)
+    return MQTTB_SUB_QUOTA;
   void *arr = s->subs;
   if (mqttb_mem_grow(&b->mem, &arr, &s->subs_cap, s->nsubs + 1, sizeof(*s->subs)) != 0)
     return MQTTB_ERR_NOMEM;
@@ -303,6 +306,13 @@ static void send_inflight(mqttb_session *s, mqttb_dlv *d) {
 
 /* Send a QoS 0 delivery now. Takes d. */
 static void send_qos0(mqttb_session *s, mqttb_dlv *d) {
+  uint64_t max = s->broker->settings.max_output_bytes;
+  if (max && s->conn->out_pending > max) {
+    /* A client that does not read loses QoS 0 first. */
+    drop(s, "output backlog above max_output_bytes");
+    dlv_free(s->broker, d);
+    return;
+  }
   int rv = mqttb_conn_send_publish(s->conn, d, false, 0);
   if (rv == MQTTB_ERR_PACKET_TOO_LARGE) {
     drop(s, "larger than the client's Maximum Packet Size");
@@ -322,6 +332,9 @@ static void enqueue(mqttb_session *s, mqttb_dlv *d) {
     why = "queue full (max_queued_messages)";
   else if (st->max_queued_bytes && s->queued_bytes + d->msg->payload_len > st->max_queued_bytes)
     why = "queue full (max_queued_bytes)";
+  else if (st->max_queued_bytes_total &&
+           b->queued_bytes_total + d->msg->payload_len > st->max_queued_bytes_total)
+    why = "all queues full (max_queued_bytes_total)";
   if (!why && s->qcount == s->qcap) {
     size_t ncap = s->qcap ? s->qcap * 2 : 8;
     mqttb_qitem *q = mqttb_mem_malloc(&b->mem, ncap * sizeof(*q));
@@ -344,6 +357,7 @@ static void enqueue(mqttb_session *s, mqttb_dlv *d) {
   s->queue[(s->qhead + s->qcount) % s->qcap] = *d;
   s->qcount++;
   s->queued_bytes += d->msg->payload_len;
+  b->queued_bytes_total += d->msg->payload_len;
 }
 
 void mqttb_session_deliver(mqttb_session *s, mqttb_msg *msg, uint8_t qos, bool retain,
@@ -396,6 +410,7 @@ void mqttb_session_pump(mqttb_session *s) {
     s->qhead = (s->qhead + 1) % s->qcap;
     s->qcount--;
     s->queued_bytes -= d.msg->payload_len;
+    b->queued_bytes_total -= d.msg->payload_len;
     if (expired) {
       /* [MQTT-3.3.2-5]: not delivered once its expiry interval passed. */
       drop(s, "message expired");

@@ -106,6 +106,9 @@ extern "C" {
 /** The server is unavailable (CONNACK 0x03), for example because the
  *  connection limit was reached. */
 #define MQTTB_ERR_SERVER_UNAVAILABLE (-513)
+/** The connection's output did not drain within the output stall timeout:
+ *  the client stopped reading. */
+#define MQTTB_ERR_OUTPUT_STALLED (-514)
 /** @} */
 
 /**
@@ -441,6 +444,26 @@ typedef struct mqttb_settings {
   /** Response Information sent to MQTT 5 clients that ask for it (Request
    *  Response Information 1). NULL (default) sends none. Copied. */
   const char *response_information;
+  /** Most subscriptions one session may hold; a SUBSCRIBE beyond gets a
+   *  failure code for the extra filters (MQTT 5: 0x97 quota exceeded).
+   *  Default 10000. 0 means no limit. */
+  uint32_t max_subscriptions;
+  /** Most levels in a topic name or filter. A deeper PUBLISH is refused
+   *  (MQTT 5: 0x90) and not delivered; a deeper filter gets a failure code.
+   *  Default 128. 0 means no limit. */
+  uint32_t max_topic_levels;
+  /** Payload bytes queued across all sessions. Beyond it, messages for
+   *  sessions that would have to queue are dropped and counted. Default
+   *  268435456 (256 MiB). 0 means no limit. */
+  uint64_t max_queued_bytes_total;
+  /** Bytes of unsent output a connection may hold before QoS 0 messages
+   *  for it are dropped (QoS 1 and 2 wait in its queue instead). Default
+   *  1048576. 0 means no limit. */
+  uint64_t max_output_bytes;
+  /** Milliseconds a connection's output may stay undrained (nothing
+   *  acknowledged with ::mqttb_conn_output_ack) before the connection is
+   *  closed with ::MQTTB_ERR_OUTPUT_STALLED. Default 60000. 0 disables. */
+  uint32_t output_stall_timeout_ms;
 } mqttb_settings;
 
 /**

@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: MIT */
+/* Limits: subscriptions per session, topic depth, queued bytes across the
+ * broker, output backlog, and clients that stop reading. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "harness.h"
+
+static tb *with(void (*tweak)(mqttb_settings *)) {
+  mqttb_settings s;
+  mqttb_settings_default(&s);
+  s.sys_interval_ms = 0;
+  tweak(&s);
+  return tb_new(&s);
+}
+
+static void two_subs(mqttb_settings *s) {
+  s->max_subscriptions = 2;
+}
+
+Test(limits, max_subscriptions_refuses_extra_filters) {
+  tb *bed = with(two_subs);
+  tc *c = tc_open(bed, "c", true);
+  cr_assert(eq(int, tc_subscribe(c, "a", 1), 1));
+  cr_assert(eq(int, tc_subscribe(c, "b", 1), 1));
+  cr_assert(eq(int, tc_subscribe(c, "c", 1), MQTTB_REASON_SUBSCRIBE_FAILURE));
+  /* Replacing an existing one is not a new subscription. */
+  cr_assert(eq(int, tc_subscribe(c, "a", 2), 2));
+  cr_assert(not(c->closed));
+  cr_assert(gt(int, bed->logs[MQTTB_LOG_NOTICE], 0));
+  tb_del(bed);
+}
+
+static void three_levels(mqttb_settings *s) {
+  s->max_topic_levels = 3;
+}
+
+Test(limits, max_topic_levels_refuses_deep_topics_and_filters) {
+  tb *bed = with(three_levels);
+  tc *sub = tc_open(bed, "sub", true);
+  tc *pub = tc_open(bed, "pub", true);
+  cr_assert(eq(int, tc_subscribe(sub, "a/b/c/#", 0), MQTTB_REASON_SUBSCRIBE_FAILURE));
+  cr_assert(eq(int, tc_subscribe(sub, "#", 1), 1));
+  cr_assert(tc_publish(pub, "a/b/c/d", "deep", 1, false), "still acknowledged");
+  cr_assert(tc_quiet(sub));
+  cr_assert(tc_publish(pub, "a/b/c", "ok", 1, false));
+  mqttb_publish p;
+  cr_assert(tc_expect_publish(sub, &p));
+  cr_assert(slice_eq(p.topic, "a/b/c"));
+  tb_del(bed);
+}
+
+static void small_budget(mqttb_settings *s) {
+  s->max_queued_bytes_total = 10;
+}
+
+Test(limits, global_queue_budget_drops_and_counts) {
+  tb *bed = with(small_budget);
+  for (int i = 0; i < 2; i++) {
+    char id[4];
+    snprintf(id, sizeof(id), "p%d", i);
+    tc *c = tc_open(bed, id, false);
+    tc_subscribe(c, "q", 1);
+    tc_drop(c);
+  }
+  tc *pub = tc_open(bed, "pub", true);
+  cr_assert(tc_publish(pub, "q", "12345", 1, false)); /* 2 x 5 bytes queued */
+  mqttb_stats st;
+  mqttb_broker_get_stats(bed->broker, &st);
+  cr_assert(eq(u64, st.publish_dropped, 0));
+  cr_assert(tc_publish(pub, "q", "12345", 1, false)); /* no room left */
+  mqttb_broker_get_stats(bed->broker, &st);
+  cr_assert(eq(u64, st.publish_dropped, 2));
+  tb_del(bed);
+}
+
+static void small_output(mqttb_settings *s) {
+  s->max_output_bytes = 10000;
+}
+
+/* A subscriber that never reads, next to a healthy one: QoS 0 for the
+ * stalled one is dropped once its backlog passes the limit, so memory stays
+ * bounded, and the healthy one gets everything. */
+Test(limits, non_reading_subscriber_is_bounded_and_others_unaffected) {
+  tb *bed = with(small_output);
+  tc *dead = tc_open(bed, "dead", true);
+  tc *good = tc_open(bed, "good", true);
+  tc *pub = tc_open(bed, "pub", true);
+  tc_subscribe(dead, "flood", 0);
+  tc_subscribe(good, "flood", 0);
+  char payload[1001];
+  memset(payload, 'x', 1000);
+  payload[1000] = '\0';
+  long peak = 0;
+  for (int i = 0; i < 2000; i++) {
+    cr_assert(tc_publish(pub, "flood", payload, 0, false));
+    mqttb_publish p;
+    cr_assert(tc_expect_publish(good, &p), "message %d", i);
+    cr_assert(eq(sz, p.payload.len, 1000));
+    if (bed->alloc.bytes > peak)
+      peak = bed->alloc.bytes;
+  }
+  cr_assert(le(sz, mqttb_conn_output_pending(dead->conn), 10000 + 1100));
+  cr_assert(lt(long, peak, 200000), "broker memory grew to %ld bytes", peak);
+  mqttb_stats st;
+  mqttb_broker_get_stats(bed->broker, &st);
+  cr_assert(gt(u64, st.publish_dropped, 1900));
+  tb_del(bed);
+}
+
+/* A client whose output does not drain for output_stall_timeout_ms is
+ * closed; one that reads stays. */
+Test(limits, stalled_output_closes_the_connection) {
+  tb *bed = with(small_output);
+  tc *dead = tc_open(bed, "dead", true);
+  tc *good = tc_open(bed, "good", true);
+  tc *pub = tc_open(bed, "pub", true);
+  tc_subscribe(dead, "t", 1);
+  tc_subscribe(good, "t", 1);
+  cr_assert(tc_publish(pub, "t", "x", 1, false));
+  mqttb_publish p;
+  cr_assert(tc_expect_publish(good, &p));
+  tc_ack(good, &p);
+  uint8_t ping[] = {0xC0, 0x00};
+  for (int i = 0; i < 6; i++) {
+    tb_advance(bed, 10000);
+    tc_send(good, ping, 2);
+    tc_send(pub, ping, 2);
+    tc_send(dead, ping, 2); /* it still sends, but never reads */
+    tc_read_type(good, MQTTB_PKT_PINGRESP);
+    tc_read_type(pub, MQTTB_PKT_PINGRESP);
+  }
+  tb_advance(bed, 1);
+  cr_assert(dead->closed);
+  cr_assert(eq(int, dead->close_reason, MQTTB_ERR_OUTPUT_STALLED));
+  cr_assert(not(good->closed));
+  cr_assert(not(pub->closed));
+  tb_del(bed);
+}
+
+/* QoS 1 to a client that does not acknowledge: at most the in-flight window
+ * goes out, the queue holds max_queued_messages, the rest is dropped. */
+static void small_queue(mqttb_settings *s) {
+  s->max_inflight_messages = 5;
+  s->max_queued_messages = 50;
+}
+
+Test(limits, unacknowledging_subscriber_memory_is_bounded) {
+  tb *bed = with(small_queue);
+  tc *slow = tc_open(bed, "slow", true);
+  tc *pub = tc_open(bed, "pub", true);
+  tc_subscribe(slow, "t", 1);
+  for (int i = 0; i < 1000; i++)
+    cr_assert(tc_publish(pub, "t", "payload", 1, false));
+  int n = 0;
+  mqttb_publish p;
+  while (tc_expect_publish(slow, &p))
+    n++;
+  cr_assert(eq(int, n, 5));
+  mqttb_stats st;
+  mqttb_broker_get_stats(bed->broker, &st);
+  cr_assert(eq(u64, st.publish_dropped, 1000 - 5 - 50));
+  tb_del(bed);
+}
