@@ -987,7 +987,8 @@ static int handle_connect(mqttb_conn *c, const uint8_t *body, size_t len, bool r
   if (c->level < 5 && st->max_keepalive &&
       (ck.keepalive == 0 || ck.keepalive > st->max_keepalive)) {
     /* MQTT 3.x cannot tell a client to use another keep-alive, so a client
-     * asking for more than allowed is refused, as Mosquitto does. */
+     * asking for more than allowed is refused (Mosquitto's documented
+     * behaviour; 2.0.11 itself accepts such clients). */
     return refuse(c, MQTTB_REASON_CLIENT_ID_NOT_VALID, MQTTB_ERR_IDENTIFIER_REJECTED,
                   "keep-alive above max_keepalive");
   }
