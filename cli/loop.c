@@ -193,7 +193,7 @@ static void conn_destroy(struct conn *c) {
   /* Closing the fd also removes it from epoll. */
   close(c->h.fd);
   c->dead = true;
-  mqttb_conn_del(c->mc);
+  mqttb_conn_del(c->mc, c->loop->now);
   free(c);
 }
 
@@ -286,7 +286,7 @@ static void conn_flush(struct conn *c) {
       conn_lost(c);
       return;
     }
-    mqttb_conn_output_ack(c->mc, (size_t)w);
+    mqttb_conn_output_ack(c->mc, (size_t)w, c->loop->now);
   }
   if (c->closing) {
     reap_add(c);
@@ -351,7 +351,7 @@ static void conn_accept(struct mqttb_cli_loop *loop, int fd, const struct sockad
     mqttb_cli_log(MQTTB_LOG_ERROR, "epoll_ctl: %s", strerror(errno));
     c->dead = true;
     mqttb_conn_transport_closed(c->mc, loop->now);
-    mqttb_conn_del(c->mc);
+    mqttb_conn_del(c->mc, loop->now);
     close(fd);
     free(c);
     return;

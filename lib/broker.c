@@ -108,7 +108,7 @@ void mqttb_broker_del(mqttb_broker *b) {
       c->close_notified = true;
       mqttb_conn_close(c, MQTTB_ERR_SHUTDOWN);
     }
-    mqttb_conn_del(c);
+    mqttb_conn_free(c);
   }
   /* Every remaining session is offline and persistent. */
   while (b->sessions.count > 0) {

@@ -340,11 +340,12 @@ int mqttb_conn_output(mqttb_conn *c, mqttb_iovec *iov, int iovmax) {
   return n;
 }
 
-int mqttb_conn_output_ack(mqttb_conn *c, size_t nbytes) {
+int mqttb_conn_output_ack(mqttb_conn *c, size_t nbytes, uint64_t now) {
   if (!c || nbytes > c->out_pending)
     return MQTTB_ERR_INVALID_ARGUMENT;
+  c->broker->now = now;
   if (nbytes)
-    c->out_since = c->broker->now; /* progress */
+    c->out_since = now; /* progress */
   c->out_pending -= nbytes;
   c->broker->stats.bytes_sent += nbytes;
   while (nbytes > 0) {
@@ -1649,9 +1650,14 @@ int mqttb_conn_new(mqttb_conn **pconn, mqttb_broker *b, uint64_t now, void *user
   return 0;
 }
 
-void mqttb_conn_del(mqttb_conn *c) {
+void mqttb_conn_del(mqttb_conn *c, uint64_t now) {
   if (!c)
     return;
+  c->broker->now = now;
+  mqttb_conn_free(c);
+}
+
+void mqttb_conn_free(mqttb_conn *c) {
   mqttb_broker *b = c->broker;
   const mqttb_mem *mem = &b->mem;
   if (c->state < MQTTB_CONN_CLOSING) {

@@ -385,6 +385,8 @@ int mqttb_conn_send_ack(struct mqttb_conn *c, uint8_t type, uint16_t pid, uint8_
 void mqttb_conn_close(struct mqttb_conn *c, int reason);
 /* Close later, once the current fan-out is over. */
 void mqttb_conn_doom(struct mqttb_conn *c, int reason);
+/* mqttb_conn_del at the broker's current time. */
+void mqttb_conn_free(struct mqttb_conn *c);
 /* A timer of this connection fired: close it if its deadline passed, else
  * re-arm. */
 int mqttb_conn_on_timer(struct mqttb_conn *c, uint64_t now);

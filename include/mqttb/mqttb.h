@@ -600,8 +600,9 @@ MQTTB_EXTERN int mqttb_conn_new(mqttb_conn **pconn, mqttb_broker *broker, uint64
  * called, this counts as transport loss: the will message is published.
  * Pending output is discarded. Must not be called from a callback.
  * @param conn may be NULL.
+ * @param now the current time in milliseconds.
  */
-MQTTB_EXTERN void mqttb_conn_del(mqttb_conn *conn);
+MQTTB_EXTERN void mqttb_conn_del(mqttb_conn *conn, uint64_t now);
 
 /**
  * @brief Feed bytes the peer sent.
@@ -648,10 +649,12 @@ MQTTB_EXTERN int mqttb_conn_output(mqttb_conn *conn, mqttb_iovec *iov, int iovma
  * @brief Mark @p nbytes of pending output as written.
  * @param conn the connection.
  * @param nbytes bytes written, counted from the start of the pending output.
+ * @param now the current time in milliseconds (progress restarts the
+ *        output stall timeout).
  * @retval MQTTB_OK success.
  * @retval MQTTB_ERR_INVALID_ARGUMENT @p nbytes is more than is pending.
  */
-MQTTB_EXTERN int mqttb_conn_output_ack(mqttb_conn *conn, size_t nbytes);
+MQTTB_EXTERN int mqttb_conn_output_ack(mqttb_conn *conn, size_t nbytes, uint64_t now);
 
 /**
  * @brief Bytes of output pending on the connection.

@@ -36,14 +36,14 @@ static void *f_realloc(void *p, size_t n, void *ud) {
   return realloc(p, n);
 }
 
-static void drain(mqttb_conn *c) {
+static void drain(mqttb_conn *c, uint64_t now) {
   mqttb_iovec iov[8];
   int n;
   while ((n = mqttb_conn_output(c, iov, 8)) > 0) {
     size_t total = 0;
     for (int i = 0; i < n; i++)
       total += iov[i].len;
-    if (mqttb_conn_output_ack(c, total) != 0)
+    if (mqttb_conn_output_ack(c, total, now) != 0)
       abort();
   }
 }
@@ -85,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 3: /* transport lost */
       if (conns[i]) {
         mqttb_conn_transport_closed(conns[i], now);
-        mqttb_conn_del(conns[i]);
+        mqttb_conn_del(conns[i], now);
         conns[i] = NULL;
       }
       break;
@@ -93,18 +93,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       if (conns[i]) {
         size_t pending = mqttb_conn_output_pending(conns[i]);
         size_t n = pending < arg ? pending : arg;
-        mqttb_conn_output_ack(conns[i], n);
+        mqttb_conn_output_ack(conns[i], n, now);
       }
       break;
     default:
       if (conns[i])
-        drain(conns[i]);
+        drain(conns[i], now);
       break;
     }
   }
   for (int i = 0; i < NCONN; i++)
     if (conns[i])
-      mqttb_conn_del(conns[i]);
+      mqttb_conn_del(conns[i], now);
   mqttb_broker_del(b);
   if (st.live != 0)
     abort();

@@ -187,7 +187,7 @@ void tc_del(tc *c) {
     pp = &(*pp)->next;
   *pp = c->next;
   if (c->conn)
-    mqttb_conn_del(c->conn);
+    mqttb_conn_del(c->conn, bed->now);
   free(c->in);
   free(c->body);
   free(c);
@@ -224,7 +224,7 @@ void tc_drain(tc *c) {
       c->inlen += iov[i].len;
       total += iov[i].len;
     }
-    cr_assert(eq(int, mqttb_conn_output_ack(c->conn, total), 0));
+    cr_assert(eq(int, mqttb_conn_output_ack(c->conn, total, c->bed->now), 0));
   }
   cr_assert(eq(sz, mqttb_conn_output_pending(c->conn), 0));
 }

@@ -265,7 +265,7 @@ Test(connect, max_connections_refuses_new_connection_objects) {
                MQTTB_ERR_TOO_MANY_CONNECTIONS));
   tc_del(b);
   cr_assert(eq(int, mqttb_conn_new(&c, bed->broker, bed->now, NULL), MQTTB_OK));
-  mqttb_conn_del(c);
+  mqttb_conn_del(c, bed->now);
 }
 
 Test(connect, api_rejects_bad_arguments) {
@@ -278,5 +278,5 @@ Test(connect, api_rejects_bad_arguments) {
   cr_assert(eq(str, (char *)mqttb_strerror(MQTTB_ERR_MALFORMED), "malformed packet"));
   cr_assert(eq(str, (char *)mqttb_strerror(12345), "unknown error"));
   tc *c = tc_open(bed, "x", true);
-  cr_assert(eq(int, mqttb_conn_output_ack(c->conn, 1), MQTTB_ERR_INVALID_ARGUMENT));
+  cr_assert(eq(int, mqttb_conn_output_ack(c->conn, 1, bed->now), MQTTB_ERR_INVALID_ARGUMENT));
 }
