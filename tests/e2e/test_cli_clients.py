@@ -107,7 +107,8 @@ class Sub:
 
 
 @unittest.skipUnless(HAVE_CLIENTS, "mosquitto_pub/mosquitto_sub not installed")
-class CliClients(BrokerTestCase):
+class CliHelpers:
+    """Running mosquitto_sub and mosquitto_pub against the class's broker."""
 
     def base(self, version, cid):
         return ["-h", HOST, "-p", str(self.port), "-V", version, "-i", cid]
@@ -133,6 +134,9 @@ class CliClients(BrokerTestCase):
         if expect_rc is not None:
             self.assertEqual(r.returncode, expect_rc, "%s:\n%s" % (" ".join(cmd), r.stdout))
         return r
+
+
+class CliClients(CliHelpers, BrokerTestCase):
 
     def test_qos_levels_and_versions(self):
         for version in VERSIONS:
@@ -256,6 +260,42 @@ class CliClients(BrokerTestCase):
             self.pub(topic, "from v3.1.1", qos=1)
             rc, msgs = s.finish()
             self.assertEqual((rc, msgs), (0, [(topic, 1, 0, "from v3.1.1")]), s.output())
+
+
+
+class SysTree(CliHelpers, BrokerTestCase):
+    """mosquitto_sub -t '$SYS/#' against the broker's own tree."""
+
+    CONFIG = ("sys_interval 1",)
+
+    def test_sys_tree_with_mosquitto_sub(self):
+        # Someone connected, so clients/connected is at least 1 at the next update.
+        s = self.sub("$SYS/#", 200, extra=("-v",), wait_suback=False)
+        time.sleep(2.5)
+        kill_process(s.proc)
+        s.thread.join(5)
+        topics = {}
+        for line in s.all:
+            if line.startswith("MSG|"):
+                _, topic, _, _, payload = line.split("|", 4)
+                topics[topic] = payload
+        for t in ("$SYS/broker/version", "$SYS/broker/uptime", "$SYS/broker/clients/connected",
+                  "$SYS/broker/messages/received"):
+            self.assertIn(t, topics, "no %s in:\n%s" % (t, s.output()))
+        self.assertTrue(topics["$SYS/broker/uptime"].endswith(" seconds"))
+        self.assertGreaterEqual(int(topics["$SYS/broker/clients/connected"]), 1)
+        if self.broker.kind == "mqttb":
+            self.assertTrue(topics["$SYS/broker/version"].startswith("mqttb version "))
+            for t in ("$SYS/broker/time", "$SYS/broker/messages/publish/dropped",
+                      "$SYS/broker/load/bytes/received",
+                      "$SYS/broker/subscriptions/count", "$SYS/broker/load/connections/1min"):
+                self.assertIn(t, topics)
+
+    def test_hash_does_not_see_sys(self):
+        s = self.sub("#", 1, extra=("-W", "3"))
+        rc, msgs = s.finish()
+        self.assertEqual([m for m in msgs if m[0].startswith("$SYS")], [], s.output())
+
 
 if __name__ == "__main__":
     main()
