@@ -1,0 +1,1526 @@
+/*
+ * mqttb-bench: a closed-loop MQTT 3.1.1 load generator.
+ *
+ * Standalone on purpose: it has its own minimal MQTT encoder/decoder and does
+ * not use libmqttbroker, so it measures any broker (mqttb, Mosquitto, ...) the
+ * same way.
+ *
+ * One thread drives every connection with epoll (level-triggered),
+ * non-blocking sockets with TCP_NODELAY, large reads into one shared buffer,
+ * and one output buffer per connection that is written once per loop
+ * iteration (the "flush list").
+ *
+ * Closed loop: each publisher keeps at most W messages in flight, a message
+ * being in flight from the moment it is queued until every subscriber that
+ * should get it has received it. The throughput is therefore what the broker
+ * sustains, not what the generator can push into socket buffers.
+ *
+ * Every payload starts with a 16-byte header: the CLOCK_MONOTONIC time of
+ * sending (ns, u64), the publisher id (u32) and the sequence number (u32), in
+ * host byte order (the generator talks to itself through the broker). The
+ * subscribers check per-publisher order, count gaps (losses) and
+ * duplicates, and feed a log-linear latency histogram.
+ *
+ * Scenarios: p2p (N publishers -> N subscribers, one topic each), fanin
+ * (N publishers -> 1 subscriber with a '+' filter), fanout (1 publisher -> N
+ * subscribers of one topic), idle (N subscribers holding one subscription
+ * each; reports the broker's VmRSS growth per connection, then checks that one
+ * publish reaches all of them).
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAYLOAD_HDR 16u
+#define MAX_EVENTS 1024
+#define RBUF_SIZE (256u * 1024u)
+#define READS_PER_EVENT 8
+#define OUT_FILL_MAX (4u * 1024u * 1024u)
+#define NS_PER_S 1000000000LL
+#define NS_PER_MS 1000000LL
+
+/* Latency histogram: log-linear, 128 sub-buckets per power of two (<1 %). */
+#define HIST_SUB_BITS 7u
+#define HIST_SUB (1u << HIST_SUB_BITS)
+#define HIST_BUCKETS (2u * HIST_SUB + 64u * HIST_SUB)
+
+enum scenario { SC_P2P, SC_FANIN, SC_FANOUT, SC_IDLE };
+static const char *const scenario_names[] = {"p2p", "fanin", "fanout", "idle"};
+
+enum role { ROLE_PUB, ROLE_SUB };
+static const char *const role_names[] = {"publisher", "subscriber"};
+
+enum cstate {
+  CS_NEW,
+  CS_CONNECTING, /* TCP connect in progress */
+  CS_CONNACK,    /* CONNECT sent */
+  CS_SUBACK,     /* SUBSCRIBE sent */
+  CS_READY,
+  CS_DISC, /* DISCONNECT sent, waiting for the broker to close */
+  CS_CLOSED,
+};
+
+struct conn {
+  int fd;
+  uint8_t role;
+  uint8_t state;
+  bool in_flush;
+  bool pollout;
+  uint32_t idx;
+  struct conn *flush_next;
+  uint8_t *out;
+  size_t out_len, out_off, out_cap;
+  /* Unparsed tail of the input (a partial packet). */
+  uint8_t *in;
+  size_t in_len, in_cap;
+  int64_t deadline;
+  int64_t last_tx;
+};
+
+struct pub {
+  struct conn c; /* first member */
+  uint64_t sent;     /* next sequence number */
+  uint64_t done;     /* every seq < done reached all its subscribers */
+  uint64_t max_msgs; /* stop after this many */
+  uint64_t unacked;  /* QoS 1/2 PUBLISHes without PUBACK / PUBCOMP */
+  uint32_t *ring;    /* per in-flight seq: deliveries so far (index seq % W) */
+  uint8_t *ack;      /* per packet id: 0 free, 1 wait PUBACK/PUBREC, 2 wait PUBCOMP */
+  char *topic;
+  uint16_t topic_len;
+};
+
+struct sub {
+  struct conn c; /* first member */
+  uint32_t pub_base, npubs;
+  uint64_t *next_seq; /* per publisher [pub_base, pub_base + npubs) */
+  uint8_t *rel;       /* QoS 2 packet ids waiting for PUBREL (bitmap) */
+  uint64_t received;
+  char *filter;
+  uint16_t filter_len;
+};
+
+static struct {
+  /* options */
+  const char *host;
+  const char *port;
+  enum scenario sc;
+  unsigned qos;
+  uint32_t n;
+  uint32_t w;
+  uint32_t size;
+  double duration;
+  double warmup;
+  pid_t pid;
+  double timeout;
+  uint32_t batch;
+  unsigned keepalive;
+  double stall_timeout;
+  double drain_timeout;
+  bool quiet;
+
+  /* runtime */
+  int epfd;
+  struct addrinfo *ai;
+  char rid[24];
+  struct pub *pubs;
+  uint32_t npubs;
+  struct sub *subs;
+  uint32_t nsubs;
+  uint32_t expected; /* subscribers per message */
+  struct conn *flush_head;
+  uint8_t *rbuf;
+  uint8_t *fill; /* payload filler */
+  int64_t now;
+  uint32_t inprogress; /* connections between connect() and READY */
+  uint64_t ready_count;
+  uint64_t closed_count;
+
+  bool publishing;
+  int64_t t_meas_start, t_meas_end;
+  int64_t last_progress;
+
+  /* statistics */
+  uint64_t published_total, published_meas;
+  uint64_t delivered_total, delivered_meas;
+  uint64_t gaps, dups, qos_mismatch, protocol_errors;
+  uint64_t granted_lower;
+  uint64_t hist[HIST_BUCKETS];
+  uint64_t lat_count, lat_max, lat_min;
+  int64_t last_delivery;
+
+  int failed;
+  char fail_reason[512];
+} B;
+
+/* ------------------------------------------------------------------------ */
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+static int64_t secs_to_ns(double s) {
+  return (int64_t)(s * (double)NS_PER_S);
+}
+
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void fail(const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  static unsigned printed;
+  if (printed < 5) {
+    fprintf(stderr, "mqttb-bench: ERROR: %s\n", msg);
+  } else if (printed == 5) {
+    fprintf(stderr, "mqttb-bench: (further errors not shown)\n");
+  }
+  printed++;
+  if (!B.failed) {
+    B.failed = 1;
+    snprintf(B.fail_reason, sizeof B.fail_reason, "%s", msg);
+  }
+}
+
+static void *xrealloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q) {
+    fprintf(stderr, "mqttb-bench: out of memory (%zu bytes)\n", n);
+    exit(1);
+  }
+  return q;
+}
+
+static void *xcalloc(size_t n, size_t sz) {
+  void *q = calloc(n ? n : 1, sz ? sz : 1);
+  if (!q) {
+    fprintf(stderr, "mqttb-bench: out of memory\n");
+    exit(1);
+  }
+  return q;
+}
+
+static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xasprintf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    exit(1);
+  }
+  char *s = xcalloc((size_t)n + 1, 1);
+  va_start(ap, fmt);
+  vsnprintf(s, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return s;
+}
+
+static const char *conn_name(const struct conn *c) {
+  static char name[64];
+  snprintf(name, sizeof name, "%s %u", role_names[c->role], c->idx);
+  return name;
+}
+
+/* ---------------------------------------------------------- histogram --- */
+
+static unsigned hist_index(uint64_t v) {
+  if (v < 2u * HIST_SUB) {
+    return (unsigned)v;
+  }
+  unsigned msb = 63u - (unsigned)__builtin_clzll(v); /* >= HIST_SUB_BITS + 1 */
+  unsigned shift = msb - HIST_SUB_BITS;
+  unsigned m = (unsigned)(v >> shift); /* [HIST_SUB, 2 * HIST_SUB) */
+  return 2u * HIST_SUB + (shift - 1u) * HIST_SUB + (m - HIST_SUB);
+}
+
+/* Upper bound (inclusive) of bucket i. */
+static uint64_t hist_upper(unsigned i) {
+  if (i < 2u * HIST_SUB) {
+    return i;
+  }
+  unsigned shift = (i - 2u * HIST_SUB) / HIST_SUB + 1u;
+  uint64_t m = HIST_SUB + (i - 2u * HIST_SUB) % HIST_SUB;
+  return ((m + 1u) << shift) - 1u;
+}
+
+static void hist_add(uint64_t ns) {
+  B.hist[hist_index(ns)]++;
+  B.lat_count++;
+  if (ns > B.lat_max) {
+    B.lat_max = ns;
+  }
+  if (ns < B.lat_min) {
+    B.lat_min = ns;
+  }
+}
+
+static uint64_t hist_pct(double pct) {
+  if (!B.lat_count) {
+    return 0;
+  }
+  uint64_t rank = (uint64_t)((double)B.lat_count * pct / 100.0);
+  if (rank >= B.lat_count) {
+    rank = B.lat_count - 1;
+  }
+  uint64_t seen = 0;
+  for (unsigned i = 0; i < HIST_BUCKETS; i++) {
+    seen += B.hist[i];
+    if (seen > rank) {
+      uint64_t u = hist_upper(i);
+      return u < B.lat_max ? u : B.lat_max;
+    }
+  }
+  return B.lat_max;
+}
+
+/* ---------------------------------------------------------- output ------ */
+
+static void out_reserve(struct conn *c, size_t extra) {
+  if (c->out_off && c->out_off == c->out_len) {
+    c->out_off = c->out_len = 0;
+  }
+  if (c->out_len + extra <= c->out_cap) {
+    return;
+  }
+  if (c->out_off) {
+    memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+    c->out_len -= c->out_off;
+    c->out_off = 0;
+    if (c->out_len + extra <= c->out_cap) {
+      return;
+    }
+  }
+  size_t cap = c->out_cap ? c->out_cap : 256;
+  while (cap < c->out_len + extra) {
+    cap *= 2;
+  }
+  c->out = xrealloc(c->out, cap);
+  c->out_cap = cap;
+}
+
+static void mark_flush(struct conn *c) {
+  if (!c->in_flush) {
+    c->in_flush = true;
+    c->flush_next = B.flush_head;
+    B.flush_head = c;
+  }
+}
+
+static uint8_t *put_u16(uint8_t *p, unsigned v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+  return p + 2;
+}
+
+static uint8_t *put_varint(uint8_t *p, size_t v) {
+  do {
+    uint8_t b = (uint8_t)(v & 0x7f);
+    v >>= 7;
+    if (v) {
+      b |= 0x80;
+    }
+    *p++ = b;
+  } while (v);
+  return p;
+}
+
+static size_t varint_len(size_t v) {
+  return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4;
+}
+
+static void queue_bytes(struct conn *c, const uint8_t *b, size_t n) {
+  out_reserve(c, n);
+  memcpy(c->out + c->out_len, b, n);
+  c->out_len += n;
+  mark_flush(c);
+}
+
+static void queue_ack(struct conn *c, uint8_t type, unsigned pid) {
+  uint8_t b[4] = {type, 2, (uint8_t)(pid >> 8), (uint8_t)pid};
+  queue_bytes(c, b, 4);
+}
+
+static void queue_connect(struct conn *c) {
+  char cid[48];
+  int cl = snprintf(cid, sizeof cid, "%s%c%u", B.rid, c->role == ROLE_PUB ? 'p' : 's', c->idx);
+  size_t rl = 10 + 2 + (size_t)cl;
+  out_reserve(c, 5 + rl);
+  uint8_t *p = c->out + c->out_len;
+  *p++ = 0x10;
+  p = put_varint(p, rl);
+  p = put_u16(p, 4);
+  memcpy(p, "MQTT", 4);
+  p += 4;
+  *p++ = 4;    /* protocol level 3.1.1 */
+  *p++ = 0x02; /* clean session */
+  p = put_u16(p, B.keepalive);
+  p = put_u16(p, (unsigned)cl);
+  memcpy(p, cid, (size_t)cl);
+  p += cl;
+  c->out_len = (size_t)(p - c->out);
+  mark_flush(c);
+}
+
+static void queue_subscribe(struct sub *s) {
+  struct conn *c = &s->c;
+  size_t rl = 2 + 2 + s->filter_len + 1;
+  out_reserve(c, 5 + rl);
+  uint8_t *p = c->out + c->out_len;
+  *p++ = 0x82;
+  p = put_varint(p, rl);
+  p = put_u16(p, 1); /* packet id */
+  p = put_u16(p, s->filter_len);
+  memcpy(p, s->filter, s->filter_len);
+  p += s->filter_len;
+  *p++ = (uint8_t)B.qos;
+  c->out_len = (size_t)(p - c->out);
+  mark_flush(c);
+}
+
+/* ---------------------------------------------------------- connections - */
+
+static void conn_set_events(struct conn *c, bool want_out) {
+  if (c->pollout == want_out) {
+    return;
+  }
+  struct epoll_event ev = {.events = EPOLLIN | (want_out ? EPOLLOUT : 0u), .data.ptr = c};
+  if (epoll_ctl(B.epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0) {
+    fail("epoll_ctl: %s", strerror(errno));
+  }
+  c->pollout = want_out;
+}
+
+static void conn_close(struct conn *c) {
+  if (c->fd >= 0) {
+    close(c->fd);
+    c->fd = -1;
+  }
+  if (c->state >= CS_CONNECTING && c->state < CS_READY && B.inprogress) {
+    B.inprogress--;
+  }
+  if (c->state != CS_CLOSED) {
+    B.closed_count++;
+  }
+  c->state = CS_CLOSED;
+  free(c->in);
+  c->in = NULL;
+  c->in_len = c->in_cap = 0;
+  c->out_len = c->out_off = 0;
+}
+
+static void conn_lost(struct conn *c, const char *why) {
+  if (c->state == CS_DISC) {
+    conn_close(c);
+    return;
+  }
+  const char *phase = c->state == CS_CONNECTING ? "connecting"
+                      : c->state == CS_CONNACK  ? "waiting for CONNACK"
+                      : c->state == CS_SUBACK   ? "waiting for SUBACK"
+                      : B.publishing            ? "during the measurement"
+                                                : "while idle/draining";
+  fail("broker closed the connection of %s (%s) %s", conn_name(c), why, phase);
+  conn_close(c);
+}
+
+static void conn_write(struct conn *c) {
+  if (c->fd < 0) {
+    c->out_len = c->out_off = 0;
+    return;
+  }
+  while (c->out_off < c->out_len) {
+    ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+    if (n > 0) {
+      c->out_off += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      conn_set_events(c, true);
+      return;
+    }
+    conn_lost(c, n < 0 ? strerror(errno) : "write returned 0");
+    return;
+  }
+  c->out_off = c->out_len = 0;
+  c->last_tx = B.now;
+  if (c->out_cap > (1u << 20)) {
+    free(c->out);
+    c->out = NULL;
+    c->out_cap = 0;
+  }
+  conn_set_events(c, false);
+}
+
+static void flush_all(void) {
+  while (B.flush_head) {
+    struct conn *c = B.flush_head;
+    B.flush_head = c->flush_next;
+    c->in_flush = false;
+    c->flush_next = NULL;
+    if (!c->pollout) {
+      conn_write(c);
+    }
+  }
+}
+
+static void conn_start(struct conn *c) {
+  int fd = socket(B.ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    fail("socket (%s): %s", conn_name(c), strerror(errno));
+    return;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  c->fd = fd;
+  c->deadline = B.now + secs_to_ns(B.timeout);
+  c->state = CS_CONNECTING;
+  c->pollout = true;
+  B.inprogress++;
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+  if (epoll_ctl(B.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    fail("epoll_ctl ADD: %s", strerror(errno));
+    return;
+  }
+  if (connect(fd, B.ai->ai_addr, B.ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
+    fail("connect (%s): %s", conn_name(c), strerror(errno));
+    conn_close(c);
+  }
+}
+
+static void conn_connected(struct conn *c) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) {
+    err = errno;
+  }
+  if (err) {
+    fail("connect (%s): %s", conn_name(c), strerror(err));
+    conn_close(c);
+    return;
+  }
+  c->state = CS_CONNACK;
+  conn_set_events(c, false);
+  queue_connect(c);
+}
+
+/* ---------------------------------------------------------- deliveries -- */
+
+static void complete(struct pub *p, uint64_t seq) {
+  if (seq < p->done) {
+    return;
+  }
+  p->ring[seq % B.w]++;
+  while (p->done < p->sent && p->ring[p->done % B.w] >= B.expected) {
+    p->ring[p->done % B.w] = 0;
+    p->done++;
+  }
+}
+
+static void on_delivery(struct sub *s, const uint8_t *payload, size_t len, int64_t t) {
+  if (len < PAYLOAD_HDR) {
+    B.protocol_errors++;
+    fail("%s received a %zu-byte payload (not from this generator)", conn_name(&s->c), len);
+    return;
+  }
+  uint64_t ts;
+  uint32_t pid, seq32;
+  memcpy(&ts, payload, 8);
+  memcpy(&pid, payload + 8, 4);
+  memcpy(&seq32, payload + 12, 4);
+  if (pid < s->pub_base || pid - s->pub_base >= s->npubs || pid >= B.npubs) {
+    B.protocol_errors++;
+    fail("%s received a message of publisher %u it did not subscribe to", conn_name(&s->c), pid);
+    return;
+  }
+  struct pub *p = &B.pubs[pid];
+  uint64_t seq = seq32;
+  if (seq >= p->sent) {
+    B.protocol_errors++;
+    fail("%s received seq %" PRIu64 " of publisher %u, which has sent only %" PRIu64,
+         conn_name(&s->c), seq, pid, p->sent);
+    return;
+  }
+  uint64_t *next = &s->next_seq[pid - s->pub_base];
+  if (seq < *next) {
+    /* duplicate, or late after a gap was counted */
+    B.dups++;
+    return;
+  }
+  if (seq > *next) {
+    B.gaps += seq - *next;
+    for (uint64_t q = *next; q < seq; q++) {
+      complete(p, q);
+    }
+  }
+  *next = seq + 1;
+  complete(p, seq);
+  s->received++;
+  B.delivered_total++;
+  B.last_progress = t;
+  B.last_delivery = t;
+  if (t >= B.t_meas_start && t < B.t_meas_end) {
+    B.delivered_meas++;
+    hist_add(t > (int64_t)ts ? (uint64_t)(t - (int64_t)ts) : 0);
+  }
+}
+
+/* ---------------------------------------------------------- input ------ */
+
+static void handle_publish(struct conn *c, uint8_t h, const uint8_t *b, size_t rl, int64_t t) {
+  unsigned q = (h >> 1) & 3u;
+  if (c->role != ROLE_SUB || q == 3 || rl < 2) {
+    B.protocol_errors++;
+    fail("unexpected or malformed PUBLISH on %s", conn_name(c));
+    return;
+  }
+  struct sub *s = (struct sub *)c;
+  size_t tl = (size_t)b[0] << 8 | b[1];
+  size_t pos = 2 + tl + (q ? 2u : 0u);
+  if (pos > rl) {
+    B.protocol_errors++;
+    fail("malformed PUBLISH on %s", conn_name(c));
+    return;
+  }
+  if (q != B.qos) {
+    B.qos_mismatch++;
+  }
+  if (q == 1) {
+    unsigned id = (unsigned)b[2 + tl] << 8 | b[3 + tl];
+    queue_ack(c, 0x40, id);
+  } else if (q == 2) {
+    unsigned id = (unsigned)b[2 + tl] << 8 | b[3 + tl];
+    if (!s->rel) {
+      s->rel = xcalloc(65536 / 8, 1);
+    }
+    uint8_t bit = (uint8_t)(1u << (id & 7));
+    queue_ack(c, 0x50, id);
+    if (s->rel[id >> 3] & bit) {
+      return; /* retransmission of a message we already have */
+    }
+    s->rel[id >> 3] |= bit;
+  }
+  on_delivery(s, b + pos, rl - pos, t);
+}
+
+static void handle_packet(struct conn *c, uint8_t h, const uint8_t *b, size_t rl, int64_t t) {
+  uint8_t type = h >> 4;
+  unsigned id = rl >= 2 ? ((unsigned)b[0] << 8 | b[1]) : 0;
+  switch (type) {
+  case 3:
+    handle_publish(c, h, b, rl, t);
+    return;
+  case 2: /* CONNACK */
+    if (c->state != CS_CONNACK || rl != 2) {
+      break;
+    }
+    if (b[1] != 0) {
+      fail("%s: CONNACK return code %u", conn_name(c), b[1]);
+      conn_close(c);
+      return;
+    }
+    if (c->role == ROLE_SUB) {
+      c->state = CS_SUBACK;
+      c->deadline = t + secs_to_ns(B.timeout);
+      queue_subscribe((struct sub *)c);
+    } else {
+      c->state = CS_READY;
+      B.inprogress--;
+      B.ready_count++;
+    }
+    return;
+  case 9: /* SUBACK */
+    if (c->state != CS_SUBACK || rl != 3 || id != 1) {
+      break;
+    }
+    if (b[2] == 0x80) {
+      fail("%s: subscription refused (SUBACK 0x80)", conn_name(c));
+      return;
+    }
+    if (b[2] < B.qos) {
+      B.granted_lower++;
+    }
+    c->state = CS_READY;
+    B.inprogress--;
+    B.ready_count++;
+    return;
+  case 4: /* PUBACK */
+  case 5: /* PUBREC */
+  case 7: /* PUBCOMP */
+    if (c->role != ROLE_PUB || rl != 2) {
+      break;
+    } else {
+      struct pub *p = (struct pub *)c;
+      uint8_t want = type == 7 ? 2 : 1;
+      if (!p->ack || p->ack[id] != want || (type == 4) != (B.qos == 1)) {
+        B.protocol_errors++;
+        fail("%s: unexpected %s for packet id %u", conn_name(c),
+             type == 4 ? "PUBACK" : type == 5 ? "PUBREC" : "PUBCOMP", id);
+        return;
+      }
+      if (type == 5) {
+        p->ack[id] = 2;
+        queue_ack(c, 0x62, id); /* PUBREL */
+      } else {
+        p->ack[id] = 0;
+        p->unacked--;
+      }
+      return;
+    }
+  case 6: /* PUBREL */
+    if (c->role != ROLE_SUB || rl != 2 || h != 0x62) {
+      break;
+    } else {
+      struct sub *s = (struct sub *)c;
+      if (s->rel) {
+        s->rel[id >> 3] &= (uint8_t) ~(1u << (id & 7));
+      }
+      queue_ack(c, 0x70, id); /* PUBCOMP, also for unknown ids [MQTT-4.3.3] */
+      return;
+    }
+  case 13: /* PINGRESP */
+    return;
+  default:
+    break;
+  }
+  B.protocol_errors++;
+  fail("%s: unexpected packet type %u (flags 0x%x, %zu bytes) in state %u", conn_name(c),
+       (unsigned)type, (unsigned)(h & 15u), rl, (unsigned)c->state);
+}
+
+/* Parses whole packets from buf; returns the number of bytes consumed. */
+static size_t parse(struct conn *c, const uint8_t *buf, size_t len, int64_t t) {
+  size_t pos = 0;
+  while (len - pos >= 2 && c->state != CS_CLOSED) {
+    size_t rl = 0;
+    unsigned shift = 0;
+    size_t i = pos + 1;
+    bool complete_hdr = false;
+    for (; i < len && i < pos + 5; i++) {
+      rl |= (size_t)(buf[i] & 0x7fu) << shift;
+      shift += 7;
+      if (!(buf[i] & 0x80)) {
+        complete_hdr = true;
+        i++;
+        break;
+      }
+    }
+    if (!complete_hdr) {
+      if (i >= pos + 5) {
+        fail("%s: malformed remaining length", conn_name(c));
+        conn_close(c);
+      }
+      break;
+    }
+    if (len - i < rl) {
+      break;
+    }
+    handle_packet(c, buf[pos], buf + i, rl, t);
+    pos = i + rl;
+  }
+  return pos;
+}
+
+static void conn_read(struct conn *c) {
+  for (int k = 0; k < READS_PER_EVENT && c->fd >= 0; k++) {
+    ssize_t n;
+    size_t want;
+    if (c->in_len == 0) {
+      want = RBUF_SIZE;
+      n = read(c->fd, B.rbuf, want);
+      if (n > 0) {
+        size_t used = parse(c, B.rbuf, (size_t)n, now_ns());
+        size_t rem = (size_t)n - used;
+        if (rem && c->fd >= 0) {
+          if (c->in_cap < rem) {
+            c->in_cap = rem < 4096 ? 4096 : rem;
+            c->in = xrealloc(c->in, c->in_cap);
+          }
+          memcpy(c->in, B.rbuf + used, rem);
+          c->in_len = rem;
+        }
+      }
+    } else {
+      if (c->in_cap - c->in_len < 65536) {
+        c->in_cap = c->in_len + RBUF_SIZE;
+        c->in = xrealloc(c->in, c->in_cap);
+      }
+      want = c->in_cap - c->in_len;
+      n = read(c->fd, c->in + c->in_len, want);
+      if (n > 0) {
+        c->in_len += (size_t)n;
+        size_t used = parse(c, c->in, c->in_len, now_ns());
+        if (c->fd >= 0) {
+          memmove(c->in, c->in + used, c->in_len - used);
+          c->in_len -= used;
+          if (c->in_len == 0 && c->in_cap > 65536) {
+            free(c->in);
+            c->in = NULL;
+            c->in_cap = 0;
+          }
+        }
+      }
+    }
+    if (n == 0) {
+      conn_lost(c, "EOF");
+      return;
+    }
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        conn_lost(c, strerror(errno));
+      }
+      return;
+    }
+    if ((size_t)n < want) {
+      return;
+    }
+  }
+}
+
+/* ---------------------------------------------------------- publishing -- */
+
+static void pub_fill(struct pub *p) {
+  struct conn *c = &p->c;
+  if (c->state != CS_READY || !B.publishing) {
+    return;
+  }
+  uint64_t room = B.w - (p->sent - p->done);
+  if (p->sent + room > p->max_msgs) {
+    room = p->max_msgs - p->sent;
+  }
+  if (!room) {
+    return;
+  }
+  size_t rl = 2 + p->topic_len + (B.qos ? 2u : 0u) + B.size;
+  size_t pkt = 1 + varint_len(rl) + rl;
+  /* Bound the output buffer: with big payloads and windows, queue at most
+   * OUT_FILL_MAX bytes (but always one message) until the socket drains. */
+  size_t pending = c->out_len - c->out_off;
+  if (pending >= OUT_FILL_MAX) {
+    return;
+  }
+  uint64_t fit = (OUT_FILL_MAX - pending) / pkt;
+  if (fit == 0) {
+    fit = 1;
+  }
+  if (room > fit) {
+    room = fit;
+  }
+  out_reserve(c, pkt * room);
+  uint64_t ts = (uint64_t)now_ns();
+  uint8_t h = (uint8_t)(0x30 | (B.qos << 1));
+  uint8_t *o = c->out + c->out_len;
+  uint32_t pubid = c->idx;
+  for (uint64_t k = 0; k < room; k++) {
+    uint64_t seq = p->sent;
+    if (B.qos) {
+      unsigned id = (unsigned)(seq % 65535u) + 1u;
+      if (p->ack[id]) {
+        break; /* packet id still in use: wait for its ack */
+      }
+      p->ack[id] = 1;
+      p->unacked++;
+    }
+    uint8_t *q = o;
+    *q++ = h;
+    q = put_varint(q, rl);
+    q = put_u16(q, p->topic_len);
+    memcpy(q, p->topic, p->topic_len);
+    q += p->topic_len;
+    if (B.qos) {
+      q = put_u16(q, (unsigned)(seq % 65535u) + 1u);
+    }
+    uint32_t seq32 = (uint32_t)seq;
+    memcpy(q, &ts, 8);
+    memcpy(q + 8, &pubid, 4);
+    memcpy(q + 12, &seq32, 4);
+    if (B.size > PAYLOAD_HDR) {
+      memcpy(q + PAYLOAD_HDR, B.fill, B.size - PAYLOAD_HDR);
+    }
+    o = q + B.size;
+    p->sent++;
+    B.published_total++;
+    if ((int64_t)ts >= B.t_meas_start && (int64_t)ts < B.t_meas_end) {
+      B.published_meas++;
+    }
+  }
+  c->out_len = (size_t)(o - c->out);
+  mark_flush(c);
+}
+
+/* ---------------------------------------------------------- event loop -- */
+
+static void poll_once(int timeout_ms) {
+  static struct epoll_event evs[MAX_EVENTS];
+  flush_all();
+  int n = epoll_wait(B.epfd, evs, MAX_EVENTS, timeout_ms);
+  B.now = now_ns();
+  if (n < 0) {
+    if (errno != EINTR) {
+      fail("epoll_wait: %s", strerror(errno));
+    }
+    return;
+  }
+  for (int i = 0; i < n; i++) {
+    struct conn *c = evs[i].data.ptr;
+    uint32_t e = evs[i].events;
+    if (c->fd < 0) {
+      continue;
+    }
+    if (c->state == CS_CONNECTING) {
+      if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+        conn_connected(c);
+      }
+      continue;
+    }
+    if (e & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+      conn_read(c);
+    }
+    if ((e & EPOLLOUT) && c->fd >= 0) {
+      conn_write(c);
+    }
+  }
+  flush_all();
+}
+
+static void sweep_pings(void) {
+  static int64_t next;
+  if (B.now < next || !B.keepalive) {
+    return;
+  }
+  next = B.now + NS_PER_S;
+  int64_t idle = (int64_t)B.keepalive * NS_PER_S / 2;
+  static const uint8_t ping[2] = {0xc0, 0};
+  for (uint32_t i = 0; i < B.npubs; i++) {
+    struct conn *c = &B.pubs[i].c;
+    if (c->state == CS_READY && B.now - c->last_tx > idle) {
+      queue_bytes(c, ping, 2);
+      c->last_tx = B.now;
+    }
+  }
+  for (uint32_t i = 0; i < B.nsubs; i++) {
+    struct conn *c = &B.subs[i].c;
+    if (c->state == CS_READY && B.now - c->last_tx > idle) {
+      queue_bytes(c, ping, 2);
+      c->last_tx = B.now;
+    }
+  }
+}
+
+/* Connects (and subscribes) count connections, at most B.batch at a time. */
+static bool setup_conns(struct conn **list, uint32_t count) {
+  uint32_t next = 0;
+  uint64_t target = B.ready_count + count;
+  int64_t next_check = 0;
+  int64_t last_report = B.now;
+  while (B.ready_count < target && !B.failed) {
+    while (B.inprogress < B.batch && next < count && !B.failed) {
+      conn_start(list[next++]);
+    }
+    poll_once(50);
+    sweep_pings();
+    if (B.now >= next_check) {
+      next_check = B.now + 100 * NS_PER_MS;
+      for (uint32_t i = 0; i < next; i++) {
+        struct conn *c = list[i];
+        if (c->state >= CS_CONNECTING && c->state < CS_READY && B.now > c->deadline) {
+          fail("timeout (%.1f s) %s on %s (%" PRIu64 " of %u ready)", B.timeout,
+               c->state == CS_CONNECTING ? "connecting"
+               : c->state == CS_CONNACK  ? "waiting for CONNACK"
+                                         : "waiting for SUBACK",
+               conn_name(c), B.ready_count + count - target, count);
+          return false;
+        }
+      }
+    }
+    if (!B.quiet && count >= 1000 && B.now - last_report > 2 * NS_PER_S) {
+      last_report = B.now;
+      fprintf(stderr, "  ... %" PRIu64 "/%u connected\n", B.ready_count + count - target, count);
+    }
+  }
+  return !B.failed;
+}
+
+static uint64_t in_flight(void) {
+  uint64_t f = 0;
+  for (uint32_t i = 0; i < B.npubs; i++) {
+    f += B.pubs[i].sent - B.pubs[i].done;
+  }
+  return f;
+}
+
+static uint64_t unacked(void) {
+  uint64_t f = 0;
+  for (uint32_t i = 0; i < B.npubs; i++) {
+    f += B.pubs[i].unacked;
+  }
+  return f;
+}
+
+static int poll_timeout_until(int64_t deadline, int cap_ms) {
+  int64_t ms = (deadline - B.now + NS_PER_MS - 1) / NS_PER_MS;
+  if (ms < 0) {
+    ms = 0;
+  }
+  return ms < cap_ms ? (int)ms : cap_ms;
+}
+
+/* Publishes until t_meas_end (or until every publisher hit max_msgs), then
+ * drains: waits until everything sent was delivered and acknowledged. */
+static void run_traffic(void) {
+  B.publishing = true;
+  B.last_progress = B.now;
+  int64_t stall = secs_to_ns(B.stall_timeout);
+  while (!B.failed && B.now < B.t_meas_end) {
+    bool all_done = true;
+    for (uint32_t i = 0; i < B.npubs; i++) {
+      pub_fill(&B.pubs[i]);
+      if (B.pubs[i].sent < B.pubs[i].max_msgs) {
+        all_done = false;
+      }
+    }
+    if (all_done && in_flight() == 0 && unacked() == 0) {
+      break;
+    }
+    poll_once(poll_timeout_until(B.t_meas_end, 100));
+    sweep_pings();
+    if (in_flight() && B.now - B.last_progress > stall) {
+      fail("stalled: nothing delivered for %.1f s with %" PRIu64 " messages in flight "
+           "(%" PRIu64 " delivered so far)",
+           B.stall_timeout, in_flight(), B.delivered_total);
+    }
+  }
+  B.publishing = false;
+  int64_t drain_end = B.now + secs_to_ns(B.drain_timeout);
+  while (!B.failed && (in_flight() || unacked()) && B.now < drain_end) {
+    poll_once(poll_timeout_until(drain_end, 100));
+  }
+}
+
+static void disconnect_all(void) {
+  static const uint8_t disc[2] = {0xe0, 0};
+  uint64_t waiting = 0;
+  for (uint32_t i = 0; i < B.npubs + B.nsubs; i++) {
+    struct conn *c = i < B.npubs ? &B.pubs[i].c : &B.subs[i - B.npubs].c;
+    if (c->fd < 0) {
+      continue;
+    }
+    if (c->state == CS_READY) {
+      queue_bytes(c, disc, 2);
+      c->state = CS_DISC;
+      waiting++;
+    } else {
+      conn_close(c);
+    }
+  }
+  uint64_t closed0 = B.closed_count;
+  int64_t end = now_ns() + 2 * NS_PER_S;
+  B.now = now_ns();
+  while (B.closed_count - closed0 < waiting && B.now < end) {
+    poll_once(poll_timeout_until(end, 100));
+  }
+  for (uint32_t i = 0; i < B.npubs + B.nsubs; i++) {
+    struct conn *c = i < B.npubs ? &B.pubs[i].c : &B.subs[i - B.npubs].c;
+    if (c->fd >= 0) {
+      conn_close(c);
+    }
+  }
+}
+
+/* ---------------------------------------------------------- setup ------- */
+
+static long read_rss_bytes(pid_t pid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    return -1;
+  }
+  char line[256];
+  long kb = -1;
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "VmRSS:", 6) == 0) {
+      kb = strtol(line + 6, NULL, 10);
+      break;
+    }
+  }
+  fclose(f);
+  return kb < 0 ? -1 : kb * 1024;
+}
+
+static void raise_nofile(uint64_t need) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+    return;
+  }
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+      fprintf(stderr, "mqttb-bench: warning: setrlimit(RLIMIT_NOFILE): %s\n", strerror(errno));
+      getrlimit(RLIMIT_NOFILE, &rl);
+    }
+  }
+  if (rl.rlim_cur != RLIM_INFINITY && need + 16 > rl.rlim_cur) {
+    fprintf(stderr,
+            "mqttb-bench: %" PRIu64 " connections need more file descriptors than the limit "
+            "(%llu); raise the hard limit (ulimit -Hn)\n",
+            need, (unsigned long long)rl.rlim_cur);
+    exit(2);
+  }
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "Usage: mqttb-bench [options]\n"
+          "  -h HOST            broker host (default 127.0.0.1)\n"
+          "  -p PORT            broker port (default 1883)\n"
+          "  -s SCENARIO        p2p | fanin | fanout | idle (default p2p)\n"
+          "  -q QOS             0, 1 or 2, for PUBLISH and SUBSCRIBE (default 0)\n"
+          "  -n N               connections: p2p N publishers + N subscribers; fanin N\n"
+          "                     publishers + 1 subscriber; fanout 1 publisher + N\n"
+          "                     subscribers; idle N subscribers (+1 publisher) (default 16)\n"
+          "  -w W               messages in flight per publisher (default 64)\n"
+          "  -l BYTES           payload size, >= %u (default 64)\n"
+          "  -d SECONDS         measured duration (default 5)\n"
+          "      --warmup SECONDS   traffic before measuring (default 1)\n"
+          "      --pid PID      broker pid: report its VmRSS growth per connection\n"
+          "      --timeout S    connect/CONNACK/SUBACK timeout (default 10)\n"
+          "      --batch N      connections being set up at once (default 64)\n"
+          "      --keepalive S  MQTT keep-alive (default 60; PINGREQ after S/2 idle)\n"
+          "      --stall S      fail if nothing is delivered for S seconds (default 10)\n"
+          "      --drain S      time to wait for in-flight messages at the end (default 10)\n"
+          "      --quiet        only print the RESULT line\n"
+          "      --help\n",
+          PAYLOAD_HDR);
+}
+
+static double parse_double(const char *s, const char *what, double min, double max) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || *end || v < min || v > max) {
+    fprintf(stderr, "mqttb-bench: bad %s: %s\n", what, s);
+    exit(2);
+  }
+  return v;
+}
+
+static uint32_t parse_u32(const char *s, const char *what, uint32_t min, uint32_t max) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(s, &end, 10);
+  if (errno || end == s || *end || v < min || v > max) {
+    fprintf(stderr, "mqttb-bench: bad %s: %s (%u..%u)\n", what, s, min, max);
+    exit(2);
+  }
+  return (uint32_t)v;
+}
+
+static void parse_args(int argc, char **argv) {
+  B.host = "127.0.0.1";
+  B.port = "1883";
+  B.sc = SC_P2P;
+  B.qos = 0;
+  B.n = 16;
+  B.w = 64;
+  B.size = 64;
+  B.duration = 5;
+  B.warmup = 1;
+  B.pid = 0;
+  B.timeout = 10;
+  B.batch = 64;
+  B.keepalive = 60;
+  B.stall_timeout = 10;
+  B.drain_timeout = 10;
+  enum { O_WARMUP = 256, O_PID, O_TIMEOUT, O_BATCH, O_KEEPALIVE, O_STALL, O_DRAIN, O_QUIET, O_HELP };
+  static const struct option longopts[] = {
+      {"warmup", required_argument, NULL, O_WARMUP},
+      {"pid", required_argument, NULL, O_PID},
+      {"timeout", required_argument, NULL, O_TIMEOUT},
+      {"batch", required_argument, NULL, O_BATCH},
+      {"keepalive", required_argument, NULL, O_KEEPALIVE},
+      {"stall", required_argument, NULL, O_STALL},
+      {"drain", required_argument, NULL, O_DRAIN},
+      {"quiet", no_argument, NULL, O_QUIET},
+      {"help", no_argument, NULL, O_HELP},
+      {NULL, 0, NULL, 0},
+  };
+  int o;
+  while ((o = getopt_long(argc, argv, "h:p:s:q:n:w:l:d:", longopts, NULL)) != -1) {
+    switch (o) {
+    case 'h':
+      B.host = optarg;
+      break;
+    case 'p':
+      B.port = optarg;
+      break;
+    case 's': {
+      bool ok = false;
+      for (unsigned i = 0; i < 4; i++) {
+        if (strcmp(optarg, scenario_names[i]) == 0) {
+          B.sc = (enum scenario)i;
+          ok = true;
+        }
+      }
+      if (!ok) {
+        fprintf(stderr, "mqttb-bench: unknown scenario %s (p2p, fanin, fanout, idle)\n", optarg);
+        exit(2);
+      }
+      break;
+    }
+    case 'q':
+      B.qos = parse_u32(optarg, "QoS", 0, 2);
+      break;
+    case 'n':
+      B.n = parse_u32(optarg, "connection count", 1, 1000000);
+      break;
+    case 'w':
+      B.w = parse_u32(optarg, "window", 1, 60000);
+      break;
+    case 'l':
+      B.size = parse_u32(optarg, "payload size", PAYLOAD_HDR, 256u * 1024u * 1024u - 1024u);
+      break;
+    case 'd':
+      B.duration = parse_double(optarg, "duration", 0.01, 86400);
+      break;
+    case O_WARMUP:
+      B.warmup = parse_double(optarg, "warmup", 0, 86400);
+      break;
+    case O_PID:
+      B.pid = (pid_t)parse_u32(optarg, "pid", 1, INT32_MAX);
+      break;
+    case O_TIMEOUT:
+      B.timeout = parse_double(optarg, "timeout", 0.1, 3600);
+      break;
+    case O_BATCH:
+      B.batch = parse_u32(optarg, "batch", 1, 100000);
+      break;
+    case O_KEEPALIVE:
+      B.keepalive = parse_u32(optarg, "keepalive", 0, 65535);
+      break;
+    case O_STALL:
+      B.stall_timeout = parse_double(optarg, "stall timeout", 0.1, 3600);
+      break;
+    case O_DRAIN:
+      B.drain_timeout = parse_double(optarg, "drain timeout", 0, 3600);
+      break;
+    case O_QUIET:
+      B.quiet = true;
+      break;
+    case O_HELP:
+      usage(stdout);
+      exit(0);
+    default:
+      usage(stderr);
+      exit(2);
+    }
+  }
+  if (optind != argc) {
+    usage(stderr);
+    exit(2);
+  }
+}
+
+static void init_conn(struct conn *c, enum role r, uint32_t idx) {
+  c->fd = -1;
+  c->role = (uint8_t)r;
+  c->state = CS_NEW;
+  c->idx = idx;
+}
+
+static void build_clients(void) {
+  uint32_t n = B.n;
+  switch (B.sc) {
+  case SC_P2P:
+    B.npubs = n;
+    B.nsubs = n;
+    B.expected = 1;
+    break;
+  case SC_FANIN:
+    B.npubs = n;
+    B.nsubs = 1;
+    B.expected = 1;
+    break;
+  case SC_FANOUT:
+    B.npubs = 1;
+    B.nsubs = n;
+    B.expected = n;
+    break;
+  case SC_IDLE:
+    B.npubs = 1;
+    B.nsubs = n;
+    B.expected = n;
+    B.w = 1;
+    break;
+  }
+  B.pubs = xcalloc(B.npubs, sizeof *B.pubs);
+  B.subs = xcalloc(B.nsubs, sizeof *B.subs);
+  const char *sc = scenario_names[B.sc];
+  for (uint32_t i = 0; i < B.npubs; i++) {
+    struct pub *p = &B.pubs[i];
+    init_conn(&p->c, ROLE_PUB, i);
+    p->max_msgs = B.sc == SC_IDLE ? 1 : UINT32_MAX;
+    p->ring = xcalloc(B.w, sizeof *p->ring);
+    if (B.qos) {
+      p->ack = xcalloc(65536, 1);
+    }
+    if (B.sc == SC_P2P || B.sc == SC_FANIN) {
+      p->topic = xasprintf("mqttb-bench/%s/%s/%u", B.rid, sc, i);
+    } else {
+      p->topic = xasprintf("mqttb-bench/%s/%s", B.rid, sc);
+    }
+    p->topic_len = (uint16_t)strlen(p->topic);
+  }
+  for (uint32_t i = 0; i < B.nsubs; i++) {
+    struct sub *s = &B.subs[i];
+    init_conn(&s->c, ROLE_SUB, i);
+    switch (B.sc) {
+    case SC_P2P:
+      s->pub_base = i;
+      s->npubs = 1;
+      s->filter = xasprintf("mqttb-bench/%s/%s/%u", B.rid, sc, i);
+      break;
+    case SC_FANIN:
+      s->pub_base = 0;
+      s->npubs = B.npubs;
+      s->filter = xasprintf("mqttb-bench/%s/%s/+", B.rid, sc);
+      break;
+    case SC_FANOUT:
+    case SC_IDLE:
+      s->pub_base = 0;
+      s->npubs = 1;
+      s->filter = xasprintf("mqttb-bench/%s/%s", B.rid, sc);
+      break;
+    }
+    s->filter_len = (uint16_t)strlen(s->filter);
+    s->next_seq = xcalloc(s->npubs, sizeof *s->next_seq);
+  }
+}
+
+static void print_us(FILE *f, const char *key, uint64_t ns) {
+  fprintf(f, " %s=%.1f", key, (double)ns / 1000.0);
+}
+
+int main(int argc, char **argv) {
+  parse_args(argc, argv);
+  signal(SIGPIPE, SIG_IGN);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+  int gai = getaddrinfo(B.host, B.port, &hints, &B.ai);
+  if (gai != 0) {
+    fprintf(stderr, "mqttb-bench: %s:%s: %s\n", B.host, B.port, gai_strerror(gai));
+    return 2;
+  }
+  snprintf(B.rid, sizeof B.rid, "b%04x%04x", (unsigned)getpid() & 0xffffu,
+           (unsigned)((uint64_t)now_ns() / 1000u) & 0xffffu);
+  build_clients();
+  raise_nofile((uint64_t)B.npubs + B.nsubs);
+
+  B.epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (B.epfd < 0) {
+    perror("epoll_create1");
+    return 1;
+  }
+  B.rbuf = xcalloc(RBUF_SIZE, 1);
+  B.fill = xcalloc(B.size, 1);
+  memset(B.fill, 'x', B.size);
+  B.lat_min = UINT64_MAX;
+  B.now = now_ns();
+  /* No measurement window until traffic starts. */
+  B.t_meas_start = B.t_meas_end = INT64_MAX;
+
+  if (!B.quiet) {
+    printf("mqttb-bench: %s QoS %u, %u publisher(s), %u subscriber(s), window %u, %u-byte "
+           "payload, broker %s:%s\n",
+           scenario_names[B.sc], B.qos, B.npubs, B.nsubs, B.w, B.size, B.host, B.port);
+  }
+
+  struct conn **subl = xcalloc(B.nsubs, sizeof *subl);
+  struct conn **publ = xcalloc(B.npubs, sizeof *publ);
+  for (uint32_t i = 0; i < B.nsubs; i++) {
+    subl[i] = &B.subs[i].c;
+  }
+  for (uint32_t i = 0; i < B.npubs; i++) {
+    publ[i] = &B.pubs[i].c;
+  }
+
+  long rss_before = -1, rss_after = -1;
+  uint32_t mem_conns = 0;
+  int64_t t_setup = now_ns();
+  if (B.sc == SC_IDLE) {
+    /* The publisher first, so the baseline includes it. */
+    if (setup_conns(publ, B.npubs) && B.pid) {
+      rss_before = read_rss_bytes(B.pid);
+    }
+    if (!B.failed) {
+      setup_conns(subl, B.nsubs);
+    }
+    mem_conns = B.nsubs;
+  } else {
+    if (B.pid) {
+      rss_before = read_rss_bytes(B.pid);
+    }
+    if (setup_conns(subl, B.nsubs)) {
+      setup_conns(publ, B.npubs);
+    }
+    mem_conns = B.nsubs + B.npubs;
+  }
+  double setup_s = (double)(now_ns() - t_setup) / 1e9;
+  if (!B.failed && B.pid) {
+    /* Let the broker settle (and see anything it would still send). */
+    int64_t end = now_ns() + 300 * NS_PER_MS;
+    while (!B.failed && B.now < end) {
+      poll_once(poll_timeout_until(end, 100));
+    }
+    rss_after = read_rss_bytes(B.pid);
+    if (rss_before < 0 || rss_after < 0) {
+      fprintf(stderr, "mqttb-bench: warning: cannot read VmRSS of pid %ld\n", (long)B.pid);
+    }
+  }
+  if (!B.quiet && !B.failed) {
+    printf("  %u connections ready in %.2f s\n", B.npubs + B.nsubs, setup_s);
+  }
+
+  int64_t t_start = 0, t_end = 0;
+  if (!B.failed) {
+    B.now = now_ns();
+    t_start = B.now;
+    if (B.sc == SC_IDLE) {
+      B.t_meas_start = B.now;
+      B.t_meas_end = B.now + secs_to_ns(B.timeout);
+    } else {
+      B.t_meas_start = B.now + secs_to_ns(B.warmup);
+      B.t_meas_end = B.t_meas_start + secs_to_ns(B.duration);
+    }
+    run_traffic();
+    t_end = B.now;
+  }
+
+  /* Verification. */
+  uint64_t missing = 0;
+  uint64_t sent_total = 0;
+  for (uint32_t i = 0; i < B.npubs; i++) {
+    sent_total += B.pubs[i].sent;
+  }
+  for (uint32_t i = 0; i < B.nsubs && B.npubs; i++) {
+    struct sub *s = &B.subs[i];
+    for (uint32_t k = 0; k < s->npubs; k++) {
+      uint64_t sent = B.pubs[s->pub_base + k].sent;
+      if (s->next_seq[k] < sent) {
+        missing += sent - s->next_seq[k];
+      }
+    }
+  }
+  uint64_t lost = B.gaps + missing;
+  uint64_t ua = unacked();
+  bool was_failed = B.failed != 0;
+  if (!was_failed && t_start) {
+    if (B.qos >= 1 && lost) {
+      fail("QoS %u: %" PRIu64 " message deliveries lost (%" PRIu64 " gaps, %" PRIu64
+           " never arrived)",
+           B.qos, lost, B.gaps, missing);
+    } else if (B.qos == 2 && B.dups) {
+      fail("QoS 2: %" PRIu64 " duplicate deliveries", B.dups);
+    } else if (B.qos >= 1 && ua) {
+      fail("QoS %u: %" PRIu64 " PUBLISHes never acknowledged (%s)", B.qos, ua,
+           B.qos == 1 ? "PUBACK" : "PUBREC/PUBCOMP");
+    } else if (B.sc == SC_IDLE && B.pubs[0].done != 1) {
+      fail("idle: the publish reached only %" PRIu64 " of %u subscribers", B.delivered_total,
+           B.nsubs);
+    } else if (B.qos == 0 && lost) {
+      fprintf(stderr, "mqttb-bench: warning: QoS 0: %" PRIu64 " messages lost\n", lost);
+    }
+  }
+
+  disconnect_all();
+
+  /* Report. */
+  double meas_s;
+  uint64_t delivered;
+  if (B.sc == SC_IDLE) {
+    delivered = B.delivered_total;
+    meas_s = B.last_delivery > t_start ? (double)(B.last_delivery - t_start) / 1e9 : 0;
+  } else {
+    delivered = B.delivered_meas;
+    int64_t end = t_end < B.t_meas_end ? t_end : B.t_meas_end;
+    meas_s = end > B.t_meas_start ? (double)(end - B.t_meas_start) / 1e9 : 0;
+  }
+  double rate = meas_s > 0 ? (double)delivered / meas_s : 0;
+  double prate = meas_s > 0 ? (double)B.published_meas / meas_s : 0;
+  char mem[32] = "na";
+  if (rss_before >= 0 && rss_after >= 0 && mem_conns) {
+    snprintf(mem, sizeof mem, "%ld", (rss_after - rss_before) / (long)mem_conns);
+  }
+
+  if (!B.quiet) {
+    if (B.sc == SC_IDLE) {
+      printf("  one QoS %u publish reached %" PRIu64 "/%u subscribers in %.3f ms\n", B.qos,
+             B.delivered_total, B.nsubs, meas_s * 1e3);
+    } else {
+      printf("  measured %.2f s: %" PRIu64 " deliveries = %.0f msgs/s (publish rate %.0f/s)\n",
+             meas_s, delivered, rate, prate);
+    }
+    printf("  latency (us): p50 %.1f  p99 %.1f  max %.1f  (min %.1f, %" PRIu64 " samples)\n",
+           (double)hist_pct(50) / 1e3, (double)hist_pct(99) / 1e3, (double)B.lat_max / 1e3,
+           B.lat_count ? (double)B.lat_min / 1e3 : 0.0, B.lat_count);
+    printf("  totals: %" PRIu64 " published, %" PRIu64 " delivered, %" PRIu64 " lost, %" PRIu64
+           " duplicate/late, %" PRIu64 " unacked\n",
+           sent_total, B.delivered_total, lost, B.dups, ua);
+    if (B.qos_mismatch || B.granted_lower) {
+      printf("  note: %" PRIu64 " messages arrived with another QoS; %" PRIu64
+             " subscriptions granted a lower QoS\n",
+             B.qos_mismatch, B.granted_lower);
+    }
+    if (rss_before >= 0 && rss_after >= 0) {
+      printf("  broker VmRSS %ld kB -> %ld kB: %s bytes per connection (%u connections)\n",
+             rss_before / 1024, rss_after / 1024, mem, mem_conns);
+    }
+  }
+  printf("RESULT scenario=%s qos=%u n=%u w=%u size=%u msgs_per_s=", scenario_names[B.sc], B.qos,
+         B.n, B.w, B.size);
+  if (B.sc == SC_IDLE) {
+    printf("na");
+  } else {
+    printf("%.0f", rate);
+  }
+  print_us(stdout, "p50_us", hist_pct(50));
+  print_us(stdout, "p99_us", hist_pct(99));
+  print_us(stdout, "max_us", B.lat_max);
+  printf(" mem_per_conn=%s lost=%" PRIu64 " dup=%" PRIu64 " status=%s\n", mem, lost, B.dups,
+         B.failed ? "FAIL" : "ok");
+  if (B.failed) {
+    fprintf(stderr, "mqttb-bench: FAILED: %s\n", B.fail_reason);
+  }
+  freeaddrinfo(B.ai);
+  return B.failed ? 1 : 0;
+}
