@@ -173,7 +173,7 @@ static void collect(mqttb_sub *sub, void *ctx) {
   }
   if (sub->sub_id) {
     void *arr = s->match_ids;
-    if (mqttb_mem_grow(&b->mem, &arr, &s->match_ids_cap, s->nmatch_ids + 1,
+    if (mqttb_mem_grow32(&b->mem, &arr, &s->match_ids_cap, s->nmatch_ids + 1,
                        sizeof(*s->match_ids)) == 0) {
       s->match_ids = arr;
       s->match_ids[s->nmatch_ids++] = sub->sub_id;

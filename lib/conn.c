@@ -11,6 +11,16 @@
  * bytes of copying is cheaper than an extra iovec. */
 #define COPY_THRESHOLD 256u
 
+/* Reading the rarely used part of a connection; ext() to write it. */
+static const struct mqttb_conn_ext no_ext;
+#define X(c) ((const struct mqttb_conn_ext *)((c)->x ? (c)->x : &no_ext))
+
+static struct mqttb_conn_ext *ext(mqttb_conn *c) {
+  if (!c->x)
+    c->x = mqttb_mem_calloc(&c->broker->mem, 1, sizeof(*c->x));
+  return c->x;
+}
+
 static const char *cid(const mqttb_conn *c) {
   return c->client_id ? c->client_id : "<none>";
 }
@@ -158,14 +168,14 @@ static void plan_publish(mqttb_conn *c, const mqttb_dlv *d, pub_plan *pl) {
       props += 5;
     }
     if (c->client_alias_max) {
-      void *v = c->nalias_out ? mqttb_map_get(&c->alias_out, MQTTB_MSG_TOPIC(m), m->topic_len)
+      void *v = X(c)->nalias_out ? mqttb_map_get(&X(c)->alias_out, MQTTB_MSG_TOPIC(m), m->topic_len)
                               : NULL;
       if (v) {
         pl->alias = (uint16_t)(uintptr_t)v;
         pl->send_topic = false;
         props += 3;
-      } else if (c->nalias_out < c->client_alias_max) {
-        pl->alias = (uint16_t)(c->nalias_out + 1);
+      } else if (X(c)->nalias_out < c->client_alias_max) {
+        pl->alias = (uint16_t)(X(c)->nalias_out + 1);
         pl->new_alias = true;
         props += 3;
       }
@@ -198,9 +208,12 @@ bool mqttb_conn_publish_fits(mqttb_conn *c, const mqttb_dlv *d) {
  * the topic is sent in full next time. */
 static void alias_commit(mqttb_conn *c, const mqttb_msg *m, uint16_t alias) {
   const mqttb_mem *mem = &c->broker->mem;
-  if (!c->alias_out_topic) {
-    c->alias_out_topic = mqttb_mem_calloc(mem, c->client_alias_max, sizeof(char *));
-    if (!c->alias_out_topic)
+  struct mqttb_conn_ext *x = ext(c);
+  if (!x)
+    return;
+  if (!x->alias_out_topic) {
+    x->alias_out_topic = mqttb_mem_calloc(mem, c->client_alias_max, sizeof(char *));
+    if (!x->alias_out_topic)
       return;
   }
   char *t = mqttb_mem_malloc(mem, (size_t)m->topic_len + 1);
@@ -208,12 +221,12 @@ static void alias_commit(mqttb_conn *c, const mqttb_msg *m, uint16_t alias) {
     return;
   memcpy(t, MQTTB_MSG_TOPIC(m), m->topic_len);
   t[m->topic_len] = '\0';
-  if (mqttb_map_put(&c->alias_out, mem, t, m->topic_len, (void *)(uintptr_t)alias) != 0) {
+  if (mqttb_map_put(&x->alias_out, mem, t, m->topic_len, (void *)(uintptr_t)alias) != 0) {
     mqttb_mem_free(mem, t);
     return;
   }
-  c->alias_out_topic[alias - 1] = t;
-  c->nalias_out = alias;
+  x->alias_out_topic[alias - 1] = t;
+  x->nalias_out = alias;
 }
 
 int mqttb_conn_send_publish(mqttb_conn *c, const mqttb_dlv *d, bool dup, uint16_t pid) {
@@ -317,12 +330,12 @@ static int send_reason_props(mqttb_conn *c, uint8_t type, uint8_t reason, const 
 static int send_disconnect5(mqttb_conn *c, uint8_t reason) {
   uint8_t props[3 + 256];
   size_t plen = 0;
-  if (c->server_reference && (reason == MQTTB_REASON_USE_ANOTHER_SERVER ||
+  if (X(c)->server_reference && (reason == MQTTB_REASON_USE_ANOTHER_SERVER ||
                               reason == MQTTB_REASON_SERVER_MOVED)) {
-    size_t n = strlen(c->server_reference);
+    size_t n = strlen(X(c)->server_reference);
     if (n <= 256)
       plen = mqttb_prop_put_str(props, MQTTB_PROP_SERVER_REFERENCE,
-                                (const uint8_t *)c->server_reference, n);
+                                (const uint8_t *)X(c)->server_reference, n);
   }
   return send_reason_props(c, MQTTB_PKT_DISCONNECT, reason, props, plen);
 }
@@ -361,6 +374,13 @@ int mqttb_conn_output_ack(mqttb_conn *c, size_t nbytes, uint64_t now) {
     c->seg_count--;
   }
   if (c->seg_count == 0) {
+    /* Drained: give the buffers back, so that idle connections cost only
+     * their state. */
+    mqttb_mem_free(&c->broker->mem, c->seg);
+    mqttb_mem_free(&c->broker->mem, c->wbuf);
+    c->seg = NULL;
+    c->wbuf = NULL;
+    c->seg_cap = c->wcap = 0;
     c->seg_head = 0;
     c->wlen = 0;
   }
@@ -570,12 +590,12 @@ static int refuse(mqttb_conn *c, uint8_t rc, int err, const char *why) {
   mqttb_log(c->broker, MQTTB_LOG_NOTICE, "refusing connection (CONNACK %#x): %s", rc, why);
   uint8_t props[3 + 256];
   size_t plen = 0;
-  if (c->level == 5 && c->server_reference &&
+  if (c->level == 5 && X(c)->server_reference &&
       (rc == MQTTB_REASON_USE_ANOTHER_SERVER || rc == MQTTB_REASON_SERVER_MOVED)) {
-    size_t n = strlen(c->server_reference);
+    size_t n = strlen(X(c)->server_reference);
     if (n <= 256)
       plen = mqttb_prop_put_str(props, MQTTB_PROP_SERVER_REFERENCE,
-                                (const uint8_t *)c->server_reference, n);
+                                (const uint8_t *)X(c)->server_reference, n);
   }
   if (send_connack(c, false, rc, props, plen) != 0)
     return MQTTB_ERR_CONN_NOMEM;
@@ -747,17 +767,17 @@ static int authenticate(mqttb_conn *c, const mqttb_connect *ck, const char *id, 
 
 /* An AUTH packet carrying the method and the data the callback set. */
 static int send_auth(mqttb_conn *c, uint8_t reason) {
-  size_t plen = mqttb_prop_put_str(NULL, MQTTB_PROP_AUTH_METHOD, NULL, c->auth_method_len) +
-                (c->auth_data ? mqttb_prop_put_str(NULL, MQTTB_PROP_AUTH_DATA, NULL,
-                                                   c->auth_data_len)
+  size_t plen = mqttb_prop_put_str(NULL, MQTTB_PROP_AUTH_METHOD, NULL, X(c)->auth_method_len) +
+                (X(c)->auth_data ? mqttb_prop_put_str(NULL, MQTTB_PROP_AUTH_DATA, NULL,
+                                                   X(c)->auth_data_len)
                               : 0);
   uint8_t *props = mqttb_mem_malloc(&c->broker->mem, plen);
   if (!props)
     return MQTTB_ERR_NOMEM;
-  size_t n = mqttb_prop_put_str(props, MQTTB_PROP_AUTH_METHOD, (const uint8_t *)c->auth_method,
-                                c->auth_method_len);
-  if (c->auth_data)
-    mqttb_prop_put_str(props + n, MQTTB_PROP_AUTH_DATA, c->auth_data, c->auth_data_len);
+  size_t n = mqttb_prop_put_str(props, MQTTB_PROP_AUTH_METHOD, (const uint8_t *)X(c)->auth_method,
+                                X(c)->auth_method_len);
+  if (X(c)->auth_data)
+    mqttb_prop_put_str(props + n, MQTTB_PROP_AUTH_DATA, X(c)->auth_data, X(c)->auth_data_len);
   int rv = send_reason_props(c, MQTTB_PKT_AUTH, reason, props, plen);
   mqttb_mem_free(&c->broker->mem, props);
   return rv;
@@ -802,11 +822,11 @@ static size_t connack_props(mqttb_conn *c, uint8_t *out, bool assigned, uint16_t
     p += mqttb_prop_put_str(p, MQTTB_PROP_RESPONSE_INFO,
                             (const uint8_t *)st->response_information,
                             strlen(st->response_information));
-  if (c->auth_method) {
-    p += mqttb_prop_put_str(p, MQTTB_PROP_AUTH_METHOD, (const uint8_t *)c->auth_method,
-                            c->auth_method_len);
-    if (c->auth_data)
-      p += mqttb_prop_put_str(p, MQTTB_PROP_AUTH_DATA, c->auth_data, c->auth_data_len);
+  if (X(c)->auth_method) {
+    p += mqttb_prop_put_str(p, MQTTB_PROP_AUTH_METHOD, (const uint8_t *)X(c)->auth_method,
+                            X(c)->auth_method_len);
+    if (X(c)->auth_data)
+      p += mqttb_prop_put_str(p, MQTTB_PROP_AUTH_DATA, X(c)->auth_data, X(c)->auth_data_len);
   }
   return (size_t)(p - out);
 }
@@ -836,7 +856,7 @@ static int complete_connect(mqttb_conn *c, const mqttb_connect *ck, const char *
     will = make_msg(b, ck->will_topic, ck->will_payload, &ck->will_props,
                     c->level == 5 ? &wp : NULL, ck->will_qos, ck->will_retain);
   }
-  size_t cap = 1024 + c->auth_data_len + c->auth_method_len +
+  size_t cap = 1024 + X(c)->auth_data_len + X(c)->auth_method_len +
                (st->response_information ? strlen(st->response_information) : 0) + idlen;
   uint8_t *props = client_id ? mqttb_mem_malloc(&b->mem, cap) : NULL;
   if (!client_id || (ck->will && !will) || !props) {
@@ -998,27 +1018,28 @@ static int handle_connect(mqttb_conn *c, const uint8_t *body, size_t len, bool r
     if (!b->cb.authenticate)
       return refuse(c, MQTTB_REASON_BAD_AUTH_METHOD, MQTTB_ERR_NOT_AUTHORIZED,
                     "no authentication method is supported");
-    c->auth_method = dup_str(&b->mem, cp.auth_method.ptr, cp.auth_method.len);
-    if (!c->auth_method)
+    struct mqttb_conn_ext *x = ext(c);
+    if (!x || !(x->auth_method = dup_str(&b->mem, cp.auth_method.ptr, cp.auth_method.len)))
       return MQTTB_ERR_CONN_NOMEM;
-    c->auth_method_len = cp.auth_method.len;
+    x->auth_method_len = cp.auth_method.len;
   }
   if (!resumed && b->cb.authenticate) {
     int rc = authenticate(c, &ck, id, idlen, cp.has_auth_method ? &cp.auth_method : NULL,
                           &cp.auth_data, 0, false);
-    if (rc == MQTTB_REASON_CONTINUE_AUTHENTICATION && c->auth_method) {
+    if (rc == MQTTB_REASON_CONTINUE_AUTHENTICATION && X(c)->auth_method) {
       /* Hold the CONNECT until the exchange ends. */
-      c->pending_connect = mqttb_mem_malloc(&b->mem, len ? len : 1);
-      if (!c->pending_connect)
+      struct mqttb_conn_ext *x = c->x; /* exists: it holds the method */
+      x->pending_connect = mqttb_mem_malloc(&b->mem, len ? len : 1);
+      if (!x->pending_connect)
         return MQTTB_ERR_CONN_NOMEM;
-      memcpy(c->pending_connect, body, len);
-      c->pending_connect_len = len;
+      memcpy(x->pending_connect, body, len);
+      x->pending_connect_len = len;
       if (assigned) {
         c->client_id = dup_str(&b->mem, id, idlen);
         if (!c->client_id)
           return MQTTB_ERR_CONN_NOMEM;
       }
-      c->auth_step = 1;
+      x->auth_step = 1;
       return send_auth(c, MQTTB_REASON_CONTINUE_AUTHENTICATION) ? MQTTB_ERR_CONN_NOMEM : 0;
     }
     if (rc != MQTTB_REASON_SUCCESS) {
@@ -1051,29 +1072,30 @@ static int handle_auth(mqttb_conn *c, const uint8_t *body, size_t len) {
   bool connecting = c->state == MQTTB_CONN_AWAIT_CONNECT;
   /* [MQTT-4.12.0-1..7]: only within an exchange the broker agreed to, with
    * the same method. */
-  if (!c->auth_method || !has_method || method.a.len != c->auth_method_len ||
-      memcmp(method.a.ptr, c->auth_method, c->auth_method_len) != 0)
+  if (!X(c)->auth_method || !has_method || method.a.len != X(c)->auth_method_len ||
+      memcmp(method.a.ptr, X(c)->auth_method, X(c)->auth_method_len) != 0)
     return fail(c, MQTTB_REASON_PROTOCOL_ERROR, MQTTB_ERR_PROTOCOL, "AUTH outside an exchange");
-  if (connecting ? (!c->pending_connect || reason != MQTTB_REASON_CONTINUE_AUTHENTICATION)
+  struct mqttb_conn_ext *x = c->x; /* exists: it holds the method */
+  if (connecting ? (!x->pending_connect || reason != MQTTB_REASON_CONTINUE_AUTHENTICATION)
                  : (reason != MQTTB_REASON_REAUTHENTICATE &&
-                    !(c->reauth && reason == MQTTB_REASON_CONTINUE_AUTHENTICATION)))
+                    !(x->reauth && reason == MQTTB_REASON_CONTINUE_AUTHENTICATION)))
     return fail(c, MQTTB_REASON_PROTOCOL_ERROR, MQTTB_ERR_PROTOCOL, "unexpected AUTH reason");
   if (!connecting && reason == MQTTB_REASON_REAUTHENTICATE) {
-    c->reauth = true;
-    c->auth_step = 0;
+    x->reauth = true;
+    x->auth_step = 0;
   }
   mqttb_connect ck;
   bool have_ck = false;
   if (connecting)
-    have_ck = mqttb_decode_connect(c->pending_connect, c->pending_connect_len, &ck) == 0;
+    have_ck = mqttb_decode_connect(X(c)->pending_connect, X(c)->pending_connect_len, &ck) == 0;
   const char *id = c->client_id;
   size_t idlen = id ? strlen(id) : 0;
   if (connecting && have_ck && ck.client_id.len) {
     id = (const char *)ck.client_id.ptr;
     idlen = ck.client_id.len;
   }
-  mqttb_slice m = {(const uint8_t *)c->auth_method, c->auth_method_len};
-  int rc = authenticate(c, have_ck ? &ck : NULL, id, idlen, &m, &data.a, c->auth_step++,
+  mqttb_slice m = {(const uint8_t *)X(c)->auth_method, X(c)->auth_method_len};
+  int rc = authenticate(c, have_ck ? &ck : NULL, id, idlen, &m, &data.a, x->auth_step++,
                         !connecting);
   if (rc == MQTTB_REASON_CONTINUE_AUTHENTICATION)
     return send_auth(c, MQTTB_REASON_CONTINUE_AUTHENTICATION) ? MQTTB_ERR_CONN_NOMEM : 0;
@@ -1081,14 +1103,14 @@ static int handle_auth(mqttb_conn *c, const uint8_t *body, size_t len) {
     if (rc != MQTTB_REASON_SUCCESS)
       return refuse(c, v5_code(rc), MQTTB_ERR_NOT_AUTHORIZED,
                     "refused by the authenticate callback");
-    uint8_t *body2 = c->pending_connect;
-    size_t len2 = c->pending_connect_len;
-    c->pending_connect = NULL;
+    uint8_t *body2 = x->pending_connect;
+    size_t len2 = x->pending_connect_len;
+    x->pending_connect = NULL;
     int rv = handle_connect(c, body2, len2, true);
     mqttb_mem_free(&b->mem, body2);
     return rv;
   }
-  c->reauth = false;
+  x->reauth = false;
   if (rc != MQTTB_REASON_SUCCESS)
     return fail(c, v5_code(rc), MQTTB_ERR_NOT_AUTHORIZED, "re-authentication refused");
   return send_auth(c, MQTTB_REASON_SUCCESS) ? MQTTB_ERR_CONN_NOMEM : 0;
@@ -1116,25 +1138,28 @@ static int resolve_alias(mqttb_conn *c, uint16_t alias, mqttb_slice *topic) {
   if (alias > max)
     return fail(c, MQTTB_REASON_TOPIC_ALIAS_INVALID, MQTTB_ERR_PROTOCOL,
                 "topic alias above the maximum");
-  if (!c->alias_in) {
-    c->alias_in = mqttb_mem_calloc(&b->mem, (size_t)max + 1, sizeof(char *));
-    c->alias_in_len = mqttb_mem_calloc(&b->mem, (size_t)max + 1, sizeof(uint16_t));
-    if (!c->alias_in || !c->alias_in_len)
+  struct mqttb_conn_ext *x = ext(c);
+  if (!x)
+    return MQTTB_ERR_CONN_NOMEM;
+  if (!x->alias_in) {
+    x->alias_in = mqttb_mem_calloc(&b->mem, (size_t)max + 1, sizeof(char *));
+    x->alias_in_len = mqttb_mem_calloc(&b->mem, (size_t)max + 1, sizeof(uint16_t));
+    if (!x->alias_in || !x->alias_in_len)
       return MQTTB_ERR_CONN_NOMEM;
   }
   if (topic->len == 0) {
-    if (!c->alias_in[alias])
+    if (!X(c)->alias_in[alias])
       return fail(c, MQTTB_REASON_PROTOCOL_ERROR, MQTTB_ERR_PROTOCOL, "unknown topic alias");
-    topic->ptr = (const uint8_t *)c->alias_in[alias];
-    topic->len = c->alias_in_len[alias];
+    topic->ptr = (const uint8_t *)X(c)->alias_in[alias];
+    topic->len = X(c)->alias_in_len[alias];
     return 0;
   }
   char *t = dup_str(&b->mem, topic->ptr, topic->len);
   if (!t)
     return MQTTB_ERR_CONN_NOMEM;
-  mqttb_mem_free(&b->mem, c->alias_in[alias]);
-  c->alias_in[alias] = t;
-  c->alias_in_len[alias] = (uint16_t)topic->len;
+  mqttb_mem_free(&b->mem, x->alias_in[alias]);
+  x->alias_in[alias] = t;
+  x->alias_in_len[alias] = (uint16_t)topic->len;
   return 0;
 }
 
@@ -1511,12 +1536,12 @@ static int check_header(mqttb_conn *c, const mqttb_frame *f) {
     return MQTTB_ERR_MALFORMED;
   }
   if (c->state == MQTTB_CONN_AWAIT_CONNECT && f->type != MQTTB_PKT_CONNECT &&
-      !(f->type == MQTTB_PKT_AUTH && c->pending_connect)) {
+      !(f->type == MQTTB_PKT_AUTH && X(c)->pending_connect)) {
     /* [MQTT-3.1.0-1] */
     mqttb_log(c->broker, MQTTB_LOG_NOTICE, "first packet is not CONNECT (type %u)", f->type);
     return MQTTB_ERR_PROTOCOL;
   }
-  if (f->type == MQTTB_PKT_CONNECT && (c->state == MQTTB_CONN_CONNECTED || c->pending_connect)) {
+  if (f->type == MQTTB_PKT_CONNECT && (c->state == MQTTB_CONN_CONNECTED || X(c)->pending_connect)) {
     /* [MQTT-3.1.0-2] */
     mqttb_log(c->broker, MQTTB_LOG_NOTICE, "client %s: second CONNECT", cid(c));
     return MQTTB_ERR_PROTOCOL;
@@ -1547,7 +1572,7 @@ static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) {
   uint32_t maxp = c->broker->settings.max_packet_size;
   size_t off = 0;
   mqttb_frame f;
-  if (len > 0 && c->rlen == 0 && c->state == MQTTB_CONN_AWAIT_CONNECT && !c->pending_connect &&
+  if (len > 0 && c->rlen == 0 && c->state == MQTTB_CONN_AWAIT_CONNECT && !X(c)->pending_connect &&
       in[0] != (MQTTB_PKT_CONNECT << 4)) {
     /* [MQTT-3.1.0-1]: the very first byte already tells. */
     mqttb_log(c->broker, MQTTB_LOG_NOTICE, "first packet is not CONNECT (first byte %#x)", in[0]);
@@ -1684,19 +1709,23 @@ void mqttb_conn_free(mqttb_conn *c) {
   for (size_t i = 0; i < c->seg_count; i++)
     mqttb_msg_unref(mem, c->seg[(c->seg_head + i) % c->seg_cap].msg);
   mqttb_msg_unref(mem, c->will);
-  if (c->alias_in)
-    for (size_t i = 0; i <= b->settings.topic_alias_maximum; i++)
-      mqttb_mem_free(mem, c->alias_in[i]);
-  mqttb_mem_free(mem, c->alias_in);
-  mqttb_mem_free(mem, c->alias_in_len);
-  for (size_t i = 0; i < c->nalias_out; i++)
-    mqttb_mem_free(mem, c->alias_out_topic[i]);
-  mqttb_mem_free(mem, c->alias_out_topic);
-  mqttb_map_free(&c->alias_out, mem);
-  mqttb_mem_free(mem, c->auth_method);
-  mqttb_mem_free(mem, c->auth_data);
-  mqttb_mem_free(mem, c->pending_connect);
-  mqttb_mem_free(mem, c->server_reference);
+  struct mqttb_conn_ext *x = c->x;
+  if (x) {
+    if (x->alias_in)
+      for (size_t i = 0; i <= b->settings.topic_alias_maximum; i++)
+        mqttb_mem_free(mem, x->alias_in[i]);
+    mqttb_mem_free(mem, x->alias_in);
+    mqttb_mem_free(mem, x->alias_in_len);
+    for (size_t i = 0; i < x->nalias_out; i++)
+      mqttb_mem_free(mem, x->alias_out_topic[i]);
+    mqttb_mem_free(mem, x->alias_out_topic);
+    mqttb_map_free(&x->alias_out, mem);
+    mqttb_mem_free(mem, x->auth_method);
+    mqttb_mem_free(mem, x->auth_data);
+    mqttb_mem_free(mem, x->pending_connect);
+    mqttb_mem_free(mem, x->server_reference);
+    mqttb_mem_free(mem, x);
+  }
   mqttb_mem_free(mem, c->seg);
   mqttb_mem_free(mem, c->wbuf);
   mqttb_mem_free(mem, c->rbuf);
@@ -1764,6 +1793,9 @@ int mqttb_conn_set_auth_data(mqttb_conn *c, const uint8_t *data, size_t len) {
   if (!c || len > 65535 || (!data && len))
     return MQTTB_ERR_INVALID_ARGUMENT;
   const mqttb_mem *mem = &c->broker->mem;
+  struct mqttb_conn_ext *x = ext(c);
+  if (!x)
+    return MQTTB_ERR_NOMEM;
   uint8_t *d = NULL;
   if (data) {
     d = mqttb_mem_malloc(mem, len);
@@ -1771,9 +1803,9 @@ int mqttb_conn_set_auth_data(mqttb_conn *c, const uint8_t *data, size_t len) {
       return MQTTB_ERR_NOMEM;
     memcpy(d, data, len);
   }
-  mqttb_mem_free(mem, c->auth_data);
-  c->auth_data = d;
-  c->auth_data_len = data ? len : 0;
+  mqttb_mem_free(mem, x->auth_data);
+  x->auth_data = d;
+  x->auth_data_len = data ? len : 0;
   return 0;
 }
 
@@ -1781,14 +1813,17 @@ int mqttb_conn_set_server_reference(mqttb_conn *c, const char *reference) {
   if (!c)
     return MQTTB_ERR_INVALID_ARGUMENT;
   const mqttb_mem *mem = &c->broker->mem;
+  struct mqttb_conn_ext *x = ext(c);
+  if (!x)
+    return MQTTB_ERR_NOMEM;
   char *r = NULL;
   if (reference) {
     r = dup_str(mem, reference, strlen(reference));
     if (!r)
       return MQTTB_ERR_NOMEM;
   }
-  mqttb_mem_free(mem, c->server_reference);
-  c->server_reference = r;
+  mqttb_mem_free(mem, x->server_reference);
+  x->server_reference = r;
   return 0;
 }
 

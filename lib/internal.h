@@ -64,10 +64,10 @@ typedef struct mqttb_tnode {
   struct mqttb_tnode *parent;
   mqttb_map children;  /* level -> mqttb_tnode */
   mqttb_sub **subs;    /* subscriptions whose filter ends here */
-  size_t nsubs, subs_cap;
   mqttb_share **shares; /* shared subscription groups whose filter ends here */
-  size_t nshares, shares_cap;
   mqttb_msg *retained; /* retained message whose topic ends here */
+  uint32_t nsubs, subs_cap;
+  uint32_t nshares, shares_cap;
   uint32_t level_len;
   char level[];        /* this node's level, not NUL-terminated */
 } mqttb_tnode;
@@ -130,38 +130,38 @@ typedef mqttb_dlv mqttb_qitem;
 struct mqttb_session {
   mqttb_broker *broker;
   struct mqttb_conn *conn; /* NULL while the client is offline */
-  /* Seconds the session outlives its connection: 0 for MQTT 3.x clean
-   * session, UINT32_MAX (never expires) for MQTT 3.x persistent sessions. */
-  uint32_t expiry_interval;
-  uint64_t expires_at; /* while offline; UINT64_MAX: never */
+  uint64_t expires_at;     /* while offline; UINT64_MAX: never */
   /* A will waiting for its Will Delay Interval (MQTT 5). */
   mqttb_msg *will;
   uint64_t will_at;
   size_t timer_idx;
   /* Subscriptions. */
   mqttb_sub **subs;
-  size_t nsubs, subs_cap;
   /* Outbound QoS 1/2 messages sent and not yet fully acknowledged, oldest
    * first. */
   mqttb_inflight *inflight;
-  size_t ninflight, inflight_cap;
   /* Messages waiting for an in-flight slot (or for the client to return):
    * a ring. */
   mqttb_qitem *queue;
-  size_t qhead, qcount, qcap;
   uint64_t queued_bytes;
   /* Inbound QoS 2 packet ids that got PUBREC and await PUBREL. */
   uint16_t *in_qos2;
-  size_t nin_qos2, in_qos2_cap;
-  uint16_t next_pid;
   /* Fan-out de-duplication: one copy per session per publish, at the
    * highest QoS, with every matching subscription identifier. */
   uint64_t match_gen;
+  uint32_t *match_ids;
+  uint32_t nsubs, subs_cap;
+  uint32_t ninflight, inflight_cap;
+  uint32_t qhead, qcount, qcap;
+  uint32_t nin_qos2, in_qos2_cap;
+  uint32_t nmatch_ids, match_ids_cap;
+  /* Seconds the session outlives its connection: 0 for MQTT 3.x clean
+   * session, UINT32_MAX (never expires) for MQTT 3.x persistent sessions. */
+  uint32_t expiry_interval;
+  uint16_t next_pid;
+  uint16_t id_len;
   uint8_t match_qos;
   bool match_rap;
-  uint32_t *match_ids;
-  size_t nmatch_ids, match_ids_cap;
-  size_t id_len;
   char client_id[]; /* NUL-terminated */
 };
 
@@ -180,6 +180,28 @@ typedef struct mqttb_oseg {
   size_t off;
   size_t len;
 } mqttb_oseg;
+
+/* Connection state only MQTT 5 topic aliases, enhanced authentication and
+ * redirection need: kept out of every connection's footprint. */
+struct mqttb_conn_ext {
+  /* Inbound topic aliases: alias -> topic (owned), 1..topic_alias_maximum. */
+  char **alias_in;
+  uint16_t *alias_in_len;
+  /* Outbound topic aliases: topic -> alias. Keys are alias_out_topic[i]. */
+  mqttb_map alias_out;
+  char **alias_out_topic;
+  uint16_t nalias_out;
+  /* MQTT 5 enhanced authentication. */
+  char *auth_method;
+  size_t auth_method_len;
+  uint8_t *auth_data;
+  size_t auth_data_len;
+  int auth_step;
+  bool reauth;
+  uint8_t *pending_connect; /* CONNECT body held while authenticating */
+  size_t pending_connect_len;
+  char *server_reference;
+};
 
 struct mqttb_conn {
   mqttb_broker *broker;
@@ -201,23 +223,8 @@ struct mqttb_conn {
    * derive it from the close reason. */
   uint8_t disconnect_reason;
   bool disconnect_reason_set; /* an explicit reason, 0 included */
-  /* Inbound topic aliases: alias -> topic (owned), 1..topic_alias_maximum. */
-  char **alias_in;
-  uint16_t *alias_in_len;
-  /* Outbound topic aliases: topic -> alias. Keys are alias_out_topic[i]. */
-  mqttb_map alias_out;
-  char **alias_out_topic;
-  uint16_t nalias_out;
-  /* MQTT 5 enhanced authentication. */
-  char *auth_method;
-  size_t auth_method_len;
-  uint8_t *auth_data;
-  size_t auth_data_len;
-  int auth_step;
-  bool reauth;
-  uint8_t *pending_connect; /* CONNECT body held while authenticating */
-  size_t pending_connect_len;
-  char *server_reference;
+  /* What few connections need, allocated on first use. */
+  struct mqttb_conn_ext *x;
   char *client_id;
   mqttb_session *session;
   mqttb_msg *will;

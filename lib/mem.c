@@ -63,3 +63,14 @@ int mqttb_mem_grow(const mqttb_mem *mem, void **arr, size_t *cap, size_t need, s
   *cap = ncap;
   return 0;
 }
+
+int mqttb_mem_grow32(const mqttb_mem *mem, void **arr, uint32_t *cap, size_t need,
+                     size_t elsize) {
+  size_t c = *cap;
+  if (need > UINT32_MAX)
+    return MQTTB_ERR_NOMEM;
+  int rv = mqttb_mem_grow(mem, arr, &c, need, elsize);
+  if (rv == 0)
+    *cap = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+  return rv;
+}

@@ -5,6 +5,7 @@
 #define MQTTB_MEM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <mqttb/mqttb.h>
 
@@ -18,5 +19,8 @@ const mqttb_mem *mqttb_mem_default(void);
 /* Grow *arr (of elements elsize) so it holds at least need elements; the
  * capacity at least doubles. Returns 0 or MQTTB_ERR_NOMEM (arr untouched). */
 int mqttb_mem_grow(const mqttb_mem *mem, void **arr, size_t *cap, size_t need, size_t elsize);
+/* The same for a 32-bit capacity (compact structs). */
+int mqttb_mem_grow32(const mqttb_mem *mem, void **arr, uint32_t *cap, size_t need,
+                     size_t elsize);
 
 #endif

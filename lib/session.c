@@ -12,7 +12,7 @@ mqttb_session *mqttb_session_new(mqttb_broker *b, const char *client_id, size_t 
   if (!s)
     return NULL;
   s->broker = b;
-  s->id_len = len;
+  s->id_len = (uint16_t)len; /* client ids are MQTT strings: at most 65535 bytes */
   memcpy(s->client_id, client_id, len);
   s->client_id[len] = '\0';
   s->next_pid = 1;
@@ -125,7 +125,7 @@ static mqttb_share *share_get(mqttb_broker *b, const char *key, size_t keylen, m
   if (sh)
     return sh;
   void *arr = n->shares;
-  if (mqttb_mem_grow(&b->mem, &arr, &n->shares_cap, n->nshares + 1, sizeof(*n->shares)) != 0)
+  if (mqttb_mem_grow32(&b->mem, &arr, &n->shares_cap, n->nshares + 1, sizeof(*n->shares)) != 0)
     return NULL;
   n->shares = arr;
   sh = mqttb_mem_calloc(&b->mem, 1, sizeof(*sh) + keylen);
@@ -167,7 +167,7 @@ int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, ui
   if (b->settings.max_subscriptions && s->nsubs >= b->settings.max_subscriptions)
     return MQTTB_SUB_QUOTA;
   void *arr = s->subs;
-  if (mqttb_mem_grow(&b->mem, &arr, &s->subs_cap, s->nsubs + 1, sizeof(*s->subs)) != 0)
+  if (mqttb_mem_grow32(&b->mem, &arr, &s->subs_cap, s->nsubs + 1, sizeof(*s->subs)) != 0)
     return MQTTB_ERR_NOMEM;
   s->subs = arr;
   mqttb_sub *sub = mqttb_mem_malloc(&b->mem, sizeof(*sub) + len + 1);
@@ -199,7 +199,7 @@ int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, ui
     sh->members[sh->nmembers++] = sub;
   } else {
     arr = n->subs;
-    if (mqttb_mem_grow(&b->mem, &arr, &n->subs_cap, n->nsubs + 1, sizeof(*n->subs)) != 0) {
+    if (mqttb_mem_grow32(&b->mem, &arr, &n->subs_cap, n->nsubs + 1, sizeof(*n->subs)) != 0) {
       mqttb_mem_free(&b->mem, sub);
       mqttb_trie_prune(&b->subs, &b->mem, n);
       return MQTTB_ERR_NOMEM;
@@ -284,7 +284,7 @@ static void send_inflight(mqttb_session *s, mqttb_dlv *d) {
     return;
   }
   void *arr = s->inflight;
-  int rv = mqttb_mem_grow(&b->mem, &arr, &s->inflight_cap, s->ninflight + 1,
+  int rv = mqttb_mem_grow32(&b->mem, &arr, &s->inflight_cap, s->ninflight + 1,
                           sizeof(*s->inflight));
   uint16_t pid = 0;
   if (rv == 0) {
@@ -336,8 +336,8 @@ static void enqueue(mqttb_session *s, mqttb_dlv *d) {
            b->queued_bytes_total + d->msg->payload_len > st->max_queued_bytes_total)
     why = "all queues full (max_queued_bytes_total)";
   if (!why && s->qcount == s->qcap) {
-    size_t ncap = s->qcap ? s->qcap * 2 : 8;
-    mqttb_qitem *q = mqttb_mem_malloc(&b->mem, ncap * sizeof(*q));
+    size_t ncap = s->qcap ? (size_t)s->qcap * 2 : 8;
+    mqttb_qitem *q = ncap <= UINT32_MAX ? mqttb_mem_malloc(&b->mem, ncap * sizeof(*q)) : NULL;
     if (!q) {
       why = "out of memory";
     } else {
@@ -345,7 +345,7 @@ static void enqueue(mqttb_session *s, mqttb_dlv *d) {
         q[i] = s->queue[(s->qhead + i) % s->qcap];
       mqttb_mem_free(&b->mem, s->queue);
       s->queue = q;
-      s->qcap = ncap;
+      s->qcap = (uint32_t)ncap;
       s->qhead = 0;
     }
   }
@@ -523,7 +523,7 @@ bool mqttb_session_qos2_has(const mqttb_session *s, uint16_t pid) {
 
 int mqttb_session_qos2_add(mqttb_session *s, uint16_t pid) {
   void *arr = s->in_qos2;
-  if (mqttb_mem_grow(&s->broker->mem, &arr, &s->in_qos2_cap, s->nin_qos2 + 1,
+  if (mqttb_mem_grow32(&s->broker->mem, &arr, &s->in_qos2_cap, s->nin_qos2 + 1,
                      sizeof(*s->in_qos2)) != 0)
     return MQTTB_ERR_NOMEM;
   s->in_qos2 = arr;
