@@ -73,7 +73,8 @@ struct conn {
   /* Queued for reaping: no more I/O, never put on the dirty list again. */
   bool dead;
   bool close_logged;
-  char peer[ADDR_STR_LEN];
+  /* "address:port", sized to fit: thousands of idle connections add up. */
+  char peer[];
 };
 
 struct mqttb_cli_loop {
@@ -320,7 +321,10 @@ static void conn_accept(struct mqttb_cli_loop *loop, int fd, const struct sockad
   /* MQTT packets are small and latency matters more than segment count. */
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
-  struct conn *c = calloc(1, sizeof *c);
+  char peer[ADDR_STR_LEN];
+  format_addr(sa, salen, peer, sizeof peer);
+  size_t peer_len = strlen(peer);
+  struct conn *c = calloc(1, sizeof *c + peer_len + 1);
   if (c == NULL) {
     mqttb_cli_log(MQTTB_LOG_ERROR, "out of memory accepting a connection");
     close(fd);
@@ -329,7 +333,7 @@ static void conn_accept(struct mqttb_cli_loop *loop, int fd, const struct sockad
   c->h.kind = HANDLE_CONN;
   c->h.fd = fd;
   c->loop = loop;
-  format_addr(sa, salen, c->peer, sizeof c->peer);
+  memcpy(c->peer, peer, peer_len + 1);
 
   int rc = mqttb_conn_new(&c->mc, loop->broker, loop->now, c);
   if (rc != MQTTB_OK) {
