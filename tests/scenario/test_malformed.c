@@ -242,10 +242,30 @@ Test(malformed, input_split_at_any_byte_gives_the_same_output) {
 
 /* Allocation failure at every step of a connect/subscribe/publish/
  * disconnect scenario: every call fails cleanly, nothing leaks. */
+/* After a failure the broker must still work: a fresh pair of clients
+ * completes a QoS 1 round trip (allocations no longer fail). */
+static void still_serves(tb *bed) {
+  bed->alloc.fail_at = 0;
+  tc *a = tc_open(bed, "after-sub", true);
+  tc *b = tc_open(bed, "after-pub", true);
+  cr_assert(eq(int, tc_subscribe(a, "after", 1), 1));
+  cr_assert(tc_publish(b, "after", "ok", 1, false));
+  mqttb_publish p;
+  cr_assert(tc_expect_publish(a, &p));
+  cr_assert(slice_eq(p.payload, "ok"));
+  tc_ack(a, &p);
+  tc_del(a);
+  tc_del(b);
+}
+
 Test(malformed, out_of_memory_at_every_allocation_is_handled) {
-  for (long n = 1; n < 400; n++) {
+  /* Fail allocation n, for every n the scenario makes, until a run makes
+   * fewer allocations than n: then every one of them has failed once. */
+  long n;
+  for (n = 1;; n++) {
     mqttb_settings s;
     mqttb_settings_default(&s);
+    s.sys_interval_ms = 0;
     tb *bed = tb_new(&s);
     tc *sub = tc_new(bed);
     tc *pub = tc_new(bed);
@@ -256,12 +276,18 @@ Test(malformed, out_of_memory_at_every_allocation_is_handled) {
     tc_connect_opts o2 = {.client_id = "pub", .clean = true, .keepalive = 60,
                           .will_topic = "w", .will_payload = "x"};
     tc_connect(pub, &o2, NULL);
-    if (!sub->closed)
+    if (!sub->closed) {
       tc_subscribe(sub, "a/#", 2);
+      tc_subscribe(sub, "w", 1);
+    }
     if (!pub->closed) {
+      char big[600];
+      memset(big, 'b', sizeof(big) - 1);
+      big[sizeof(big) - 1] = '\0';
       tc_publish(pub, "a/b", "x", 1, true);
       tc_publish(pub, "a/c", "y", 2, false);
       tc_publish(pub, "a/d", "z", 0, false);
+      tc_publish(pub, "a/e", big, 1, false);
     }
     if (!sub->closed) {
       mqttb_publish p;
@@ -270,7 +296,16 @@ Test(malformed, out_of_memory_at_every_allocation_is_handled) {
           tc_send_ack(sub, p.qos == 1 ? MQTTB_PKT_PUBACK : MQTTB_PKT_PUBREC, p.packet_id);
       tc_drop(sub);
     }
+    tc_drop(pub); /* publishes the will to the stored session */
     tc_del(pub);
+    bool done = bed->alloc.count < n;
+    still_serves(bed);
     tb_del(bed); /* asserts no leak */
+    if (done)
+      break;
+    cr_assert(lt(long, n, 5000), "the scenario never ran out of allocations to fail");
   }
+  cr_assert(gt(long, n, 40), "too few allocations exercised: %ld", n);
+  if (getenv("MQTTB_TEST_LOG"))
+    fprintf(stderr, "allocation failure walk: %ld allocations\n", n - 1);
 }
