@@ -193,6 +193,11 @@ static const struct {
     {"sys_interval", 1, 1},
     {"max_topic_alias", 1, 1},
     {"max_qos", 1, 1},
+    {"max_subscriptions_per_client", 1, 1},
+    {"max_topic_levels", 1, 1},
+    {"max_queued_bytes_total", 1, 1},
+    {"max_output_bytes", 1, 1},
+    {"output_stall_timeout", 1, 1},
 };
 
 static int check_option(const struct parse_ctx *ctx, const char *opt, int argc) {
@@ -313,6 +318,31 @@ static int apply_option(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
       return -1;
     }
     s->max_qos = (uint8_t)v;
+  } else if (strcmp(opt, "max_subscriptions_per_client") == 0) {
+    if (get_uint(ctx, opt, arg, UINT32_MAX, &v) != 0) {
+      return -1;
+    }
+    s->max_subscriptions = (uint32_t)v;
+  } else if (strcmp(opt, "max_topic_levels") == 0) {
+    if (get_uint(ctx, opt, arg, UINT32_MAX, &v) != 0) {
+      return -1;
+    }
+    s->max_topic_levels = (uint32_t)v;
+  } else if (strcmp(opt, "max_queued_bytes_total") == 0) {
+    if (get_uint(ctx, opt, arg, UINT64_MAX, &v) != 0) {
+      return -1;
+    }
+    s->max_queued_bytes_total = v;
+  } else if (strcmp(opt, "max_output_bytes") == 0) {
+    if (get_uint(ctx, opt, arg, UINT64_MAX, &v) != 0) {
+      return -1;
+    }
+    s->max_output_bytes = v;
+  } else if (strcmp(opt, "output_stall_timeout") == 0) {
+    if (get_uint(ctx, opt, arg, UINT32_MAX / 1000u, &v) != 0) {
+      return -1;
+    }
+    s->output_stall_timeout_ms = (uint32_t)v * 1000u;
   }
   return 0;
 }

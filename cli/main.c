@@ -40,6 +40,8 @@ static const char usage_text[] =
     "  queue_qos0_messages true|false   allow_zero_length_clientid true|false\n"
     "  auto_id_prefix PREFIX   retain_available true|false   sys_interval N\n"
     "  max_topic_alias N   max_qos 0|1|2\n"
+    "  (mqttb extensions) max_subscriptions_per_client N   max_topic_levels N\n"
+    "  max_queued_bytes_total N   max_output_bytes N   output_stall_timeout SECONDS\n"
     "  log_type error|warning|notice|information|debug|all|none (repeatable)\n"
     "  log_dest stderr|stdout   log_timestamp true|false\n"
     "  connect_timeout SECONDS   (mqttb extension) time a new connection has to send\n"
