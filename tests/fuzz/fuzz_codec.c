@@ -68,7 +68,41 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (count != u.count)
       abort();
   }
+  /* MQTT 5 layouts. */
+  mqttb_publish p5;
+  if (mqttb_decode_publish_v(f.flags, body, len, 5, &p5) == MQTTB_CODEC_OK) {
+    size_t pos = 0;
+    mqttb_prop prop;
+    while (mqttb_props_next(&p5.props, &pos, &prop))
+      ;
+    if (pos != p5.props.len)
+      abort(); /* a validated block iterates to its end */
+    size_t n = mqttb_publish_size(&p5);
+    uint8_t *buf = malloc(n);
+    if (mqttb_encode_publish(buf, &p5) != n)
+      abort();
+    mqttb_frame f2;
+    mqttb_publish q5;
+    if (mqttb_codec_frame(buf, n, UINT32_MAX, &f2) != MQTTB_CODEC_OK ||
+        mqttb_decode_publish_v(f2.flags, buf + f2.hdr_len, f2.remaining, 5, &q5) !=
+            MQTTB_CODEC_OK ||
+        q5.props.len != p5.props.len || q5.payload.len != p5.payload.len)
+      abort();
+    free(buf);
+  }
+  mqttb_subscribe s5;
+  mqttb_slice props;
+  mqttb_decode_subscribe_v(body, len, 5, &s5, &props);
+  mqttb_unsubscribe u5;
+  mqttb_decode_unsubscribe_v(body, len, 5, &u5, &props);
+  uint8_t reason;
   uint16_t pid;
+  mqttb_decode_ack5(f.type, body, len, &pid, &reason, &props);
+  mqttb_decode_reason_props(f.type, body, len, &reason, &props);
+  for (uint8_t ctx = 0; ctx < 16; ctx++) {
+    size_t pos = 0;
+    mqttb_props_read(body, len, &pos, ctx, &props);
+  }
   mqttb_decode_ack(body, len, &pid);
   mqttb_connack a;
   mqttb_decode_connack(body, len, &a);
