@@ -5,6 +5,10 @@ Brokers are started on a free loopback port (mqttb: `-p 0 --port-file`); with
 E2E_BROKER=mosquitto the same tests run against /usr/sbin/mosquitto instead,
 which is how the tests themselves are validated.
 
+With E2E_VALGRIND=1, mqttb runs under valgrind (VALGRIND_CMD): waits for the
+broker are stretched by TIME_SCALE, and a broker whose exit status is 99
+(valgrind found errors, e.g. a definite leak) fails its test class.
+
 Only the standard library and paho-mqtt 1.6 are used.
 """
 
@@ -32,8 +36,24 @@ MQTTv311 = mqtt.MQTTv311
 HOST = "127.0.0.1"
 # Default bound for every wait in the tests.
 TIMEOUT = 5.0
+
+# E2E_VALGRIND=1: run mqttb under valgrind; exit status 99 means valgrind errors.
+VALGRIND = os.environ.get("E2E_VALGRIND", "").strip() not in ("", "0")
+VALGRIND_ERROR_EXIT = 99
+VALGRIND_CMD = ["valgrind", "--error-exitcode=%d" % VALGRIND_ERROR_EXIT, "--leak-check=full",
+                "--errors-for-leak-kinds=definite", "--track-fds=no", "-q"]
+# Factor applied to every wait for something to arrive from the broker (not to
+# the windows in which nothing may arrive); valgrind is ~20x slower.
+TIME_SCALE = float(os.environ.get("E2E_TIME_SCALE", "") or (4.0 if VALGRIND else 1.0))
+
+
+def scaled(seconds):
+    """A wait for the broker to do something, stretched under valgrind."""
+    return seconds * TIME_SCALE
+
+
 # Whole-file watchdog: no script may run longer than this.
-WATCHDOG_SECONDS = float(os.environ.get("E2E_WATCHDOG", "150"))
+WATCHDOG_SECONDS = float(os.environ.get("E2E_WATCHDOG", "") or (600 if VALGRIND else 150))
 
 MQTTB_PATH = None  # set by main() from argv[1]
 BROKER_KIND = os.environ.get("E2E_BROKER", "mqttb").strip().lower() or "mqttb"
@@ -150,6 +170,8 @@ class Broker:
             raise BrokerError("no mqttb path given (argv[1])")
         port_file = os.path.join(self.dir, "port")
         cmd = [MQTTB_PATH, "-p", "0", "-b", HOST, "--port-file", port_file, "-v"]
+        if VALGRIND:
+            cmd = VALGRIND_CMD + cmd
         lines = self.config + self.mqttb_config
         if lines:
             conf = os.path.join(self.dir, "mqttb.conf")
@@ -158,7 +180,8 @@ class Broker:
             cmd += ["-c", conf]
         self._log = open(self.log_path, "ab")
         self.proc = spawn(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
-        deadline = time.monotonic() + 10
+        startup = 60 if VALGRIND else 10
+        deadline = time.monotonic() + startup
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise BrokerError("mqttb exited with %s during start-up:\n%s"
@@ -173,7 +196,8 @@ class Broker:
                 pass
             time.sleep(0.02)
         kill_process(self.proc)
-        raise BrokerError("mqttb did not write its port file within 10 s:\n" + self.log_text())
+        raise BrokerError("mqttb did not write its port file within %d s:\n" % startup
+                          + self.log_text())
 
     def _start_mosquitto(self):
         last = ""
@@ -209,10 +233,11 @@ class Broker:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
-        """Stop with SIGTERM; returns the exit status (killed after 5 s)."""
+        """Stop with SIGTERM; returns the exit status (killed after 5 s, 60 s under
+        valgrind, whose leak check at exit takes a while)."""
         if self.proc is None:
             return None
-        rc = kill_process(self.proc)
+        rc = kill_process(self.proc, grace=60.0 if VALGRIND and self.kind == "mqttb" else 5.0)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -255,6 +280,9 @@ class BrokerTestCase(unittest.TestCase):
         broker.cleanup()
         if not alive:
             raise AssertionError("broker died during the tests (exit status %s); log:\n%s"
+                                 % (rc, log))
+        if VALGRIND and broker.kind == "mqttb" and rc == VALGRIND_ERROR_EXIT:
+            raise AssertionError("valgrind found errors in mqttb (exit status %d); log:\n%s"
                                  % (rc, log))
         if rc != 0:
             raise AssertionError("broker did not exit cleanly on SIGTERM (exit status %s); "
@@ -365,6 +393,7 @@ class Client:
         self.c.connect(HOST, self.port, self.keepalive)
         self.c.loop_start()
         self.started = True
+        timeout = scaled(timeout)
         try:
             rc, sp = self.connacks.get(timeout=timeout)
         except queue.Empty:
@@ -392,6 +421,7 @@ class Client:
         return self._wait_ack(mid, timeout, "UNSUBACK")
 
     def _wait_ack(self, mid, timeout, what):
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self._cond:
             while mid not in self._subacks:
@@ -406,6 +436,7 @@ class Client:
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise AssertionError("publish failed locally: rc=%d" % info.rc)
         if wait:
+            timeout = scaled(timeout)
             info.wait_for_publish(timeout)
             if not info.is_published():
                 raise AssertionError("client %r: QoS %d publish to %r not completed within %.1f s"
@@ -413,12 +444,14 @@ class Client:
         return info
 
     def get(self, timeout=TIMEOUT):
+        timeout = scaled(timeout)
         try:
             return self.messages.get(timeout=timeout)
         except queue.Empty:
             raise AssertionError("client %r: no message within %.1f s" % (self.client_id, timeout))
 
     def get_n(self, n, timeout=TIMEOUT):
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         out = []
         while len(out) < n:
@@ -441,6 +474,7 @@ class Client:
                 return out
 
     def wait_disconnected(self, timeout=TIMEOUT):
+        timeout = scaled(timeout)
         try:
             return self.disconnects.get(timeout=timeout)
         except queue.Empty:
@@ -598,7 +632,7 @@ class RawClient:
     """A plain TCP socket speaking hand-made MQTT."""
 
     def __init__(self, port, timeout=TIMEOUT):
-        self.sock = socket.create_connection((HOST, port), timeout=timeout)
+        self.sock = socket.create_connection((HOST, port), timeout=scaled(timeout))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.pos = 0
@@ -612,6 +646,7 @@ class RawClient:
 
     def read_packet(self, timeout=TIMEOUT):
         """Next packet; None if the connection was closed; raises AssertionError on timeout."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while True:
             p = self._parse()
@@ -678,7 +713,8 @@ class RawClient:
 
     def wait_closed(self, timeout=TIMEOUT):
         """True if the peer closes (EOF or reset) within `timeout`; packets received meanwhile
-        are kept in self.received."""
+        are kept in self.received. `timeout` is not stretched by TIME_SCALE (it also bounds
+        windows in which nothing may happen)."""
         self.received = []
         deadline = time.monotonic() + timeout
         while True:
