@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 
 #define DEFAULT_PORT 1883
@@ -238,6 +239,12 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
   if (specs == NULL) {
     mqttb_cli_fatal("out of memory");
     return 1;
+  }
+  /* Assigned client identifiers must not be guessable. */
+  if (getrandom(cfg->settings.auto_id_key, sizeof(cfg->settings.auto_id_key), 0) !=
+      (ssize_t)sizeof(cfg->settings.auto_id_key)) {
+    mqttb_cli_log(MQTTB_LOG_WARNING, "no random key for assigned client identifiers: %s",
+                  strerror(errno));
   }
   struct mqttb_cli_loop *loop = mqttb_cli_loop_new(&cfg->settings);
   int status = loop == NULL ? 1 : 0;

@@ -603,10 +603,10 @@ static int refuse(mqttb_conn *c, uint8_t rc, int err, const char *why) {
 }
 
 static int make_auto_id(mqttb_broker *b, char *out, size_t outlen) {
-  /* Deterministic per broker: a counter mixed so ids do not look serial. */
+  /* A keyed hash of a counter; unpredictable with a secret key, the same
+   * sequence in every run without one. */
   for (;;) {
-    uint64_t x = ++b->auto_id_counter * 0x9e3779b97f4a7c15ull;
-    x ^= x >> 31;
+    uint64_t x = mqttb_siphash_u64(b->settings.auto_id_key, ++b->auto_id_counter);
     int n = snprintf(out, outlen, "%s%016llx", b->auto_id_prefix, (unsigned long long)x);
     if (n < 0 || (size_t)n >= outlen)
       return -1;

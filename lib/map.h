@@ -25,6 +25,8 @@ typedef struct mqttb_map {
 } mqttb_map;
 
 uint32_t mqttb_map_hash(const char *key, size_t len);
+/* SipHash-2-4 of one 64-bit word (little-endian bytes) under a 128-bit key. */
+uint64_t mqttb_siphash_u64(const uint64_t k[2], uint64_t m);
 void *mqttb_map_get(const mqttb_map *m, const char *key, size_t len);
 /* Insert; the key must not be present. 0 or MQTTB_ERR_NOMEM. */
 int mqttb_map_put(mqttb_map *m, const mqttb_mem *mem, const char *key, size_t len, void *val);

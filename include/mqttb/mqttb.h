@@ -464,6 +464,13 @@ typedef struct mqttb_settings {
    *  acknowledged with ::mqttb_conn_output_ack) before the connection is
    *  closed with ::MQTTB_ERR_OUTPUT_STALLED. Default 60000. 0 disables. */
   uint32_t output_stall_timeout_ms;
+  /** Key for the identifiers assigned to clients that send none: each is
+   *  auto_id_prefix followed by a keyed hash (SipHash-2-4) of a counter, so
+   *  that with a secret random key nobody can guess another client's
+   *  identifier. The library has no random source: the embedder provides
+   *  the key (mqttb reads it from the kernel). Default all zero, which gives
+   *  the same identifiers in every run. */
+  uint64_t auto_id_key[2];
 } mqttb_settings;
 
 /**

@@ -280,3 +280,29 @@ Test(connect, api_rejects_bad_arguments) {
   tc *c = tc_open(bed, "x", true);
   cr_assert(eq(int, mqttb_conn_output_ack(c->conn, 1, bed->now), MQTTB_ERR_INVALID_ARGUMENT));
 }
+
+static void assigned_id(const uint64_t key[2], char *out, size_t len) {
+  mqttb_settings s;
+  mqttb_settings_default(&s);
+  s.auto_id_key[0] = key[0];
+  s.auto_id_key[1] = key[1];
+  tb *b = tb_new(&s);
+  tc *c = tc_new(b);
+  tc_connect_opts o = {.client_id = "", .clean = true};
+  cr_assert(eq(int, tc_connect(c, &o, NULL), 0));
+  snprintf(out, len, "%s", mqttb_conn_get_client_id(c->conn));
+  tb_del(b);
+}
+
+/* Assigned identifiers are a keyed hash: the same key gives the same ids
+ * (deterministic), another key gives others (unguessable with a secret). */
+Test(connect, assigned_identifiers_depend_on_the_key) {
+  const uint64_t k1[2] = {1, 2}, k2[2] = {3, 4};
+  char a[64], b[64], c[64];
+  assigned_id(k1, a, sizeof(a));
+  assigned_id(k1, b, sizeof(b));
+  assigned_id(k2, c, sizeof(c));
+  cr_assert(eq(str, a, b));
+  cr_assert(not(eq(str, a, c)));
+  cr_assert(eq(sz, strlen(a), strlen("auto-") + 16));
+}

@@ -169,3 +169,9 @@ Test(trie, deep_topic_does_not_recurse) {
   mqttb_session_del(s);
   mqttb_broker_del(b);
 }
+
+/* The reference vector of the SipHash paper: key 00..0f, message 00..07. */
+Test(map, siphash_matches_the_reference_vector) {
+  const uint64_t key[2] = {0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull};
+  cr_assert(eq(u64, mqttb_siphash_u64(key, 0x0706050403020100ull), 0x93f5f5799a932462ull));
+}
