@@ -3,6 +3,7 @@
  * fake clock. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "harness.h"
