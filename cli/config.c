@@ -198,6 +198,7 @@ static const struct {
     {"max_queued_bytes_total", 1, 1},
     {"max_output_bytes", 1, 1},
     {"output_stall_timeout", 1, 1},
+    {"response_information", 1, 1},
 };
 
 static int check_option(const struct parse_ctx *ctx, const char *opt, int argc) {
@@ -343,6 +344,11 @@ static int apply_option(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
       return -1;
     }
     s->output_stall_timeout_ms = (uint32_t)v * 1000u;
+  } else if (strcmp(opt, "response_information") == 0) {
+    if (set_string(ctx, &cfg->response_information, arg) != 0) {
+      return -1;
+    }
+    s->response_information = cfg->response_information;
   }
   return 0;
 }
@@ -413,5 +419,6 @@ void mqttb_cli_config_free(struct mqttb_cli_config *cfg) {
   free(cfg->listeners);
   free(cfg->bind_address);
   free(cfg->auto_id_prefix);
+  free(cfg->response_information);
   memset(cfg, 0, sizeof *cfg);
 }

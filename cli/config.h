@@ -57,6 +57,8 @@ struct mqttb_cli_config {
   bool log_dest_seen;
   /* Owned copy behind settings.auto_id_prefix, or NULL while it is the library default. */
   char *auto_id_prefix;
+  /* Owned copy behind settings.response_information, or NULL. */
+  char *response_information;
 };
 
 /* Fill @p cfg with defaults (Mosquitto's where they exist). */

@@ -43,6 +43,7 @@ static const char usage_text[] =
     "  max_topic_alias N   max_qos 0|1|2\n"
     "  (mqttb extensions) max_subscriptions_per_client N   max_topic_levels N\n"
     "  max_queued_bytes_total N   max_output_bytes N   output_stall_timeout SECONDS\n"
+    "  response_information TEXT (sent to MQTT 5 clients that ask for it)\n"
     "  log_type error|warning|notice|information|debug|all|none (repeatable)\n"
     "  log_dest stderr|stdout   log_timestamp true|false\n"
     "  connect_timeout SECONDS   (mqttb extension) time a new connection has to send\n"
