@@ -32,8 +32,8 @@ struct parse_ctx {
   size_t errlen;
 };
 
-__attribute__((format(printf, 2, 3))) static int fail(const struct parse_ctx *ctx,
-                                                      const char *fmt, ...) {
+__attribute__((format(printf, 2, 3))) static int fail(const struct parse_ctx *ctx, const char *fmt,
+                                                      ...) {
   char msg[256];
   va_list ap;
   va_start(ap, fmt);
@@ -76,8 +76,8 @@ static int bad_value(const struct parse_ctx *ctx, const char *opt, const char *v
   return fail(ctx, "invalid value '%s' for '%s' (expected %s)", value, opt, expected);
 }
 
-static int get_uint(const struct parse_ctx *ctx, const char *opt, const char *value,
-                    uint64_t max, uint64_t *out) {
+static int get_uint(const struct parse_ctx *ctx, const char *opt, const char *value, uint64_t max,
+                    uint64_t *out) {
   if (!parse_u64(value, max, out)) {
     char expected[48];
     snprintf(expected, sizeof expected, "an integer from 0 to %llu", (unsigned long long)max);
@@ -103,8 +103,8 @@ static int set_string(const struct parse_ctx *ctx, char **dst, const char *value
   return 0;
 }
 
-static int add_listener(const struct parse_ctx *ctx, struct mqttb_cli_config *cfg,
-                        uint16_t port, const char *bind_address) {
+static int add_listener(const struct parse_ctx *ctx, struct mqttb_cli_config *cfg, uint16_t port,
+                        const char *bind_address) {
   struct mqttb_cli_listener *grown =
       realloc(cfg->listeners, (cfg->listener_count + 1) * sizeof *grown);
   if (grown == NULL) {
@@ -217,8 +217,8 @@ static int check_option(const struct parse_ctx *ctx, const char *opt, int argc) 
 }
 
 /* Apply one option with its @p argc arguments. */
-static int apply_option(const struct parse_ctx *ctx, struct mqttb_cli_config *cfg,
-                        const char *opt, int argc, char **argv) {
+static int apply_option(const struct parse_ctx *ctx, struct mqttb_cli_config *cfg, const char *opt,
+                        int argc, char **argv) {
   mqttb_settings *s = &cfg->settings;
   uint64_t v = 0;
   const char *arg = argv[0];
@@ -307,7 +307,6 @@ static int apply_option(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
     if (get_uint(ctx, opt, arg, 65535, &v) != 0) {
       return -1;
     }
-    cfg->sys_interval = (uint32_t)v;
     s->sys_interval_ms = (uint32_t)v * 1000u;
   } else if (strcmp(opt, "max_topic_alias") == 0) {
     if (get_uint(ctx, opt, arg, 65535, &v) != 0) {
@@ -378,11 +377,10 @@ void mqttb_cli_config_init(struct mqttb_cli_config *cfg) {
   cfg->log_types = MQTTB_CLI_LOG_TYPES_DEFAULT;
   cfg->log_dests = MQTTB_CLI_LOG_DEST_STDERR;
   cfg->log_timestamp = true;
-  cfg->sys_interval = 10;
 }
 
-int mqttb_cli_config_load_stream(FILE *f, const char *name, struct mqttb_cli_config *cfg,
-                                 char *err, size_t errlen) {
+int mqttb_cli_config_load_stream(FILE *f, const char *name, struct mqttb_cli_config *cfg, char *err,
+                                 size_t errlen) {
   struct parse_ctx ctx = {name, 0, err, errlen};
   char *line = NULL;
   size_t cap = 0;

@@ -49,8 +49,6 @@ struct mqttb_cli_config {
   /* MQTTB_CLI_LOG_DEST_* bits. */
   unsigned log_dests;
   bool log_timestamp;
-  /* Accepted and stored; $SYS topics are not implemented yet. */
-  uint32_t sys_interval;
 
   /* The first log_type / log_dest line replaces the default, later ones add (as Mosquitto). */
   bool log_type_seen;
@@ -70,12 +68,11 @@ void mqttb_cli_config_init(struct mqttb_cli_config *cfg);
  * "/etc/mqttb.conf:12: unknown option 'foo'" in @p err. On error @p cfg may be
  * partly updated but can still be freed.
  */
-int mqttb_cli_config_load(const char *path, struct mqttb_cli_config *cfg, char *err,
-                          size_t errlen);
+int mqttb_cli_config_load(const char *path, struct mqttb_cli_config *cfg, char *err, size_t errlen);
 
 /* As mqttb_cli_config_load, reading from an open stream; @p name is used in messages. */
-int mqttb_cli_config_load_stream(FILE *f, const char *name, struct mqttb_cli_config *cfg,
-                                 char *err, size_t errlen);
+int mqttb_cli_config_load_stream(FILE *f, const char *name, struct mqttb_cli_config *cfg, char *err,
+                                 size_t errlen);
 
 /* Free what @p cfg owns; it must be initialised again before reuse. */
 void mqttb_cli_config_free(struct mqttb_cli_config *cfg);

@@ -103,8 +103,8 @@ static uint64_t now_ms(void) {
 static void format_addr(const struct sockaddr *sa, socklen_t len, char *out, size_t outlen) {
   char host[HOST_STR_LEN];
   char serv[PORT_STR_LEN];
-  if (getnameinfo(sa, len, host, sizeof host, serv, sizeof serv,
-                  NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+  if (getnameinfo(sa, len, host, sizeof host, serv, sizeof serv, NI_NUMERICHOST | NI_NUMERICSERV) !=
+      0) {
     snprintf(out, outlen, "?");
   } else if (sa->sa_family == AF_INET6) {
     snprintf(out, outlen, "[%s]:%s", host, serv);
@@ -156,8 +156,8 @@ static void log_close(struct conn *c, const mqttb_conn *mc, int reason) {
   }
   c->close_logged = true;
   const char *id = mqttb_conn_get_client_id(mc);
-  mqttb_cli_log(MQTTB_LOG_NOTICE, "Client %s [%s] disconnected: %s", id ? id : "<unknown>",
-                c->peer, mqttb_strerror(reason));
+  mqttb_cli_log(MQTTB_LOG_NOTICE, "Client %s [%s] disconnected: %s", id ? id : "<unknown>", c->peer,
+                mqttb_strerror(reason));
 }
 
 static void conn_set_events(struct conn *c, uint32_t events) {
@@ -218,13 +218,12 @@ static void on_connect(mqttb_conn *mc, void *user_data) {
   (void)user_data;
   struct conn *c = mqttb_conn_get_user_data(mc);
   const char *id = mqttb_conn_get_client_id(mc);
-  mqttb_cli_log(MQTTB_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d).",
-                c->peer, id ? id : "<unknown>", mqttb_conn_get_protocol_level(mc),
+  mqttb_cli_log(MQTTB_LOG_NOTICE, "New client connected from %s as %s (p%d, c%d, k%d).", c->peer,
+                id ? id : "<unknown>", mqttb_conn_get_protocol_level(mc),
                 mqttb_conn_get_clean_session(mc), mqttb_conn_get_keepalive(mc));
 }
 
-static void on_log(mqttb_broker *broker, mqttb_log_level level, const char *msg,
-                   void *user_data) {
+static void on_log(mqttb_broker *broker, mqttb_log_level level, const char *msg, void *user_data) {
   (void)broker;
   (void)user_data;
   mqttb_cli_log(level, "%s", msg);
@@ -338,8 +337,8 @@ static void conn_accept(struct mqttb_cli_loop *loop, int fd, const struct sockad
   int rc = mqttb_conn_new(&c->mc, loop->broker, loop->now, c);
   if (rc != MQTTB_OK) {
     if (rc == MQTTB_ERR_TOO_MANY_CONNECTIONS) {
-      mqttb_cli_log(MQTTB_LOG_NOTICE,
-                    "Client connection from %s denied: max_connections exceeded.", c->peer);
+      mqttb_cli_log(MQTTB_LOG_NOTICE, "Client connection from %s denied: max_connections exceeded.",
+                    c->peer);
     } else {
       mqttb_cli_log(MQTTB_LOG_ERROR, "Client connection from %s failed: %s", c->peer,
                     mqttb_strerror(rc));

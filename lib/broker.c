@@ -66,7 +66,8 @@ int mqttb_broker_new_versioned(mqttb_broker **pb, int settings_version,
   memcpy(b->auto_id_prefix, prefix, plen);
   b->auto_id_prefix[plen] = '\0';
   b->settings.auto_id_prefix = b->auto_id_prefix;
-  if (b->settings.max_packet_size == 0 || b->settings.max_packet_size > MQTTB_MAX_REMAINING_LENGTH + 5u)
+  if (b->settings.max_packet_size == 0 ||
+      b->settings.max_packet_size > MQTTB_MAX_REMAINING_LENGTH + 5u)
     b->settings.max_packet_size = MQTTB_MAX_REMAINING_LENGTH + 5u;
   if (b->settings.max_qos > 2)
     b->settings.max_qos = 2;
@@ -174,7 +175,7 @@ static void collect(mqttb_sub *sub, void *ctx) {
   if (sub->sub_id) {
     void *arr = s->match_ids;
     if (mqttb_mem_grow32(&b->mem, &arr, &s->match_ids_cap, s->nmatch_ids + 1,
-                       sizeof(*s->match_ids)) == 0) {
+                         sizeof(*s->match_ids)) == 0) {
       s->match_ids = arr;
       s->match_ids[s->nmatch_ids++] = sub->sub_id;
     }
@@ -250,8 +251,7 @@ size_t mqttb_broker_publish(mqttb_broker *b, mqttb_msg *msg, mqttb_session *publ
     mqttb_sub *m = b->share_match[i];
     uint8_t qos = msg->qos < m->qos ? msg->qos : m->qos;
     bool retain = (m->opts & MQTTB_SUB_RETAIN_AS_PUBLISHED) && msg->retain;
-    mqttb_session_deliver(m->session, msg, qos, retain, m->share, &m->sub_id,
-                          m->sub_id ? 1u : 0u);
+    mqttb_session_deliver(m->session, msg, qos, retain, m->share, &m->sub_id, m->sub_id ? 1u : 0u);
   }
   size_t n = b->nmatch + b->nshare_match;
   b->nmatch = 0;

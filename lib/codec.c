@@ -356,7 +356,7 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
   }
   if (c->will) {
     if (c->level == 5 && (rc = mqttb_props_read(body, len, &pos, MQTTB_PROPS_WILL,
-                                                 &c->will_props)) != MQTTB_CODEC_OK) {
+                                                &c->will_props)) != MQTTB_CODEC_OK) {
       return rc;
     }
     if (!read_bin(body, len, &pos, &c->will_topic)) {
@@ -566,8 +566,7 @@ int mqttb_decode_publish_v(uint8_t flags, const uint8_t *body, size_t len, uint8
   }
   if (level == 5) {
     p->v5 = true;
-    if ((rc = mqttb_props_read(body, len, &pos, MQTTB_PKT_PUBLISH, &p->props)) !=
-        MQTTB_CODEC_OK) {
+    if ((rc = mqttb_props_read(body, len, &pos, MQTTB_PKT_PUBLISH, &p->props)) != MQTTB_CODEC_OK) {
       return rc;
     }
   }
@@ -741,8 +740,8 @@ int mqttb_decode_subscribe_v(const uint8_t *body, size_t len, uint8_t level, mqt
   return decode_filters(body, len, true, level, &s->packet_id, &s->entries, &s->count, props);
 }
 
-int mqttb_decode_unsubscribe_v(const uint8_t *body, size_t len, uint8_t level,
-                               mqttb_unsubscribe *u, mqttb_slice *props) {
+int mqttb_decode_unsubscribe_v(const uint8_t *body, size_t len, uint8_t level, mqttb_unsubscribe *u,
+                               mqttb_slice *props) {
   props->ptr = NULL;
   props->len = 0;
   return decode_filters(body, len, false, level, &u->packet_id, &u->entries, &u->count, props);

@@ -39,11 +39,11 @@ enum {
  * the connection maps all of them to a close. */
 enum {
   MQTTB_CODEC_OK = 0,
-  MQTTB_CODEC_INCOMPLETE = 1,   /* frame: need more bytes */
-  MQTTB_CODEC_MALFORMED = -1,   /* bytes violate the packet format */
-  MQTTB_CODEC_TOO_LARGE = -2,   /* frame: larger than the allowed maximum */
-  MQTTB_CODEC_BAD_UTF8 = -3,    /* a string is not well-formed UTF-8 or holds U+0000 */
-  MQTTB_CODEC_BAD_FLAGS = -4,   /* reserved fixed-header flags are wrong */
+  MQTTB_CODEC_INCOMPLETE = 1,    /* frame: need more bytes */
+  MQTTB_CODEC_MALFORMED = -1,    /* bytes violate the packet format */
+  MQTTB_CODEC_TOO_LARGE = -2,    /* frame: larger than the allowed maximum */
+  MQTTB_CODEC_BAD_UTF8 = -3,     /* a string is not well-formed UTF-8 or holds U+0000 */
+  MQTTB_CODEC_BAD_FLAGS = -4,    /* reserved fixed-header flags are wrong */
   MQTTB_CODEC_BAD_PROTOCOL = -5, /* CONNECT: unknown protocol name/level */
   MQTTB_CODEC_PROTOCOL = -6      /* MQTT 5: well-formed but a protocol error
                                   * (duplicate property, value out of range) */
@@ -158,7 +158,7 @@ int mqttb_decode_connack(const uint8_t *body, size_t len, mqttb_connack *a);
 
 /* ---- PUBLISH ---- */
 typedef struct mqttb_publish {
-  bool v5;          /* MQTT 5 layout: properties after the packet id */
+  bool v5;           /* MQTT 5 layout: properties after the packet id */
   mqttb_slice props; /* MQTT 5: the property block (validated) */
   bool dup;
   uint8_t qos;
@@ -311,13 +311,13 @@ size_t mqttb_encode_ack5(uint8_t *out, uint8_t type, uint16_t packet_id, uint8_t
  * Published, 4-5 Retain Handling (3 is malformed), 6-7 reserved. */
 int mqttb_decode_subscribe_v(const uint8_t *body, size_t len, uint8_t level, mqttb_subscribe *s,
                              mqttb_slice *props);
-int mqttb_decode_unsubscribe_v(const uint8_t *body, size_t len, uint8_t level,
-                               mqttb_unsubscribe *u, mqttb_slice *props);
+int mqttb_decode_unsubscribe_v(const uint8_t *body, size_t len, uint8_t level, mqttb_unsubscribe *u,
+                               mqttb_slice *props);
 
 /* SUBACK / UNSUBACK v5: packet id, empty property block, reason codes. */
 size_t mqttb_ack_codes5_size(size_t n);
-size_t mqttb_encode_ack_codes5(uint8_t *out, uint8_t type, uint16_t packet_id,
-                               const uint8_t *codes, size_t n);
+size_t mqttb_encode_ack_codes5(uint8_t *out, uint8_t type, uint16_t packet_id, const uint8_t *codes,
+                               size_t n);
 
 /* CONNACK v5 with a property block (already encoded, may be empty). */
 size_t mqttb_connack5_size(size_t props_len);

@@ -9,7 +9,8 @@ enum { T_BYTE = 1, T_U16, T_U32, T_VARINT, T_STR, T_BIN, T_PAIR };
 
 #define C(x) (1u << (x))
 #define WILL C(MQTTB_PROPS_WILL)
-#define PUB_ACKS (C(MQTTB_PKT_PUBACK) | C(MQTTB_PKT_PUBREC) | C(MQTTB_PKT_PUBREL) | C(MQTTB_PKT_PUBCOMP))
+#define PUB_ACKS                                                                                   \
+  (C(MQTTB_PKT_PUBACK) | C(MQTTB_PKT_PUBREC) | C(MQTTB_PKT_PUBREL) | C(MQTTB_PKT_PUBCOMP))
 
 typedef struct prop_def {
   uint8_t type;
@@ -27,10 +28,10 @@ static const prop_def defs[0x2B] = {
                                               C(MQTTB_PKT_DISCONNECT)},
     [MQTTB_PROP_ASSIGNED_CLIENT_ID] = {T_STR, C(MQTTB_PKT_CONNACK)},
     [MQTTB_PROP_SERVER_KEEP_ALIVE] = {T_U16, C(MQTTB_PKT_CONNACK)},
-    [MQTTB_PROP_AUTH_METHOD] = {T_STR, C(MQTTB_PKT_CONNECT) | C(MQTTB_PKT_CONNACK) |
-                                           C(MQTTB_PKT_AUTH)},
-    [MQTTB_PROP_AUTH_DATA] = {T_BIN, C(MQTTB_PKT_CONNECT) | C(MQTTB_PKT_CONNACK) |
-                                         C(MQTTB_PKT_AUTH)},
+    [MQTTB_PROP_AUTH_METHOD] = {T_STR,
+                                C(MQTTB_PKT_CONNECT) | C(MQTTB_PKT_CONNACK) | C(MQTTB_PKT_AUTH)},
+    [MQTTB_PROP_AUTH_DATA] = {T_BIN,
+                              C(MQTTB_PKT_CONNECT) | C(MQTTB_PKT_CONNACK) | C(MQTTB_PKT_AUTH)},
     [MQTTB_PROP_REQUEST_PROBLEM_INFO] = {T_BYTE, C(MQTTB_PKT_CONNECT)},
     [MQTTB_PROP_WILL_DELAY] = {T_U32, WILL},
     [MQTTB_PROP_REQUEST_RESPONSE_INFO] = {T_BYTE, C(MQTTB_PKT_CONNECT)},
@@ -113,9 +114,8 @@ static int parse_one(const uint8_t *buf, size_t len, size_t *pos, mqttb_prop *p)
   case T_BIN:
     return read_str(buf, len, pos, &p->a) ? MQTTB_CODEC_OK : MQTTB_CODEC_MALFORMED;
   default: /* T_PAIR */
-    return read_str(buf, len, pos, &p->a) && read_str(buf, len, pos, &p->b)
-               ? MQTTB_CODEC_OK
-               : MQTTB_CODEC_MALFORMED;
+    return read_str(buf, len, pos, &p->a) && read_str(buf, len, pos, &p->b) ? MQTTB_CODEC_OK
+                                                                            : MQTTB_CODEC_MALFORMED;
   }
 }
 
@@ -283,8 +283,8 @@ size_t mqttb_ack_codes5_size(size_t n) {
   return whole(2 + 1 + n);
 }
 
-size_t mqttb_encode_ack_codes5(uint8_t *out, uint8_t type, uint16_t packet_id,
-                               const uint8_t *codes, size_t n) {
+size_t mqttb_encode_ack_codes5(uint8_t *out, uint8_t type, uint16_t packet_id, const uint8_t *codes,
+                               size_t n) {
   size_t total = mqttb_ack_codes5_size(n);
   if (total == 0)
     return 0;

@@ -143,12 +143,12 @@ static uint8_t *put16(uint8_t *p, uint16_t v) {
 
 /* How a delivery goes on the wire to this connection. */
 typedef struct pub_plan {
-  uint16_t alias;     /* MQTT 5 topic alias, 0 for none */
-  bool new_alias;     /* the alias is assigned by this packet */
-  bool send_topic;    /* false: the alias stands for the topic */
-  uint32_t expiry;    /* remaining Message Expiry Interval, seconds */
+  uint16_t alias;  /* MQTT 5 topic alias, 0 for none */
+  bool new_alias;  /* the alias is assigned by this packet */
+  bool send_topic; /* false: the alias stands for the topic */
+  uint32_t expiry; /* remaining Message Expiry Interval, seconds */
   bool has_expiry;
-  size_t props_len;   /* MQTT 5 property block */
+  size_t props_len; /* MQTT 5 property block */
   size_t remaining;
   size_t total;
 } pub_plan;
@@ -169,7 +169,7 @@ static void plan_publish(mqttb_conn *c, const mqttb_dlv *d, pub_plan *pl) {
     }
     if (c->client_alias_max) {
       void *v = X(c)->nalias_out ? mqttb_map_get(&X(c)->alias_out, MQTTB_MSG_TOPIC(m), m->topic_len)
-                              : NULL;
+                                 : NULL;
       if (v) {
         pl->alias = (uint16_t)(uintptr_t)v;
         pl->send_topic = false;
@@ -188,7 +188,8 @@ static void plan_publish(mqttb_conn *c, const mqttb_dlv *d, pub_plan *pl) {
   if (pl->send_topic)
     rem += m->topic_len;
   pl->remaining = rem;
-  pl->total = rem > MQTTB_MAX_REMAINING_LENGTH ? SIZE_MAX : 1 + mqttb_codec_varint_size((uint32_t)rem) + rem;
+  pl->total = rem > MQTTB_MAX_REMAINING_LENGTH ? SIZE_MAX
+                                               : 1 + mqttb_codec_varint_size((uint32_t)rem) + rem;
 }
 
 static bool plan_fits(const mqttb_conn *c, const pub_plan *pl) {
@@ -238,7 +239,8 @@ int mqttb_conn_send_publish(mqttb_conn *c, const mqttb_dlv *d, bool dup, uint16_
   if (!plan_fits(c, &pl))
     return MQTTB_ERR_PACKET_TOO_LARGE;
   uint8_t hdr[5];
-  hdr[0] = (uint8_t)((MQTTB_PKT_PUBLISH << 4) | (dup ? 0x08 : 0) | (qos << 1) | (d->retain ? 1 : 0));
+  hdr[0] =
+      (uint8_t)((MQTTB_PKT_PUBLISH << 4) | (dup ? 0x08 : 0) | (qos << 1) | (d->retain ? 1 : 0));
   size_t hlen = 1 + mqttb_codec_varint_encode(hdr + 1, (uint32_t)pl.remaining);
   size_t tail = 2u + msg->topic_len + msg->payload_len;
   if (c->level < 5 && tail > COPY_THRESHOLD) {
@@ -309,8 +311,8 @@ static int send_raw(mqttb_conn *c, const uint8_t *bytes, size_t n) {
 
 int mqttb_conn_send_ack(mqttb_conn *c, uint8_t type, uint16_t pid, uint8_t reason) {
   uint8_t buf[5];
-  size_t n = c->level == 5 ? mqttb_encode_ack5(buf, type, pid, reason)
-                           : mqttb_encode_ack(buf, type, pid);
+  size_t n =
+      c->level == 5 ? mqttb_encode_ack5(buf, type, pid, reason) : mqttb_encode_ack(buf, type, pid);
   return send_raw(c, buf, n);
 }
 
@@ -330,8 +332,8 @@ static int send_reason_props(mqttb_conn *c, uint8_t type, uint8_t reason, const 
 static int send_disconnect5(mqttb_conn *c, uint8_t reason) {
   uint8_t props[3 + 256];
   size_t plen = 0;
-  if (X(c)->server_reference && (reason == MQTTB_REASON_USE_ANOTHER_SERVER ||
-                              reason == MQTTB_REASON_SERVER_MOVED)) {
+  if (X(c)->server_reference &&
+      (reason == MQTTB_REASON_USE_ANOTHER_SERVER || reason == MQTTB_REASON_SERVER_MOVED)) {
     size_t n = strlen(X(c)->server_reference);
     if (n <= 256)
       plen = mqttb_prop_put_str(props, MQTTB_PROP_SERVER_REFERENCE,
@@ -427,8 +429,8 @@ void mqttb_conn_close(mqttb_conn *c, int reason) {
   c->state = MQTTB_CONN_CLOSING;
   c->close_reason = reason;
   mqttb_timer_remove(b, c, false);
-  if (prev == MQTTB_CONN_CONNECTED && c->level == 5 &&
-      reason != MQTTB_ERR_CLIENT_DISCONNECTED && reason != MQTTB_ERR_TRANSPORT_CLOSED)
+  if (prev == MQTTB_CONN_CONNECTED && c->level == 5 && reason != MQTTB_ERR_CLIENT_DISCONNECTED &&
+      reason != MQTTB_ERR_TRANSPORT_CLOSED)
     send_disconnect5(c, v5_reason(c, reason)); /* best effort */
   if (prev == MQTTB_CONN_CONNECTED) {
     /* The will is still here unless a DISCONNECT discarded it. */
@@ -736,8 +738,7 @@ static mqttb_msg *make_msg(mqttb_broker *b, mqttb_slice topic, mqttb_slice paylo
 
 /* Call the authenticate callback. Returns its reason code. */
 static int authenticate(mqttb_conn *c, const mqttb_connect *ck, const char *id, size_t idlen,
-                        const mqttb_slice *method, const mqttb_slice *data, int step,
-                        bool reauth) {
+                        const mqttb_slice *method, const mqttb_slice *data, int step, bool reauth) {
   mqttb_broker *b = c->broker;
   mqttb_auth_request req;
   memset(&req, 0, sizeof(req));
@@ -767,10 +768,10 @@ static int authenticate(mqttb_conn *c, const mqttb_connect *ck, const char *id, 
 
 /* An AUTH packet carrying the method and the data the callback set. */
 static int send_auth(mqttb_conn *c, uint8_t reason) {
-  size_t plen = mqttb_prop_put_str(NULL, MQTTB_PROP_AUTH_METHOD, NULL, X(c)->auth_method_len) +
-                (X(c)->auth_data ? mqttb_prop_put_str(NULL, MQTTB_PROP_AUTH_DATA, NULL,
-                                                   X(c)->auth_data_len)
-                              : 0);
+  size_t plen =
+      mqttb_prop_put_str(NULL, MQTTB_PROP_AUTH_METHOD, NULL, X(c)->auth_method_len) +
+      (X(c)->auth_data ? mqttb_prop_put_str(NULL, MQTTB_PROP_AUTH_DATA, NULL, X(c)->auth_data_len)
+                       : 0);
   uint8_t *props = mqttb_mem_malloc(&c->broker->mem, plen);
   if (!props)
     return MQTTB_ERR_NOMEM;
@@ -819,8 +820,7 @@ static size_t connack_props(mqttb_conn *c, uint8_t *out, bool assigned, uint16_t
   if (server_ka)
     p += mqttb_prop_put_u16(p, MQTTB_PROP_SERVER_KEEP_ALIVE, server_ka);
   if (c->request_response_info && st->response_information)
-    p += mqttb_prop_put_str(p, MQTTB_PROP_RESPONSE_INFO,
-                            (const uint8_t *)st->response_information,
+    p += mqttb_prop_put_str(p, MQTTB_PROP_RESPONSE_INFO, (const uint8_t *)st->response_information,
                             strlen(st->response_information));
   if (X(c)->auth_method) {
     p += mqttb_prop_put_str(p, MQTTB_PROP_AUTH_METHOD, (const uint8_t *)X(c)->auth_method,
@@ -960,8 +960,8 @@ static int handle_connect(mqttb_conn *c, const uint8_t *body, size_t len, bool r
     if (ck.level == 5) {
       /* An MQTT 5 client is told why [MQTT-3.1.4-1]. */
       c->level = 5;
-      uint8_t rc = r == MQTTB_CODEC_PROTOCOL ? MQTTB_REASON_PROTOCOL_ERROR
-                                             : MQTTB_REASON_MALFORMED_PACKET;
+      uint8_t rc =
+          r == MQTTB_CODEC_PROTOCOL ? MQTTB_REASON_PROTOCOL_ERROR : MQTTB_REASON_MALFORMED_PACKET;
       return refuse(c, rc, codec_err(c, r), "malformed CONNECT");
     }
     return codec_err(c, r);
@@ -1095,8 +1095,8 @@ static int handle_auth(mqttb_conn *c, const uint8_t *body, size_t len) {
     idlen = ck.client_id.len;
   }
   mqttb_slice m = {(const uint8_t *)X(c)->auth_method, X(c)->auth_method_len};
-  int rc = authenticate(c, have_ck ? &ck : NULL, id, idlen, &m, &data.a, x->auth_step++,
-                        !connecting);
+  int rc =
+      authenticate(c, have_ck ? &ck : NULL, id, idlen, &m, &data.a, x->auth_step++, !connecting);
   if (rc == MQTTB_REASON_CONTINUE_AUTHENTICATION)
     return send_auth(c, MQTTB_REASON_CONTINUE_AUTHENTICATION) ? MQTTB_ERR_CONN_NOMEM : 0;
   if (connecting) {
@@ -1221,16 +1221,16 @@ static int handle_publish(mqttb_conn *c, uint8_t flags, const uint8_t *body, siz
     refusal = MQTTB_REASON_NOT_AUTHORIZED_5;
   } else if (pp.payload_format == 1 && !mqttb_utf8_valid(p.payload.ptr, p.payload.len)) {
     /* The Payload Format Indicator promises UTF-8: checked, as allowed. */
-    mqttb_log(b, MQTTB_LOG_NOTICE, "client %s: payload on %.*s is not the UTF-8 it claims",
-              cid(c), (int)p.topic.len, (const char *)p.topic.ptr);
+    mqttb_log(b, MQTTB_LOG_NOTICE, "client %s: payload on %.*s is not the UTF-8 it claims", cid(c),
+              (int)p.topic.len, (const char *)p.topic.ptr);
     refusal = MQTTB_REASON_PAYLOAD_FORMAT_INVALID;
   }
   if (refusal)
     return ack_publish(c, p.qos, p.packet_id, refusal);
   if (p.qos == 2 && mqttb_session_qos2_add(s, p.packet_id) != 0)
     return MQTTB_ERR_CONN_NOMEM;
-  mqttb_msg *m = make_msg(b, p.topic, p.payload, &p.props, c->level == 5 ? &pp : NULL, p.qos,
-                          p.retain);
+  mqttb_msg *m =
+      make_msg(b, p.topic, p.payload, &p.props, c->level == 5 ? &pp : NULL, p.qos, p.retain);
   if (!m) {
     if (p.qos == 2)
       mqttb_session_qos2_del(s, p.packet_id);
@@ -1316,10 +1316,10 @@ static int handle_subscribe(mqttb_conn *c, const uint8_t *body, size_t len) {
       codes[i] = v5 ? MQTTB_REASON_TOPIC_FILTER_INVALID : MQTTB_REASON_SUBSCRIBE_FAILURE;
     } else if (shared && !st->shared_subscriptions) {
       codes[i] = v5 ? MQTTB_REASON_SHARED_SUBS_NOT_SUPPORTED : MQTTB_REASON_SUBSCRIBE_FAILURE;
-    } else if (st->max_topic_levels && mqttb_topic_levels(real.ptr, real.len) >
-                                            st->max_topic_levels) {
-      mqttb_log(b, MQTTB_LOG_NOTICE, "client %s: filter with more than %u levels refused",
-                cid(c), st->max_topic_levels);
+    } else if (st->max_topic_levels &&
+               mqttb_topic_levels(real.ptr, real.len) > st->max_topic_levels) {
+      mqttb_log(b, MQTTB_LOG_NOTICE, "client %s: filter with more than %u levels refused", cid(c),
+                st->max_topic_levels);
       codes[i] = v5 ? MQTTB_REASON_TOPIC_FILTER_INVALID : MQTTB_REASON_SUBSCRIBE_FAILURE;
     } else if (!st->wildcard_subscriptions && has_wildcard(real)) {
       codes[i] = v5 ? MQTTB_REASON_WILDCARD_SUBS_NOT_SUPPORTED : MQTTB_REASON_SUBSCRIBE_FAILURE;
@@ -1330,11 +1330,13 @@ static int handle_subscribe(mqttb_conn *c, const uint8_t *body, size_t len) {
     } else {
       if (qos > st->max_qos)
         qos = st->max_qos;
-      int sr = mqttb_session_subscribe(c->session, (const char *)f.ptr, f.len, qos, sopts,
-                                       sub_id, &existed);
+      int sr = mqttb_session_subscribe(c->session, (const char *)f.ptr, f.len, qos, sopts, sub_id,
+                                       &existed);
       if (sr == MQTTB_SUB_QUOTA) {
-        mqttb_log(b, MQTTB_LOG_NOTICE, "client %s: subscription to %.*s refused: "
-                  "max_subscriptions reached", cid(c), (int)f.len, (const char *)f.ptr);
+        mqttb_log(b, MQTTB_LOG_NOTICE,
+                  "client %s: subscription to %.*s refused: "
+                  "max_subscriptions reached",
+                  cid(c), (int)f.len, (const char *)f.ptr);
         codes[i] = v5 ? MQTTB_REASON_QUOTA_EXCEEDED : MQTTB_REASON_SUBSCRIBE_FAILURE;
       } else if (sr != 0) {
         codes[i] = failure;
@@ -1369,8 +1371,8 @@ static int handle_subscribe(mqttb_conn *c, const uint8_t *body, size_t len) {
   while (rv == 0 && mqttb_subscribe_next(&sp.entries, &pos, &f, &opts)) {
     if (ret[i] == RET_SEND) {
       retained_ctx rc = {c->session, codes[i], sub_id};
-      if (mqttb_trie_match_retained(b, &b->retained, (const char *)f.ptr, f.len,
-                                    deliver_retained, &rc) != 0)
+      if (mqttb_trie_match_retained(b, &b->retained, (const char *)f.ptr, f.len, deliver_retained,
+                                    &rc) != 0)
         rv = MQTTB_ERR_CONN_NOMEM;
     }
     i++;
@@ -1396,8 +1398,7 @@ static int handle_unsubscribe(mqttb_conn *c, const uint8_t *body, size_t len) {
     mqttb_slice f;
     while (mqttb_unsubscribe_next(&up.entries, &pos, &f))
       mqttb_session_unsubscribe(c->session, (const char *)f.ptr, f.len);
-    return mqttb_conn_send_ack(c, MQTTB_PKT_UNSUBACK, up.packet_id, 0) ? MQTTB_ERR_CONN_NOMEM
-                                                                        : 0;
+    return mqttb_conn_send_ack(c, MQTTB_PKT_UNSUBACK, up.packet_id, 0) ? MQTTB_ERR_CONN_NOMEM : 0;
   }
   size_t total = mqttb_ack_codes5_size(up.count);
   size_t before = c->out_pending;
@@ -1457,8 +1458,8 @@ static int handle_ack(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, 
     r = mqttb_decode_ack(body, len, &pid);
   }
   if (r != MQTTB_CODEC_OK) {
-    mqttb_log(c->broker, MQTTB_LOG_NOTICE, "client %s: malformed acknowledgement (type %u)",
-              cid(c), f->type);
+    mqttb_log(c->broker, MQTTB_LOG_NOTICE, "client %s: malformed acknowledgement (type %u)", cid(c),
+              f->type);
     return codec_err(c, r);
   }
   switch (f->type) {
@@ -1487,8 +1488,7 @@ static int handle_ack(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, 
   }
 }
 
-static int handle_packet(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body,
-                         uint64_t now) {
+static int handle_packet(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, uint64_t now) {
   mqttb_broker *b = c->broker;
   b->stats.packets_received++;
   c->last_rx = now;
@@ -1749,8 +1749,7 @@ int mqttb_conn_recv(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) 
      * deadline only right after CONNECT, when it still holds the connect
      * timeout. */
     uint64_t dl = conn_deadline(c);
-    if (dl != UINT64_MAX &&
-        (c->timer_idx == SIZE_MAX || dl < b->timers[c->timer_idx].deadline) &&
+    if (dl != UINT64_MAX && (c->timer_idx == SIZE_MAX || dl < b->timers[c->timer_idx].deadline) &&
         mqttb_timer_set(b, c, false, dl) != 0)
       mqttb_conn_close(c, MQTTB_ERR_CONN_NOMEM);
   }

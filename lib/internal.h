@@ -62,14 +62,14 @@ typedef struct mqttb_share mqttb_share;
 
 typedef struct mqttb_tnode {
   struct mqttb_tnode *parent;
-  mqttb_map children;  /* level -> mqttb_tnode */
-  mqttb_sub **subs;    /* subscriptions whose filter ends here */
+  mqttb_map children;   /* level -> mqttb_tnode */
+  mqttb_sub **subs;     /* subscriptions whose filter ends here */
   mqttb_share **shares; /* shared subscription groups whose filter ends here */
-  mqttb_msg *retained; /* retained message whose topic ends here */
+  mqttb_msg *retained;  /* retained message whose topic ends here */
   uint32_t nsubs, subs_cap;
   uint32_t nshares, shares_cap;
   uint32_t level_len;
-  char level[];        /* this node's level, not NUL-terminated */
+  char level[]; /* this node's level, not NUL-terminated */
 } mqttb_tnode;
 
 typedef struct mqttb_trie {
@@ -90,7 +90,7 @@ struct mqttb_sub {
   uint8_t opts;       /* MQTTB_SUB_* */
   uint32_t sub_id;    /* MQTT 5 Subscription Identifier, 0 for none */
   uint16_t filter_len;
-  char filter[];      /* as subscribed ($share/... included), NUL-terminated */
+  char filter[]; /* as subscribed ($share/... included), NUL-terminated */
 };
 
 /* A shared subscription group: $share/name/filter. One member gets each
@@ -215,9 +215,9 @@ struct mqttb_conn {
   bool clean;
   uint16_t keepalive;
   /* MQTT 5 limits the client announced. */
-  uint16_t client_receive_max;   /* outbound in-flight window */
-  uint32_t client_max_packet;    /* largest packet it accepts */
-  uint16_t client_alias_max;     /* aliases the broker may use */
+  uint16_t client_receive_max; /* outbound in-flight window */
+  uint32_t client_max_packet;  /* largest packet it accepts */
+  uint16_t client_alias_max;   /* aliases the broker may use */
   bool request_response_info;
   /* MQTT 5 reason for the DISCONNECT sent when the broker closes; 0 means
    * derive it from the close reason. */
@@ -283,7 +283,7 @@ struct mqttb_broker {
   struct mqttb_walk {
     void *node;
     size_t pos;
-  } *walk;
+  } * walk;
   size_t walk_cap;
   /* $SYS: NULL when sys_interval_ms is 0. */
   struct mqttb_sys *sys;
@@ -306,8 +306,7 @@ void mqttb_log(mqttb_broker *b, mqttb_log_level level, const char *fmt, ...)
 int mqttb_trie_init(mqttb_trie *t, const mqttb_mem *mem);
 void mqttb_trie_free(mqttb_trie *t, const mqttb_mem *mem);
 /* Find or create the node for a topic or filter. NULL on out-of-memory. */
-mqttb_tnode *mqttb_trie_insert(mqttb_trie *t, const mqttb_mem *mem, const char *topic,
-                               size_t len);
+mqttb_tnode *mqttb_trie_insert(mqttb_trie *t, const mqttb_mem *mem, const char *topic, size_t len);
 /* Find the node for a topic or filter, or NULL. */
 mqttb_tnode *mqttb_trie_find(const mqttb_trie *t, const char *topic, size_t len);
 /* Free node and its now-empty ancestors when they hold nothing. */
@@ -320,8 +319,8 @@ int mqttb_trie_match_subs(mqttb_broker *b, const mqttb_trie *t, const char *topi
                           mqttb_sub_fn fn, mqttb_share_fn share_fn, void *ctx);
 /* Call fn for every retained message whose topic matches the filter. */
 typedef void (*mqttb_retained_fn)(mqttb_msg *msg, void *ctx);
-int mqttb_trie_match_retained(mqttb_broker *b, const mqttb_trie *t, const char *filter,
-                              size_t len, mqttb_retained_fn fn, void *ctx);
+int mqttb_trie_match_retained(mqttb_broker *b, const mqttb_trie *t, const char *filter, size_t len,
+                              mqttb_retained_fn fn, void *ctx);
 /* Whether a filter matches a topic name (the same rules, without a trie). */
 bool mqttb_topic_matches(const char *filter, size_t flen, const char *topic, size_t tlen);
 
@@ -359,7 +358,7 @@ void mqttb_session_on_timer(mqttb_session *s, uint64_t now);
 uint32_t mqttb_session_max_inflight(const mqttb_session *s);
 /* Pick a member of a shared group for a message, round robin, preferring
  * connected clients; never `not`. NULL when there is none. */
-mqttb_sub *mqttb_share_pick(mqttb_share *sh, const mqttb_session *not);
+mqttb_sub *mqttb_share_pick(mqttb_share *sh, const mqttb_session * not );
 /* Send queued messages while in-flight slots are free. */
 void mqttb_session_pump(mqttb_session *s);
 /* After a reconnect: re-send in-flight PUBLISH (DUP) and PUBREL, then pump. */

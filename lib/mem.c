@@ -64,8 +64,7 @@ int mqttb_mem_grow(const mqttb_mem *mem, void **arr, size_t *cap, size_t need, s
   return 0;
 }
 
-int mqttb_mem_grow32(const mqttb_mem *mem, void **arr, uint32_t *cap, size_t need,
-                     size_t elsize) {
+int mqttb_mem_grow32(const mqttb_mem *mem, void **arr, uint32_t *cap, size_t need, size_t elsize) {
   size_t c = *cap;
   if (need > UINT32_MAX)
     return MQTTB_ERR_NOMEM;

@@ -20,7 +20,6 @@ const mqttb_mem *mqttb_mem_default(void);
  * capacity at least doubles. Returns 0 or MQTTB_ERR_NOMEM (arr untouched). */
 int mqttb_mem_grow(const mqttb_mem *mem, void **arr, size_t *cap, size_t need, size_t elsize);
 /* The same for a 32-bit capacity (compact structs). */
-int mqttb_mem_grow32(const mqttb_mem *mem, void **arr, uint32_t *cap, size_t need,
-                     size_t elsize);
+int mqttb_mem_grow32(const mqttb_mem *mem, void **arr, uint32_t *cap, size_t need, size_t elsize);
 
 #endif

@@ -284,8 +284,8 @@ static void send_inflight(mqttb_session *s, mqttb_dlv *d) {
     return;
   }
   void *arr = s->inflight;
-  int rv = mqttb_mem_grow32(&b->mem, &arr, &s->inflight_cap, s->ninflight + 1,
-                          sizeof(*s->inflight));
+  int rv =
+      mqttb_mem_grow32(&b->mem, &arr, &s->inflight_cap, s->ninflight + 1, sizeof(*s->inflight));
   uint16_t pid = 0;
   if (rv == 0) {
     s->inflight = arr;
@@ -524,7 +524,7 @@ bool mqttb_session_qos2_has(const mqttb_session *s, uint16_t pid) {
 int mqttb_session_qos2_add(mqttb_session *s, uint16_t pid) {
   void *arr = s->in_qos2;
   if (mqttb_mem_grow32(&s->broker->mem, &arr, &s->in_qos2_cap, s->nin_qos2 + 1,
-                     sizeof(*s->in_qos2)) != 0)
+                       sizeof(*s->in_qos2)) != 0)
     return MQTTB_ERR_NOMEM;
   s->in_qos2 = arr;
   s->in_qos2[s->nin_qos2++] = pid;
@@ -551,8 +551,7 @@ static void arm(mqttb_session *s) {
   } else if (mqttb_timer_set(s->broker, s, true, dl) != 0) {
     /* Without a timer the session would outlive its interval; end it now
      * rather than keep it for ever. */
-    mqttb_log(s->broker, MQTTB_LOG_ERROR, "out of memory: ending session %s early",
-              s->client_id);
+    mqttb_log(s->broker, MQTTB_LOG_ERROR, "out of memory: ending session %s early", s->client_id);
     s->broker->stats.clients_disconnected--;
     mqttb_session_end(s);
   }
@@ -576,18 +575,17 @@ void mqttb_session_detach(mqttb_session *s, mqttb_msg *will, uint32_t will_delay
     return;
   }
   b->stats.clients_disconnected++;
-  s->expires_at = s->expiry_interval == UINT32_MAX
-                      ? UINT64_MAX
-                      : b->now + (uint64_t)s->expiry_interval * 1000u;
+  s->expires_at =
+      s->expiry_interval == UINT32_MAX ? UINT64_MAX : b->now + (uint64_t)s->expiry_interval * 1000u;
   arm(s);
 }
 
-mqttb_sub *mqttb_share_pick(mqttb_share *sh, const mqttb_session *not) {
+mqttb_sub *mqttb_share_pick(mqttb_share *sh, const mqttb_session * not ) {
   mqttb_sub *fallback = NULL;
   for (size_t k = 0; k < sh->nmembers; k++) {
     size_t i = (sh->next + k) % sh->nmembers;
     mqttb_sub *m = sh->members[i];
-    if (m->session == not)
+    if (m->session == not )
       continue;
     if (connected(m->session)) {
       sh->next = i + 1;

@@ -44,8 +44,8 @@ enum {
 };
 
 static const char *const load_names[LOAD_KINDS] = {
-    "messages/received", "messages/sent", "publish/received", "publish/sent",
-    "publish/dropped",   "bytes/received", "bytes/sent",      "connections",
+    "messages/received", "messages/sent",  "publish/received", "publish/sent",
+    "publish/dropped",   "bytes/received", "bytes/sent",       "connections",
 };
 static const unsigned load_periods[3] = {1, 5, 15};
 
@@ -186,8 +186,7 @@ static void update_loads(mqttb_broker *b, uint64_t now) {
       double *cur = &sys->load[k][p];
       *cur = rate + e * (*cur - rate);
       char topic[64], val[32];
-      snprintf(topic, sizeof(topic), "$SYS/broker/load/%s/%umin", load_names[k],
-               load_periods[p]);
+      snprintf(topic, sizeof(topic), "$SYS/broker/load/%s/%umin", load_names[k], load_periods[p]);
       snprintf(val, sizeof(val), "%.2f", *cur);
       publish(b, SYS_LOAD_FIRST + k * 3 + p, topic, val);
     }

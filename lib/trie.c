@@ -87,8 +87,7 @@ mqttb_tnode *mqttb_trie_find(const mqttb_trie *t, const char *topic, size_t len)
   return n;
 }
 
-mqttb_tnode *mqttb_trie_insert(mqttb_trie *t, const mqttb_mem *mem, const char *topic,
-                               size_t len) {
+mqttb_tnode *mqttb_trie_insert(mqttb_trie *t, const mqttb_mem *mem, const char *topic, size_t len) {
   mqttb_tnode *n = t->root;
   size_t pos = 0, next;
   while (pos <= len) {
@@ -180,8 +179,8 @@ int mqttb_trie_match_subs(mqttb_broker *b, const mqttb_trie *t, const char *topi
   return rv;
 }
 
-int mqttb_trie_match_retained(mqttb_broker *b, const mqttb_trie *t, const char *filter,
-                              size_t len, mqttb_retained_fn fn, void *ctx) {
+int mqttb_trie_match_retained(mqttb_broker *b, const mqttb_trie *t, const char *filter, size_t len,
+                              mqttb_retained_fn fn, void *ctx) {
   size_t sp = 0;
   int rv = push(b, &sp, t->root, 0);
   while (rv == 0 && sp > 0) {

@@ -500,12 +500,12 @@ MQTTB_EXTERN void mqttb_settings_default_versioned(int settings_version, mqttb_s
  */
 MQTTB_EXTERN int mqttb_broker_new_versioned(mqttb_broker **pbroker, int settings_version,
                                             const mqttb_settings *settings,
-                                            const mqttb_callbacks *callbacks,
-                                            const mqttb_mem *mem, void *user_data);
+                                            const mqttb_callbacks *callbacks, const mqttb_mem *mem,
+                                            void *user_data);
 
 /** @brief Create a broker; see ::mqttb_broker_new_versioned. */
 #define mqttb_broker_new(PB, SETTINGS, CALLBACKS, MEM, USER_DATA)                                  \
-  mqttb_broker_new_versioned((PB), MQTTB_SETTINGS_VERSION, (SETTINGS), (CALLBACKS), (MEM),        \
+  mqttb_broker_new_versioned((PB), MQTTB_SETTINGS_VERSION, (SETTINGS), (CALLBACKS), (MEM),         \
                              (USER_DATA))
 
 /**

@@ -100,7 +100,7 @@ struct conn {
 };
 
 struct pub {
-  struct conn c; /* first member */
+  struct conn c;     /* first member */
   uint64_t sent;     /* next sequence number */
   uint64_t done;     /* every seq < done reached all its subscribers */
   uint64_t max_msgs; /* stop after this many */
@@ -681,7 +681,10 @@ static void handle_packet(struct conn *c, uint8_t h, const uint8_t *b, size_t rl
       if (!p->ack || p->ack[id] != want || (type == 4) != (B.qos == 1)) {
         B.protocol_errors++;
         fail("%s: unexpected %s for packet id %u", conn_name(c),
-             type == 4 ? "PUBACK" : type == 5 ? "PUBREC" : "PUBCOMP", id);
+             type == 4   ? "PUBACK"
+             : type == 5 ? "PUBREC"
+                         : "PUBCOMP",
+             id);
         return;
       }
       if (type == 5) {
@@ -1161,7 +1164,17 @@ static void parse_args(int argc, char **argv) {
   B.keepalive = 60;
   B.stall_timeout = 10;
   B.drain_timeout = 10;
-  enum { O_WARMUP = 256, O_PID, O_TIMEOUT, O_BATCH, O_KEEPALIVE, O_STALL, O_DRAIN, O_QUIET, O_HELP };
+  enum {
+    O_WARMUP = 256,
+    O_PID,
+    O_TIMEOUT,
+    O_BATCH,
+    O_KEEPALIVE,
+    O_STALL,
+    O_DRAIN,
+    O_QUIET,
+    O_HELP
+  };
   static const struct option longopts[] = {
       {"warmup", required_argument, NULL, O_WARMUP},
       {"pid", required_argument, NULL, O_PID},

@@ -406,8 +406,8 @@ bool tc_publish(tc *c, const char *topic, const char *payload, uint8_t qos, bool
   if (!tc_read(c))
     return false;
   if (qos == 1)
-    return c->f.type == MQTTB_PKT_PUBACK &&
-           mqttb_decode_ack(c->body, c->f.remaining, &rpid) == 0 && rpid == pid;
+    return c->f.type == MQTTB_PKT_PUBACK && mqttb_decode_ack(c->body, c->f.remaining, &rpid) == 0 &&
+           rpid == pid;
   if (c->f.type != MQTTB_PKT_PUBREC || mqttb_decode_ack(c->body, c->f.remaining, &rpid) != 0 ||
       rpid != pid)
     return false;

@@ -31,7 +31,7 @@ typedef struct tc {
   mqttb_conn *conn;
   uint8_t *in; /* bytes the broker sent, not yet parsed */
   size_t inlen, incap;
-  bool closed;    /* on_close was called */
+  bool closed; /* on_close was called */
   int close_reason;
   int want_write; /* times want_write was called */
   int connected;  /* times on_connect was called */

@@ -54,8 +54,8 @@ Test(connect, second_connect_closes) {
 Test(connect, unsupported_level_gets_connack_1) {
   tc *c = tc_new(bed);
   /* "MQTT" level 7. */
-  uint8_t pkt[] = {0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x07, 0x02, 0x00, 0x3c,
-                   0x00, 0x01, 'x'};
+  uint8_t pkt[] = {0x10, 0x0d, 0x00, 0x04, 'M',  'Q',  'T', 'T',
+                   0x07, 0x02, 0x00, 0x3c, 0x00, 0x01, 'x'};
   tc_send(c, pkt, sizeof(pkt));
   cr_assert(tc_read(c));
   cr_assert(eq(u8, c->f.type, MQTTB_PKT_CONNACK));
@@ -66,8 +66,8 @@ Test(connect, unsupported_level_gets_connack_1) {
 
 Test(connect, unknown_protocol_name_closes_without_connack) {
   tc *c = tc_new(bed);
-  uint8_t pkt[] = {0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'X', 0x04, 0x02, 0x00, 0x3c,
-                   0x00, 0x01, 'x'};
+  uint8_t pkt[] = {0x10, 0x0d, 0x00, 0x04, 'M',  'Q',  'T', 'X',
+                   0x04, 0x02, 0x00, 0x3c, 0x00, 0x01, 'x'};
   cr_assert(eq(int, tc_send(c, pkt, sizeof(pkt)), MQTTB_ERR_MALFORMED));
   cr_assert(tc_quiet(c));
 }
@@ -75,8 +75,8 @@ Test(connect, unknown_protocol_name_closes_without_connack) {
 /* [MQTT-3.1.2-3] The reserved flag must be zero. */
 Test(connect, reserved_flag_closes) {
   tc *c = tc_new(bed);
-  uint8_t pkt[] = {0x10, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x03, 0x00, 0x3c,
-                   0x00, 0x01, 'x'};
+  uint8_t pkt[] = {0x10, 0x0d, 0x00, 0x04, 'M',  'Q',  'T', 'T',
+                   0x04, 0x03, 0x00, 0x3c, 0x00, 0x01, 'x'};
   cr_assert(eq(int, tc_send(c, pkt, sizeof(pkt)), MQTTB_ERR_MALFORMED));
   cr_assert(tc_quiet(c));
 }
@@ -262,8 +262,8 @@ Test(connect, max_connections_refuses_new_connection_objects) {
   tc_new(bed);
   tc *b = tc_new(bed);
   mqttb_conn *c;
-  cr_assert(eq(int, mqttb_conn_new(&c, bed->broker, bed->now, NULL),
-               MQTTB_ERR_TOO_MANY_CONNECTIONS));
+  cr_assert(
+      eq(int, mqttb_conn_new(&c, bed->broker, bed->now, NULL), MQTTB_ERR_TOO_MANY_CONNECTIONS));
   tc_del(b);
   cr_assert(eq(int, mqttb_conn_new(&c, bed->broker, bed->now, NULL), MQTTB_OK));
   mqttb_conn_del(c, bed->now);
@@ -273,8 +273,8 @@ Test(connect, api_rejects_bad_arguments) {
   cr_assert(eq(int, mqttb_conn_new(NULL, bed->broker, 0, NULL), MQTTB_ERR_INVALID_ARGUMENT));
   cr_assert(eq(int, mqttb_conn_recv(NULL, NULL, 0, 0), MQTTB_ERR_INVALID_ARGUMENT));
   mqttb_broker *b;
-  cr_assert(eq(int, mqttb_broker_new_versioned(&b, 999, NULL, NULL, NULL, NULL),
-               MQTTB_ERR_VERSION));
+  cr_assert(
+      eq(int, mqttb_broker_new_versioned(&b, 999, NULL, NULL, NULL, NULL), MQTTB_ERR_VERSION));
   cr_assert(eq(int, mqttb_broker_handle_timers(NULL, 0), MQTTB_ERR_INVALID_ARGUMENT));
   cr_assert(eq(str, (char *)mqttb_strerror(MQTTB_ERR_MALFORMED), "malformed packet"));
   cr_assert(eq(str, (char *)mqttb_strerror(12345), "unknown error"));

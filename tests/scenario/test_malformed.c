@@ -20,40 +20,50 @@ typedef struct bad_case {
 
 /* Sent after a valid CONNECT. */
 static bad_case after_connect[] = {
-    {"remaining length of five bytes", {0x30, 0xff, 0xff, 0xff, 0xff, 0x01}, 6,
+    {"remaining length of five bytes",
+     {0x30, 0xff, 0xff, 0xff, 0xff, 0x01},
+     6,
      MQTTB_ERR_MALFORMED},
     {"packet type 0", {0x00, 0x00}, 2, MQTTB_ERR_MALFORMED},
     {"packet type 15 (AUTH) in 3.1.1", {0xF0, 0x00}, 2, MQTTB_ERR_PROTOCOL},
     {"PUBLISH QoS 3", {0x36, 0x05, 0x00, 0x01, 't', 0x00, 0x01}, 7, MQTTB_ERR_MALFORMED},
-    {"PUBLISH QoS 1 packet id 0", {0x32, 0x05, 0x00, 0x01, 't', 0x00, 0x00}, 7,
+    {"PUBLISH QoS 1 packet id 0",
+     {0x32, 0x05, 0x00, 0x01, 't', 0x00, 0x00},
+     7,
      MQTTB_ERR_MALFORMED},
     {"PUBLISH empty topic", {0x30, 0x03, 0x00, 0x00, 'x'}, 5, MQTTB_ERR_MALFORMED},
     {"PUBLISH wildcard topic", {0x30, 0x04, 0x00, 0x01, '#', 'x'}, 6, MQTTB_ERR_MALFORMED},
     {"PUBLISH topic with U+0000", {0x30, 0x04, 0x00, 0x02, 'a', 0x00}, 6, MQTTB_ERR_MALFORMED},
-    {"PUBLISH topic with bad UTF-8", {0x30, 0x04, 0x00, 0x02, 0xC0, 0x80}, 6,
-     MQTTB_ERR_MALFORMED},
-    {"PUBLISH topic longer than the packet", {0x30, 0x03, 0x00, 0x09, 'a'}, 5,
-     MQTTB_ERR_MALFORMED},
+    {"PUBLISH topic with bad UTF-8", {0x30, 0x04, 0x00, 0x02, 0xC0, 0x80}, 6, MQTTB_ERR_MALFORMED},
+    {"PUBLISH topic longer than the packet", {0x30, 0x03, 0x00, 0x09, 'a'}, 5, MQTTB_ERR_MALFORMED},
     {"PUBLISH DUP on QoS 0", {0x38, 0x03, 0x00, 0x01, 't'}, 5, MQTTB_ERR_MALFORMED},
     {"PUBACK wrong length", {0x40, 0x03, 0x00, 0x01, 0x00}, 5, MQTTB_ERR_MALFORMED},
     {"PUBACK reserved flags", {0x41, 0x02, 0x00, 0x01}, 4, MQTTB_ERR_MALFORMED},
     {"PUBACK packet id 0", {0x40, 0x02, 0x00, 0x00}, 4, MQTTB_ERR_MALFORMED},
     {"PUBREL flags 0", {0x60, 0x02, 0x00, 0x01}, 4, MQTTB_ERR_MALFORMED},
-    {"SUBSCRIBE flags 0", {0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x00}, 8,
-     MQTTB_ERR_MALFORMED},
+    {"SUBSCRIBE flags 0", {0x80, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x00}, 8, MQTTB_ERR_MALFORMED},
     {"SUBSCRIBE no filters", {0x82, 0x02, 0x00, 0x01}, 4, MQTTB_ERR_MALFORMED},
-    {"SUBSCRIBE packet id 0", {0x82, 0x06, 0x00, 0x00, 0x00, 0x01, 'a', 0x00}, 8,
+    {"SUBSCRIBE packet id 0",
+     {0x82, 0x06, 0x00, 0x00, 0x00, 0x01, 'a', 0x00},
+     8,
      MQTTB_ERR_MALFORMED},
     {"SUBSCRIBE QoS 3", {0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x03}, 8, MQTTB_ERR_MALFORMED},
-    {"SUBSCRIBE reserved option bits", {0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x40}, 8,
+    {"SUBSCRIBE reserved option bits",
+     {0x82, 0x06, 0x00, 0x01, 0x00, 0x01, 'a', 0x40},
+     8,
      MQTTB_ERR_MALFORMED},
-    {"SUBSCRIBE bad filter a#", {0x82, 0x07, 0x00, 0x01, 0x00, 0x02, 'a', '#', 0x00}, 9,
+    {"SUBSCRIBE bad filter a#",
+     {0x82, 0x07, 0x00, 0x01, 0x00, 0x02, 'a', '#', 0x00},
+     9,
      MQTTB_ERR_MALFORMED},
-    {"SUBSCRIBE bad filter a+", {0x82, 0x07, 0x00, 0x01, 0x00, 0x02, 'a', '+', 0x00}, 9,
+    {"SUBSCRIBE bad filter a+",
+     {0x82, 0x07, 0x00, 0x01, 0x00, 0x02, 'a', '+', 0x00},
+     9,
      MQTTB_ERR_MALFORMED},
-    {"SUBSCRIBE empty filter", {0x82, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00}, 7,
-     MQTTB_ERR_MALFORMED},
-    {"SUBSCRIBE missing options byte", {0x82, 0x05, 0x00, 0x01, 0x00, 0x01, 'a'}, 7,
+    {"SUBSCRIBE empty filter", {0x82, 0x05, 0x00, 0x01, 0x00, 0x00, 0x00}, 7, MQTTB_ERR_MALFORMED},
+    {"SUBSCRIBE missing options byte",
+     {0x82, 0x05, 0x00, 0x01, 0x00, 0x01, 'a'},
+     7,
      MQTTB_ERR_MALFORMED},
     {"UNSUBSCRIBE flags 0", {0xA0, 0x05, 0x00, 0x01, 0x00, 0x01, 'a'}, 7, MQTTB_ERR_MALFORMED},
     {"UNSUBSCRIBE no filters", {0xA2, 0x02, 0x00, 0x01}, 4, MQTTB_ERR_MALFORMED},
@@ -114,8 +124,7 @@ static bad_case bad_connects[] = {
      15,
      MQTTB_ERR_MALFORMED},
     {"CONNECT client id with bad UTF-8",
-     {0x10, 0x0e, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x02, 0xED,
-      0xA0},
+     {0x10, 0x0e, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x02, 0xED, 0xA0},
      16,
      MQTTB_ERR_MALFORMED},
     {"CONNECT with reserved fixed-header flags",
@@ -228,9 +237,11 @@ Test(malformed, input_split_at_any_byte_gives_the_same_output) {
     size_t olen;
     run_session(chunk, &o, &olen);
     if (olen != reflen && getenv("MQTTB_TEST_DUMP")) {
-      for (size_t k = 0; k < olen; k++) fprintf(stderr, "%02x", o[k]);
+      for (size_t k = 0; k < olen; k++)
+        fprintf(stderr, "%02x", o[k]);
       fprintf(stderr, "\n");
-      for (size_t k = 0; k < reflen; k++) fprintf(stderr, "%02x", ref[k]);
+      for (size_t k = 0; k < reflen; k++)
+        fprintf(stderr, "%02x", ref[k]);
       fprintf(stderr, "\n");
     }
     cr_assert(eq(sz, olen, reflen), "chunk %zu", chunk);
@@ -273,8 +284,8 @@ Test(malformed, out_of_memory_at_every_allocation_is_handled) {
     bed->alloc.fail_at = n;
     tc_connect_opts o1 = {.client_id = "sub", .clean = false, .keepalive = 60};
     tc_connect(sub, &o1, NULL);
-    tc_connect_opts o2 = {.client_id = "pub", .clean = true, .keepalive = 60,
-                          .will_topic = "w", .will_payload = "x"};
+    tc_connect_opts o2 = {
+        .client_id = "pub", .clean = true, .keepalive = 60, .will_topic = "w", .will_payload = "x"};
     tc_connect(pub, &o2, NULL);
     if (!sub->closed) {
       tc_subscribe(sub, "a/#", 2);

@@ -170,8 +170,7 @@ Test(pubsub, wildcard_matching_through_the_broker) {
     cr_assert(tc_publish(pub, cases[i].topic, "m", 0, false));
     mqttb_publish p;
     bool got = tc_expect_publish(sub, &p);
-    cr_assert(eq(int, got, cases[i].match), "filter %s topic %s", cases[i].filter,
-              cases[i].topic);
+    cr_assert(eq(int, got, cases[i].match), "filter %s topic %s", cases[i].filter, cases[i].topic);
     tc_del(sub);
   }
 }
@@ -348,8 +347,8 @@ Test(pubsub, authorize_callback_refuses_subscribe_and_publish) {
 
 /* ---- wills ---- */
 
-static tc *open_with_will(const char *id, const char *wt, const char *wp, uint8_t qos,
-                          bool retain, uint16_t keepalive) {
+static tc *open_with_will(const char *id, const char *wt, const char *wp, uint8_t qos, bool retain,
+                          uint16_t keepalive) {
   tc *c = tc_new(bed);
   tc_connect_opts o = {.client_id = id,
                        .clean = true,

@@ -120,7 +120,7 @@ typedef struct gmsg {
   uint16_t pub;
   uint8_t qos;
   uint8_t topic;
-  uint16_t plen; /* padded payload length; 0: just the header */
+  uint16_t plen;  /* padded payload length; 0: just the header */
   bool committed; /* the broker has published it */
 } gmsg;
 
@@ -180,7 +180,7 @@ typedef struct link {
   size_t len, cap, sent;
   txrec *rec;
   size_t nrec, rcap, rdone;
-  uint32_t pings; /* PINGREQ received by the broker, PINGRESP not read */
+  uint32_t pings;     /* PINGREQ received by the broker, PINGRESP not read */
   bool out_pend;      /* the broker has output for it that was not drained */
   uint64_t out_since; /* since when (the output stall timer) */
   bool clean, has_will, accepted, present, disc;
@@ -209,7 +209,7 @@ struct slot {
   txflow *tx;
   size_t ntx, txcap;
   uint16_t next_pid;
-  uint32_t pub_seq, will_seq; /* never reset: publisher sequence numbers */
+  uint32_t pub_seq, will_seq;          /* never reset: publisher sequence numbers */
   uint32_t last1[NPUBS], last0[NPUBS]; /* highest seq seen per publisher */
 };
 
@@ -235,12 +235,11 @@ static struct sim {
   struct {
     long connects, takeovers, drops, disconnects, ka_closes, lurk_timeouts, published, deliveries,
         dup_redeliveries, q2_retransmits_seen, q2_dedup, partial_flushes, jumps, subscribes,
-        stall_closes,
-        final_reconnects, max_txq;
+        stall_closes, final_reconnects, max_txq;
   } n;
 } S;
 
-#define ELIG(j, gid) S.elig[(size_t)(j) * S.maxmsgs + (gid)]
+#define ELIG(j, gid) S.elig[(size_t)(j)*S.maxmsgs + (gid)]
 
 static void sim_fail(int line, const char *fmt, ...) {
   char msg[1024];
@@ -671,9 +670,9 @@ static void commit(link *l, txrec *r) {
   }
   CHECK(s->ln == l && s->connected, "sim: %s: packet committed on a dead connection", s->id);
   s->last_rx = S.bed->now;
-  static const char *const kinds[] = {"?", "CONNECT", "PUBLISH", "PUBACK", "PUBREC", "PUBREL",
-                                      "PUBCOMP", "SUBSCRIBE", "UNSUBSCRIBE", "PINGREQ",
-                                      "DISCONNECT"};
+  static const char *const kinds[] = {"?",           "CONNECT", "PUBLISH",   "PUBACK",
+                                      "PUBREC",      "PUBREL",  "PUBCOMP",   "SUBSCRIBE",
+                                      "UNSUBSCRIBE", "PINGREQ", "DISCONNECT"};
   TRACE("%s: broker got %s pid %u%s", s->id, kinds[r->kind], r->pid, r->dup ? " (DUP)" : "");
   rxflow *rf;
   txflow *tf;
@@ -782,14 +781,14 @@ static void on_publish(slot *s, link *l) {
   if (p.qos == 0) {
     CHECK(count == 0, "%s: QoS 0 message %u delivered twice", s->id, gid);
     CHECK(seq > s->last0[pub],
-          "%s: QoS 0 order: publisher %u seq %u arrived after seq %u (message %u)", s->id, pub,
-          seq, s->last0[pub], gid);
+          "%s: QoS 0 order: publisher %u seq %u arrived after seq %u (message %u)", s->id, pub, seq,
+          s->last0[pub], gid);
     s->last0[pub] = seq;
   } else {
     rxflow *f = rx_find(s, p.packet_id);
     if (p.qos == 1) {
-      CHECK(!f, "%s: QoS 1 PUBLISH (message %u) reuses packet id %u that is still in flight",
-            s->id, gid, p.packet_id);
+      CHECK(!f, "%s: QoS 1 PUBLISH (message %u) reuses packet id %u that is still in flight", s->id,
+            gid, p.packet_id);
       CHECK(count == 0 || p.dup,
             "%s: QoS 1 message %u (publisher %u seq %u) delivered again without DUP", s->id, gid,
             pub, seq);
@@ -888,13 +887,11 @@ static void on_packet(slot *s, link *l) {
   txflow *f = txf_find(s, pid);
   switch (type) {
   case MQTTB_PKT_PUBACK:
-    CHECK(f && f->kind == TX_PUB1, "%s: PUBACK for packet id %u with no QoS 1 PUBLISH", s->id,
-          pid);
+    CHECK(f && f->kind == TX_PUB1, "%s: PUBACK for packet id %u with no QoS 1 PUBLISH", s->id, pid);
     txf_remove(s, f);
     break;
   case MQTTB_PKT_PUBREC:
-    CHECK(f && f->kind == TX_PUB2, "%s: PUBREC for packet id %u with no QoS 2 PUBLISH", s->id,
-          pid);
+    CHECK(f && f->kind == TX_PUB2, "%s: PUBREC for packet id %u with no QoS 2 PUBLISH", s->id, pid);
     if (f->stage == T2_AWAIT_REC) {
       f->stage = T2_REL_OWED;
       f->queued = false;
@@ -906,8 +903,8 @@ static void on_packet(slot *s, link *l) {
     txf_remove(s, f);
     break;
   case MQTTB_PKT_UNSUBACK:
-    CHECK(f && f->kind == TX_UNSUB, "%s: UNSUBACK for packet id %u that is no UNSUBSCRIBE",
-          s->id, pid);
+    CHECK(f && f->kind == TX_UNSUB, "%s: UNSUBACK for packet id %u that is no UNSUBSCRIBE", s->id,
+          pid);
     txf_remove(s, f);
     break;
   default:
@@ -988,8 +985,8 @@ static void act_connect(slot *s, int clean, bool final) {
   size_t wplen = 0;
   if (!final && chance(250)) {
     l->has_will = true;
-    l->will_gid = msg_new((uint16_t)(NSLOTS + s->idx), ++s->will_seq, (uint8_t)rn(3),
-                          (uint8_t)rn(NTOPICS));
+    l->will_gid =
+        msg_new((uint16_t)(NSLOTS + s->idx), ++s->will_seq, (uint8_t)rn(3), (uint8_t)rn(NTOPICS));
     wplen = payload_build(l->will_gid, wpl);
   }
   mqttb_connect ck;
@@ -1101,8 +1098,7 @@ static void act_subscribe(slot *s) {
   tf->n = (uint8_t)n;
   memcpy(tf->f, f, (size_t)n);
   memcpy(tf->q, q, (size_t)n);
-  TRACE("%s: SUBSCRIBE pid %u %s:%u%s", s->id, tf->pid, filters[f[0]], q[0],
-        n > 1 ? " ..." : "");
+  TRACE("%s: SUBSCRIBE pid %u %s:%u%s", s->id, tf->pid, filters[f[0]], q[0], n > 1 ? " ..." : "");
   put_subscribe(s->ln, true, tf->pid, n, f, q);
   S.n.subscribes++;
   flush_policy(s->ln);
@@ -1371,7 +1367,8 @@ static void check_invariants(void) {
         (unsigned long long)st.publish_dropped, (unsigned long long)S.publish_dropped);
   CHECK(st.connects_total == (uint64_t)S.n.connects, "stats: connects_total %llu, model %ld",
         (unsigned long long)st.connects_total, S.n.connects);
-  CHECK(st.retained_count == 0, "stats: retained_count %llu", (unsigned long long)st.retained_count);
+  CHECK(st.retained_count == 0, "stats: retained_count %llu",
+        (unsigned long long)st.retained_count);
 }
 
 /* ------------------------------------------------------------- schedule */
@@ -1548,8 +1545,7 @@ static void final_cleanup(const mqttb_settings *settings, long baseline) {
         "%ld blocks live after everyone left: %ld more than right after tb_new, while an empty "
         "broker that has been used holds %ld more (blocks leaked or kept after their owner left)",
         S.bed->alloc.live, S.bed->alloc.live - baseline, empty_extra);
-  CHECK(S.bed->alloc.bytes < 1024 * 1024, "%ld bytes live after everyone left",
-        S.bed->alloc.bytes);
+  CHECK(S.bed->alloc.bytes < 1024 * 1024, "%ld bytes live after everyone left", S.bed->alloc.bytes);
 }
 
 /* A short life with the kinds of traffic the simulation makes (persistent
@@ -1680,10 +1676,10 @@ static void run_seed(uint64_t seed, long steps, bool trace) {
           "%ld QoS 2 retransmissions to clients, %ld QoS 2 duplicates from publishers "
           "suppressed, %ld partial flushes, largest send backlog %ld bytes, %ld persistent "
           "sessions drained at the end\n",
-          (unsigned long long)seed, secs, S.n.connects, S.n.takeovers, S.n.disconnects,
-          S.n.drops, S.n.ka_closes, S.n.stall_closes, S.n.lurk_timeouts, S.n.jumps, S.n.subscribes, S.n.published,
-          S.n.deliveries, S.n.dup_redeliveries, S.n.q2_retransmits_seen, S.n.q2_dedup,
-          S.n.partial_flushes, S.n.max_txq, S.n.final_reconnects);
+          (unsigned long long)seed, secs, S.n.connects, S.n.takeovers, S.n.disconnects, S.n.drops,
+          S.n.ka_closes, S.n.stall_closes, S.n.lurk_timeouts, S.n.jumps, S.n.subscribes,
+          S.n.published, S.n.deliveries, S.n.dup_redeliveries, S.n.q2_retransmits_seen,
+          S.n.q2_dedup, S.n.partial_flushes, S.n.max_txq, S.n.final_reconnects);
   tb_del(S.bed);
   S.bed = NULL;
   for (int i = 0; i < NSLOTS; i++) {
@@ -1702,7 +1698,8 @@ Test(simulation, seeded_random_schedules, .timeout = 120) {
       match_tab[f][t] = topic_match(filters[f], topics[t]);
   /* The model's matcher against a few known answers. */
   cr_assert(topic_match("a/#", "a") && topic_match("+/+/1", "b/z/1") && !topic_match("+", "a/x") &&
-            !topic_match("a/x", "a/x/0") && topic_match("#", "b/z") && !topic_match("+/+/+", "a/x"));
+            !topic_match("a/x", "a/x/0") && topic_match("#", "b/z") &&
+            !topic_match("+/+/+", "a/x"));
   long steps = DEFAULT_STEPS;
   const char *e = getenv("MQTTB_SIM_STEPS");
   if (e && *e)
@@ -1737,7 +1734,10 @@ static void rbed_del(void) {
 
 static tc *open_ka0(tb *bed, const char *id, const char *will_topic) {
   tc *c = tc_new(bed);
-  tc_connect_opts o = {.client_id = id, .clean = true, .keepalive = 0, .will_topic = will_topic,
+  tc_connect_opts o = {.client_id = id,
+                       .clean = true,
+                       .keepalive = 0,
+                       .will_topic = will_topic,
                        .will_payload = "gone"};
   cr_assert(eq(int, tc_connect(c, &o, NULL), 0));
   return c;
@@ -1765,13 +1765,13 @@ Test(simulation, output_ack_progress_restarts_the_output_stall_timer_now, .fini 
   tc *sub = open_ka0(bed, "sub", NULL);
   tc *pub = open_ka0(bed, "pub", NULL);
   cr_assert(eq(int, tc_subscribe(sub, "t", 0), 0));
-  tb_advance(bed, 20000);                          /* t = 21 s */
+  tb_advance(bed, 20000);                             /* t = 21 s */
   cr_assert(tc_publish(pub, "t", "hello", 0, false)); /* sub's output pending since 21 s */
-  tb_advance(bed, 58000);                          /* t = 79 s, nothing due */
+  tb_advance(bed, 58000);                             /* t = 79 s, nothing due */
   mqttb_iovec iov[1];
   cr_assert(eq(int, mqttb_conn_output(sub->conn, iov, 1), 1));
   cr_assert(eq(int, mqttb_conn_output_ack(sub->conn, 1, bed->now), 0)); /* progress at 79 s */
-  tb_advance(bed, 2000);                                      /* t = 81 s */
+  tb_advance(bed, 2000);                                                /* t = 81 s */
   cr_assert(not(sub->closed),
             "closed (reason %d) 2 s after it acknowledged output, as if nothing was read",
             sub->close_reason);

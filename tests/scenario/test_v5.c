@@ -407,9 +407,9 @@ static bool read_pub5(tc *c, rpub *r) {
   if (!tc_read(c) || c->f.type != MQTTB_PKT_PUBLISH)
     return false;
   mqttb_publish p;
-  cr_assert(eq(int, mqttb_decode_publish_v(c->f.flags, c->body, c->f.remaining, 5, &p),
-               MQTTB_CODEC_OK),
-            "the broker sent an invalid MQTT 5 PUBLISH");
+  cr_assert(
+      eq(int, mqttb_decode_publish_v(c->f.flags, c->body, c->f.remaining, 5, &p), MQTTB_CODEC_OK),
+      "the broker sent an invalid MQTT 5 PUBLISH");
   memset(r, 0, sizeof(*r));
   r->qos = p.qos;
   r->retain = p.retain;
@@ -456,9 +456,9 @@ static int read_disconnect5(tc *c, pb *props) {
     return -1;
   uint8_t reason;
   mqttb_slice p;
-  cr_assert(eq(int, mqttb_decode_reason_props(MQTTB_PKT_DISCONNECT, c->body, c->f.remaining,
-                                              &reason, &p),
-               0));
+  cr_assert(
+      eq(int, mqttb_decode_reason_props(MQTTB_PKT_DISCONNECT, c->body, c->f.remaining, &reason, &p),
+         0));
   if (props)
     pb_copy(props, p);
   return reason;
@@ -488,9 +488,8 @@ static int read_auth5(tc *c, pb *props) {
     return -1;
   uint8_t reason;
   mqttb_slice p;
-  cr_assert(eq(int,
-               mqttb_decode_reason_props(MQTTB_PKT_AUTH, c->body, c->f.remaining, &reason, &p),
-               0));
+  cr_assert(
+      eq(int, mqttb_decode_reason_props(MQTTB_PKT_AUTH, c->body, c->f.remaining, &reason, &p), 0));
   if (props)
     pb_copy(props, p);
   return reason;
@@ -523,7 +522,7 @@ static void use_settings(const mqttb_settings *s) {
 static struct {
   tc *c; /* the client being authenticated (for conn calls) */
   int calls;
-  int ret[AU_MAX];              /* what each call returns */
+  int ret[AU_MAX];               /* what each call returns */
   const char *send_data[AU_MAX]; /* mqttb_conn_set_auth_data before returning */
   const char *server_ref;        /* mqttb_conn_set_server_reference */
   int step[AU_MAX];
@@ -583,8 +582,7 @@ Test(v5, connack_assigned_client_identifier_for_empty_id) {
   connack5 a;
   cr_assert(eq(int, connect5(c, &o, &a), 0));
   mqttb_prop p;
-  cr_assert(pb_find(&a.props, MQTTB_PROP_ASSIGNED_CLIENT_ID, &p),
-            "no Assigned Client Identifier");
+  cr_assert(pb_find(&a.props, MQTTB_PROP_ASSIGNED_CLIENT_ID, &p), "no Assigned Client Identifier");
   const char *id = mqttb_conn_get_client_id(c->conn);
   cr_assert(not(eq(ptr, (void *)id, NULL)));
   cr_assert(gt(sz, strlen(id), 0));
@@ -1483,8 +1481,8 @@ Test(v5, no_local_suppresses_own_messages) {
   ack_pub5(me, &r);
   /* The only matching subscription is the publisher's own No Local one. */
   tc_disconnect(other);
-  cr_assert(eq(int, pub5(me, "chat", "alone", 1, false, NULL),
-               MQTTB_REASON_NO_MATCHING_SUBSCRIBERS));
+  cr_assert(
+      eq(int, pub5(me, "chat", "alone", 1, false, NULL), MQTTB_REASON_NO_MATCHING_SUBSCRIBERS));
   cr_assert(tc_quiet(me));
 }
 
@@ -1757,8 +1755,7 @@ Test(v5, invalid_share_names_get_topic_filter_invalid) {
   uint8_t codes[5];
   cr_assert(subscribe5n(m, f, o, 5, 0, codes));
   for (int i = 0; i < 4; i++)
-    cr_assert(eq(u8, codes[i], MQTTB_REASON_TOPIC_FILTER_INVALID), "%s got %#x", f[i],
-              codes[i]);
+    cr_assert(eq(u8, codes[i], MQTTB_REASON_TOPIC_FILTER_INVALID), "%s got %#x", f[i], codes[i]);
   cr_assert(eq(u8, codes[4], 1));
   cr_assert(not(m->closed));
   cr_assert(eq(int, unsubscribe5(m, "$share/ok/x"), 0));
@@ -2166,8 +2163,8 @@ Test(v5, server_moved_disconnect_carries_server_reference) {
 Test(v5, embedder_normal_disconnect_sends_one_disconnect) {
   tc *w = will_watcher();
   tc *c = open_with_will("c", 0, 0, NULL);
-  cr_assert(eq(int, mqttb_conn_disconnect(c->conn, MQTTB_REASON_NORMAL_DISCONNECTION, bed->now),
-               0));
+  cr_assert(
+      eq(int, mqttb_conn_disconnect(c->conn, MQTTB_REASON_NORMAL_DISCONNECTION, bed->now), 0));
   cr_assert(c->closed);
   cr_assert(eq(int, read_disconnect5(c, NULL), MQTTB_REASON_NORMAL_DISCONNECTION));
   int extra = read_disconnect5(c, NULL);
@@ -2341,8 +2338,8 @@ Test(v5, malformed_v5_connect_gets_connack_0x81) {
   cr_assert(eq(int, c->connected, 0));
   /* The reserved flag set. */
   tc *d = tc_new(bed);
-  uint8_t pkt[] = {0x10, 0x0e, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x03, 0x00, 0x3c,
-                   0x00, 0x00, 0x01, 'x'};
+  uint8_t pkt[] = {0x10, 0x0e, 0x00, 0x04, 'M',  'Q',  'T',  'T',
+                   0x05, 0x03, 0x00, 0x3c, 0x00, 0x00, 0x01, 'x'};
   tc_send(d, pkt, sizeof(pkt));
   cr_assert(eq(int, read_connack5(d, NULL), MQTTB_REASON_MALFORMED_PACKET));
   cr_assert(d->closed);

@@ -864,16 +864,15 @@ Test(connect, unsupported_level_is_bad_protocol_with_level_filled) {
 
 Test(connect, mqtt_level_5_decodes_properties) {
   /* Level 5: a property block follows the keep-alive. */
-  static const uint8_t body[] = {0x00, 0x04, 'M',  'Q',  'T',  'T',  0x05, 0x02, 0x00, 0x3C,
-                                 0x05, 0x11, 0x00, 0x00, 0x00, 0x3C, 0x00, 0x03, 'a',  'b',
-                                 'c'};
+  static const uint8_t body[] = {0x00, 0x04, 'M',  'Q',  'T',  'T',  0x05, 0x02, 0x00, 0x3C, 0x05,
+                                 0x11, 0x00, 0x00, 0x00, 0x3C, 0x00, 0x03, 'a',  'b',  'c'};
   mqttb_connect c;
   cr_assert(eq(int, connect_exact(body, sizeof(body), &c), MQTTB_CODEC_OK));
   cr_assert(eq(u8, c.level, 5));
   cr_assert(eq(sz, c.props.len, 5));
   cr_assert(slice_is_str(c.client_id, "abc"));
   /* Without the property block the client id is read as properties. */
-  static const uint8_t noprops[] = {0x00, 0x04, 'M', 'Q', 'T', 'T', 0x05, 0x02,
+  static const uint8_t noprops[] = {0x00, 0x04, 'M',  'Q',  'T', 'T', 0x05, 0x02,
                                     0x00, 0x3C, 0x00, 0x03, 'a', 'b', 'c'};
   cr_assert(not(eq(int, connect_exact(noprops, sizeof(noprops), &c), MQTTB_CODEC_OK)));
 }

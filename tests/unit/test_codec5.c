@@ -132,8 +132,7 @@ static const spec_prop spec[] = {
     {0x23, T_U16, PUB, "Topic Alias"},
     {0x24, T_BYTE, CAK, "Maximum QoS"},
     {0x25, T_BYTE, CAK, "Retain Available"},
-    {0x26, T_PAIR,
-     CON | CAK | PUB | W | PAK | PRC | PRL | PCP | SUB | SAK | UNS | UAK | DIS | AUT,
+    {0x26, T_PAIR, CON | CAK | PUB | W | PAK | PRC | PRL | PCP | SUB | SAK | UNS | UAK | DIS | AUT,
      "User Property"},
     {0x27, T_U32, CON | CAK, "Maximum Packet Size"},
     {0x28, T_BYTE, CAK, "Wildcard Subscription Available"},
@@ -143,11 +142,11 @@ static const spec_prop spec[] = {
 #define NSPEC (sizeof(spec) / sizeof(spec[0]))
 
 /* Every context a property block can appear in. */
-static const uint8_t contexts[] = {
-    MQTTB_PROPS_WILL,     MQTTB_PKT_CONNECT, MQTTB_PKT_CONNACK,     MQTTB_PKT_PUBLISH,
-    MQTTB_PKT_PUBACK,     MQTTB_PKT_PUBREC,  MQTTB_PKT_PUBREL,      MQTTB_PKT_PUBCOMP,
-    MQTTB_PKT_SUBSCRIBE,  MQTTB_PKT_SUBACK,  MQTTB_PKT_UNSUBSCRIBE, MQTTB_PKT_UNSUBACK,
-    MQTTB_PKT_DISCONNECT, MQTTB_PKT_AUTH};
+static const uint8_t contexts[] = {MQTTB_PROPS_WILL,     MQTTB_PKT_CONNECT,     MQTTB_PKT_CONNACK,
+                                   MQTTB_PKT_PUBLISH,    MQTTB_PKT_PUBACK,      MQTTB_PKT_PUBREC,
+                                   MQTTB_PKT_PUBREL,     MQTTB_PKT_PUBCOMP,     MQTTB_PKT_SUBSCRIBE,
+                                   MQTTB_PKT_SUBACK,     MQTTB_PKT_UNSUBSCRIBE, MQTTB_PKT_UNSUBACK,
+                                   MQTTB_PKT_DISCONNECT, MQTTB_PKT_AUTH};
 #define NCTX (sizeof(contexts) / sizeof(contexts[0]))
 
 /* Append one valid instance of a property. */
@@ -211,8 +210,8 @@ Test(props, every_property_in_every_context) {
 
 /* Identifiers the specification does not define are malformed. */
 Test(props, unknown_identifiers_are_malformed) {
-  const uint8_t ids[] = {0x00, 0x04, 0x05, 0x06, 0x07, 0x0A, 0x0C, 0x10, 0x14, 0x1B,
-                         0x1D, 0x1E, 0x20, 0x2B, 0x3F, 0x7F};
+  const uint8_t ids[] = {0x00, 0x04, 0x05, 0x06, 0x07, 0x0A, 0x0C, 0x10,
+                         0x14, 0x1B, 0x1D, 0x1E, 0x20, 0x2B, 0x3F, 0x7F};
   for (size_t i = 0; i < sizeof(ids); i++) {
     blk k = {.n = 0};
     uint8_t b[2] = {ids[i], 0x00};
@@ -294,11 +293,13 @@ Test(props, value_ranges) {
       {MQTTB_PKT_PUBLISH, {0x23, 0xFF, 0xFF}, 3, MQTTB_CODEC_OK, "topic alias 65535"},
       {MQTTB_PKT_SUBSCRIBE, {0x0B, 0x00}, 2, MQTTB_CODEC_PROTOCOL, "subscription id 0"},
       {MQTTB_PKT_PUBLISH, {0x0B, 0x00}, 2, MQTTB_CODEC_PROTOCOL, "subscription id 0 (PUBLISH)"},
-      {MQTTB_PKT_SUBSCRIBE, {0x0B, 0xFF, 0xFF, 0xFF, 0x7F}, 5, MQTTB_CODEC_OK,
+      {MQTTB_PKT_SUBSCRIBE,
+       {0x0B, 0xFF, 0xFF, 0xFF, 0x7F},
+       5,
+       MQTTB_CODEC_OK,
        "subscription id 268435455"},
       {MQTTB_PKT_CONNECT, {0x11, 0, 0, 0, 0}, 5, MQTTB_CODEC_OK, "session expiry 0"},
-      {MQTTB_PKT_CONNECT, {0x11, 0xFF, 0xFF, 0xFF, 0xFF}, 5, MQTTB_CODEC_OK,
-       "session expiry max"},
+      {MQTTB_PKT_CONNECT, {0x11, 0xFF, 0xFF, 0xFF, 0xFF}, 5, MQTTB_CODEC_OK, "session expiry max"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     blk k = {.n = 0};
@@ -315,14 +316,23 @@ Test(props, truncated_values_are_malformed) {
       {MQTTB_PKT_CONNECT, {0x21, 0x00}, 2, MQTTB_CODEC_MALFORMED, "two-byte with one"},
       {MQTTB_PKT_PUBLISH, {0x02, 0, 0, 1}, 4, MQTTB_CODEC_MALFORMED, "four-byte with three"},
       {MQTTB_PKT_SUBSCRIBE, {0x0B, 0x80}, 2, MQTTB_CODEC_MALFORMED, "varint cut"},
-      {MQTTB_PKT_SUBSCRIBE, {0x0B, 0x80, 0x80, 0x80, 0x80, 0x01}, 6, MQTTB_CODEC_MALFORMED,
+      {MQTTB_PKT_SUBSCRIBE,
+       {0x0B, 0x80, 0x80, 0x80, 0x80, 0x01},
+       6,
+       MQTTB_CODEC_MALFORMED,
        "five-byte varint"},
       {MQTTB_PKT_PUBLISH, {0x03, 0x00}, 2, MQTTB_CODEC_MALFORMED, "string length cut"},
-      {MQTTB_PKT_PUBLISH, {0x03, 0x00, 0x05, 'a', 'b'}, 5, MQTTB_CODEC_MALFORMED,
+      {MQTTB_PKT_PUBLISH,
+       {0x03, 0x00, 0x05, 'a', 'b'},
+       5,
+       MQTTB_CODEC_MALFORMED,
        "string shorter than its length"},
       {MQTTB_PKT_PUBLISH, {0x09, 0x00, 0x02, 0x01}, 4, MQTTB_CODEC_MALFORMED, "binary cut"},
       {MQTTB_PKT_PUBLISH, {0x26, 0x00, 0x01, 'k'}, 4, MQTTB_CODEC_MALFORMED, "pair without value"},
-      {MQTTB_PKT_PUBLISH, {0x26, 0x00, 0x01, 'k', 0x00, 0x02, 'v'}, 7, MQTTB_CODEC_MALFORMED,
+      {MQTTB_PKT_PUBLISH,
+       {0x26, 0x00, 0x01, 'k', 0x00, 0x02, 'v'},
+       7,
+       MQTTB_CODEC_MALFORMED,
        "pair value cut"},
   };
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -373,7 +383,7 @@ Test(props, bad_utf8_in_strings_and_pairs) {
   const struct {
     uint8_t id;
     uint8_t ctx;
-  } strs[] = {{0x03, MQTTB_PKT_PUBLISH}, {0x08, MQTTB_PROPS_WILL}, {0x12, MQTTB_PKT_CONNACK},
+  } strs[] = {{0x03, MQTTB_PKT_PUBLISH}, {0x08, MQTTB_PROPS_WILL},  {0x12, MQTTB_PKT_CONNACK},
               {0x15, MQTTB_PKT_AUTH},    {0x1A, MQTTB_PKT_CONNACK}, {0x1C, MQTTB_PKT_DISCONNECT},
               {0x1F, MQTTB_PKT_PUBACK}};
   for (size_t b = 0; b < 4; b++) {
@@ -391,8 +401,7 @@ Test(props, bad_utf8_in_strings_and_pairs) {
     raw(&k, h, 3);
     raw(&k, bad[b].s, bad[b].n);
     raw_str(&k, "v");
-    cr_expect(eq(int, read_block(&k, MQTTB_PKT_PUBLISH), MQTTB_CODEC_BAD_UTF8), "bad name %zu",
-              b);
+    cr_expect(eq(int, read_block(&k, MQTTB_PKT_PUBLISH), MQTTB_CODEC_BAD_UTF8), "bad name %zu", b);
     blk v = {.n = 0};
     uint8_t id = 0x26;
     raw(&v, &id, 1);
@@ -400,8 +409,7 @@ Test(props, bad_utf8_in_strings_and_pairs) {
     uint8_t l[2] = {0, (uint8_t)bad[b].n};
     raw(&v, l, 2);
     raw(&v, bad[b].s, bad[b].n);
-    cr_expect(eq(int, read_block(&v, MQTTB_PKT_PUBLISH), MQTTB_CODEC_BAD_UTF8), "bad value %zu",
-              b);
+    cr_expect(eq(int, read_block(&v, MQTTB_PKT_PUBLISH), MQTTB_CODEC_BAD_UTF8), "bad value %zu", b);
     /* Correlation Data and Authentication Data are binary. */
     blk c = {.n = 0};
     uint8_t hc[3] = {0x09, 0, (uint8_t)bad[b].n};
@@ -494,7 +502,12 @@ Test(props, writers_exact_bytes) {
   cr_assert(eq(sz, mqttb_prop_put_varint(b, 0x0B, 300), 3));
   cr_assert(eq(int, memcmp(b, "\x0B\xAC\x02", 3), 0));
   cr_assert(eq(sz, mqttb_prop_put_str(b, 0x03, (const uint8_t *)"ab", 2), 5));
-  cr_assert(eq(int, memcmp(b, "\x03\x00\x02" "ab", 5), 0));
+  cr_assert(eq(int,
+               memcmp(b,
+                      "\x03\x00\x02"
+                      "ab",
+                      5),
+               0));
   cr_assert(eq(sz, mqttb_prop_put_str(b, 0x03, NULL, 0), 3));
   cr_assert(eq(int, memcmp(b, "\x03\x00\x00", 3), 0));
   /* Counting with out NULL. */
@@ -527,8 +540,7 @@ Test(props, writers_round_trip) {
   k.n += mqttb_prop_put_u16(k.b + k.n, MQTTB_PROP_RECEIVE_MAXIMUM, 65535);
   k.n += mqttb_prop_put_u32(k.b + k.n, MQTTB_PROP_MAXIMUM_PACKET_SIZE, 0xFFFFFFFFu);
   k.n += mqttb_prop_put_u32(k.b + k.n, MQTTB_PROP_SESSION_EXPIRY, 0x80000001u);
-  k.n += mqttb_prop_put_str(k.b + k.n, MQTTB_PROP_ASSIGNED_CLIENT_ID, (const uint8_t *)"auto-1",
-                            6);
+  k.n += mqttb_prop_put_str(k.b + k.n, MQTTB_PROP_ASSIGNED_CLIENT_ID, (const uint8_t *)"auto-1", 6);
   k.n += mqttb_prop_put_str(k.b + k.n, MQTTB_PROP_AUTH_DATA, (const uint8_t *)"\x00\xFF", 2);
   k.n += mqttb_prop_put_u16(k.b + k.n, MQTTB_PROP_SERVER_KEEP_ALIVE, 0);
   cr_assert(eq(int, read_block(&k, MQTTB_PKT_CONNACK), 0));
@@ -588,8 +600,7 @@ Test(packets5, ack5_decode) {
   cr_assert(eq(u16, pid, 7));
   cr_assert(eq(u8, reason, 0));
   cr_assert(eq(sz, props.len, 0));
-  cr_assert(eq(int, dec_ack5(MQTTB_PKT_PUBREC, "\x00\x07\x10", 3, &pid, &reason, &props, NULL),
-               0));
+  cr_assert(eq(int, dec_ack5(MQTTB_PKT_PUBREC, "\x00\x07\x10", 3, &pid, &reason, &props, NULL), 0));
   cr_assert(eq(u8, reason, 0x10));
   cr_assert(eq(sz, props.len, 0));
   cr_assert(
@@ -597,8 +608,8 @@ Test(packets5, ack5_decode) {
   cr_assert(eq(u8, reason, 0x92));
   uint8_t *keep;
   cr_assert(eq(int,
-               dec_ack5(MQTTB_PKT_PUBCOMP, "\x00\x07\x80\x0A\x1F\x00\x01x\x26\x00\x01k\x00\x00",
-                        14, &pid, &reason, &props, &keep),
+               dec_ack5(MQTTB_PKT_PUBCOMP, "\x00\x07\x80\x0A\x1F\x00\x01x\x26\x00\x01k\x00\x00", 14,
+                        &pid, &reason, &props, &keep),
                0));
   cr_assert(eq(u8, reason, 0x80));
   cr_assert(eq(sz, props.len, 10));
@@ -610,18 +621,25 @@ Test(packets5, ack5_decode) {
                MQTTB_CODEC_MALFORMED));
   cr_assert(eq(int, dec_ack5(MQTTB_PKT_PUBACK, "\x00\x00", 2, &pid, &reason, &props, NULL),
                MQTTB_CODEC_MALFORMED));
-  cr_assert(eq(int, dec_ack5(MQTTB_PKT_PUBACK, "\x00\x07\x00\x00\xAA", 5, &pid, &reason, &props,
-                             NULL),
-               MQTTB_CODEC_MALFORMED), "trailing byte");
-  cr_assert(eq(int, dec_ack5(MQTTB_PKT_PUBACK, "\x00\x07\x00\x05\x1F\x00\x01", 7, &pid, &reason,
-                             &props, NULL),
-               MQTTB_CODEC_MALFORMED), "properties cut");
-  cr_assert(eq(int, dec_ack5(MQTTB_PKT_PUBACK, "\x00\x07\x00\x03\x03\x00\x00", 7, &pid, &reason,
-                             &props, NULL),
-               MQTTB_CODEC_MALFORMED), "Content Type in PUBACK");
-  cr_assert(eq(int, dec_ack5(MQTTB_PKT_PUBACK, "\x00\x07\x00\x06\x1F\x00\x00\x1F\x00\x00", 10,
-                             &pid, &reason, &props, NULL),
-               MQTTB_CODEC_PROTOCOL), "Reason String twice");
+  cr_assert(eq(int,
+               dec_ack5(MQTTB_PKT_PUBACK, "\x00\x07\x00\x00\xAA", 5, &pid, &reason, &props, NULL),
+               MQTTB_CODEC_MALFORMED),
+            "trailing byte");
+  cr_assert(
+      eq(int,
+         dec_ack5(MQTTB_PKT_PUBACK, "\x00\x07\x00\x05\x1F\x00\x01", 7, &pid, &reason, &props, NULL),
+         MQTTB_CODEC_MALFORMED),
+      "properties cut");
+  cr_assert(
+      eq(int,
+         dec_ack5(MQTTB_PKT_PUBACK, "\x00\x07\x00\x03\x03\x00\x00", 7, &pid, &reason, &props, NULL),
+         MQTTB_CODEC_MALFORMED),
+      "Content Type in PUBACK");
+  cr_assert(eq(int,
+               dec_ack5(MQTTB_PKT_PUBACK, "\x00\x07\x00\x06\x1F\x00\x00\x1F\x00\x00", 10, &pid,
+                        &reason, &props, NULL),
+               MQTTB_CODEC_PROTOCOL),
+            "Reason String twice");
 }
 
 static int dec_rp(uint8_t type, const void *body, size_t n, uint8_t *reason, mqttb_slice *props,
@@ -646,28 +664,32 @@ Test(packets5, reason_props_decode) {
   cr_assert(eq(int, dec_rp(MQTTB_PKT_DISCONNECT, "\x8E\x00", 2, &reason, &props, NULL), 0));
   cr_assert(eq(u8, reason, 0x8E));
   uint8_t *keep;
-  cr_assert(eq(int, dec_rp(MQTTB_PKT_DISCONNECT, "\x9D\x05\x1C\x00\x02hi", 7, &reason, &props,
-                           &keep),
-               0));
+  cr_assert(eq(
+      int, dec_rp(MQTTB_PKT_DISCONNECT, "\x9D\x05\x1C\x00\x02hi", 7, &reason, &props, &keep), 0));
   mqttb_prop p;
   cr_assert(mqttb_props_find(&props, MQTTB_PROP_SERVER_REFERENCE, &p) && slice_str(p.a, "hi"));
   free(keep);
-  cr_assert(eq(int, dec_rp(MQTTB_PKT_DISCONNECT, "\x00\x05\x11\x00\x00\x00\x05", 7, &reason,
-                           &props, NULL),
-               0));
-  cr_assert(eq(int, dec_rp(MQTTB_PKT_DISCONNECT, "\x00\x05\x18\x00\x00\x00\x05", 7, &reason,
-                           &props, NULL),
-               MQTTB_CODEC_MALFORMED), "Will Delay in DISCONNECT");
-  cr_assert(eq(int, dec_rp(MQTTB_PKT_AUTH, "\x18\x07\x15\x00\x01M\x16\x00\x00", 9, &reason,
-                           &props, NULL),
-               0));
-  cr_assert(eq(int, dec_rp(MQTTB_PKT_AUTH, "\x18\x05\x11\x00\x00\x00\x05", 7, &reason, &props,
-                           NULL),
-               MQTTB_CODEC_MALFORMED), "Session Expiry in AUTH");
+  cr_assert(eq(
+      int, dec_rp(MQTTB_PKT_DISCONNECT, "\x00\x05\x11\x00\x00\x00\x05", 7, &reason, &props, NULL),
+      0));
+  cr_assert(
+      eq(int,
+         dec_rp(MQTTB_PKT_DISCONNECT, "\x00\x05\x18\x00\x00\x00\x05", 7, &reason, &props, NULL),
+         MQTTB_CODEC_MALFORMED),
+      "Will Delay in DISCONNECT");
+  cr_assert(
+      eq(int, dec_rp(MQTTB_PKT_AUTH, "\x18\x07\x15\x00\x01M\x16\x00\x00", 9, &reason, &props, NULL),
+         0));
+  cr_assert(eq(int,
+               dec_rp(MQTTB_PKT_AUTH, "\x18\x05\x11\x00\x00\x00\x05", 7, &reason, &props, NULL),
+               MQTTB_CODEC_MALFORMED),
+            "Session Expiry in AUTH");
   cr_assert(eq(int, dec_rp(MQTTB_PKT_DISCONNECT, "\x00\x00\x00", 3, &reason, &props, NULL),
-               MQTTB_CODEC_MALFORMED), "trailing byte");
+               MQTTB_CODEC_MALFORMED),
+            "trailing byte");
   cr_assert(eq(int, dec_rp(MQTTB_PKT_DISCONNECT, "\x00\x04\x1F", 3, &reason, &props, NULL),
-               MQTTB_CODEC_MALFORMED), "properties cut");
+               MQTTB_CODEC_MALFORMED),
+            "properties cut");
 }
 
 Test(packets5, reason_props_encode_round_trip) {
@@ -687,8 +709,8 @@ Test(packets5, reason_props_encode_round_trip) {
   uint8_t reason;
   mqttb_slice ps;
   uint8_t *keep;
-  cr_assert(eq(int, dec_rp(MQTTB_PKT_DISCONNECT, b + f.hdr_len, f.remaining, &reason, &ps, &keep),
-               0));
+  cr_assert(
+      eq(int, dec_rp(MQTTB_PKT_DISCONNECT, b + f.hdr_len, f.remaining, &reason, &ps, &keep), 0));
   cr_assert(eq(u8, reason, 0x9C));
   mqttb_prop p;
   cr_assert(mqttb_props_find(&ps, MQTTB_PROP_SERVER_REFERENCE, &p) && slice_str(p.a, "h:1"));
@@ -708,8 +730,8 @@ Test(packets5, reason_props_encode_round_trip) {
   cr_assert(eq(sz, mqttb_encode_reason_props(out, MQTTB_PKT_DISCONNECT, 0x80, big, bl), n));
   cr_assert(eq(int, mqttb_codec_frame(out, n, UINT32_MAX, &f), 0));
   cr_assert(eq(u32, f.remaining, 203));
-  cr_assert(eq(int, dec_rp(MQTTB_PKT_DISCONNECT, out + f.hdr_len, f.remaining, &reason, &ps, NULL),
-               0));
+  cr_assert(
+      eq(int, dec_rp(MQTTB_PKT_DISCONNECT, out + f.hdr_len, f.remaining, &reason, &ps, NULL), 0));
 }
 
 Test(packets5, connack5_encode) {
@@ -722,8 +744,7 @@ Test(packets5, connack5_encode) {
   uint8_t props[64];
   size_t plen = 0;
   plen += mqttb_prop_put_u16(props + plen, MQTTB_PROP_TOPIC_ALIAS_MAXIMUM, 10);
-  plen += mqttb_prop_put_str(props + plen, MQTTB_PROP_ASSIGNED_CLIENT_ID, (const uint8_t *)"id",
-                             2);
+  plen += mqttb_prop_put_str(props + plen, MQTTB_PROP_ASSIGNED_CLIENT_ID, (const uint8_t *)"id", 2);
   size_t n = mqttb_connack5_size(plen);
   cr_assert(eq(sz, n, 2 + 2 + 1 + plen));
   cr_assert(eq(sz, mqttb_encode_connack5(b, false, 0, props, plen), n));
@@ -789,7 +810,10 @@ static size_t sub_body(uint8_t *b, const uint8_t *props, size_t plen, uint8_t op
   if (plen)
     memcpy(b + n, props, plen);
   n += plen;
-  memcpy(b + n, "\x00\x03" "a/b", 5);
+  memcpy(b + n,
+         "\x00\x03"
+         "a/b",
+         5);
   n += 5;
   b[n++] = opts;
   return n;
@@ -866,8 +890,8 @@ Test(packets5, subscribe_v5_properties) {
   cr_assert(eq(int, dec_sub5(b, n, 5, &s, &props, NULL), 0));
   /* No filter after the properties. */
   static const uint8_t nofilter[] = {0x00, 0x01, 0x00};
-  cr_assert(eq(int, dec_sub5(nofilter, sizeof(nofilter), 5, &s, &props, NULL),
-               MQTTB_CODEC_MALFORMED));
+  cr_assert(
+      eq(int, dec_sub5(nofilter, sizeof(nofilter), 5, &s, &props, NULL), MQTTB_CODEC_MALFORMED));
   /* The property length runs past the end. */
   static const uint8_t cut[] = {0x00, 0x01, 0x09, 0x0B, 0x01};
   cr_assert(eq(int, dec_sub5(cut, sizeof(cut), 5, &s, &props, NULL), MQTTB_CODEC_MALFORMED));
@@ -892,13 +916,13 @@ Test(packets5, unsubscribe_v5) {
   free(d);
   static const uint8_t subid[] = {0x00, 0x05, 0x02, 0x0B, 0x01, 0x00, 0x01, 'a'};
   d = dup_exact(subid, sizeof(subid));
-  cr_assert(eq(int, mqttb_decode_unsubscribe_v(d, sizeof(subid), 5, &u, &props),
-               MQTTB_CODEC_MALFORMED));
+  cr_assert(
+      eq(int, mqttb_decode_unsubscribe_v(d, sizeof(subid), 5, &u, &props), MQTTB_CODEC_MALFORMED));
   free(d);
   static const uint8_t none[] = {0x00, 0x05, 0x00};
   d = dup_exact(none, sizeof(none));
-  cr_assert(eq(int, mqttb_decode_unsubscribe_v(d, sizeof(none), 5, &u, &props),
-               MQTTB_CODEC_MALFORMED));
+  cr_assert(
+      eq(int, mqttb_decode_unsubscribe_v(d, sizeof(none), 5, &u, &props), MQTTB_CODEC_MALFORMED));
   free(d);
 }
 

@@ -78,11 +78,10 @@ Test(map, put_get_delete_many) {
 }
 
 /* The trie walk and the reference matcher agree on every pair. */
-static const char *filters[] = {"#",     "+",     "a",     "a/#",   "a/+",   "+/b",
-                                "a/b",   "a/b/#", "+/+",   "/+",    "a//b",  "a/+/b",
-                                "$x/#",  "$x/+",  "+/#",   "b/#",   "a/b/c", "#"};
-static const char *topics[] = {"a",   "a/b",   "a/b/c", "a//b", "/",     "/a",
-                               "b",   "b/b",   "$x/y",  "$x",   "a/c/b", "ab"};
+static const char *filters[] = {"#",  "+",    "a",     "a/#",  "a/+",  "+/b", "a/b", "a/b/#", "+/+",
+                                "/+", "a//b", "a/+/b", "$x/#", "$x/+", "+/#", "b/#", "a/b/c", "#"};
+static const char *topics[] = {"a", "a/b", "a/b/c", "a//b", "/",     "/a",
+                               "b", "b/b", "$x/y",  "$x",   "a/c/b", "ab"};
 
 static int hits;
 static void count_sub(mqttb_sub *sub, void *ctx) {
@@ -101,17 +100,19 @@ Test(trie, subscription_walk_agrees_with_matcher) {
     snprintf(id, sizeof(id), "s%zu", i);
     sess[i] = mqttb_session_new(b, id, strlen(id));
     cr_assert(not(eq(ptr, sess[i], NULL)));
-    cr_assert(eq(int, mqttb_session_subscribe(sess[i], filters[i], strlen(filters[i]), 0, 0, 0, &existed), 0));
+    cr_assert(
+        eq(int, mqttb_session_subscribe(sess[i], filters[i], strlen(filters[i]), 0, 0, 0, &existed),
+           0));
   }
   for (size_t t = 0; t < sizeof(topics) / sizeof(topics[0]); t++) {
     int want = 0;
     for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
       want += mqttb_topic_matches(filters[i], strlen(filters[i]), topics[t], strlen(topics[t]));
     hits = 0;
-    cr_assert(eq(int,
-                 mqttb_trie_match_subs(b, &b->subs, topics[t], strlen(topics[t]), count_sub,
-                                       NULL, NULL),
-                 0));
+    cr_assert(
+        eq(int,
+           mqttb_trie_match_subs(b, &b->subs, topics[t], strlen(topics[t]), count_sub, NULL, NULL),
+           0));
     cr_assert(eq(int, hits, want), "topic %s", topics[t]);
   }
   for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
@@ -142,10 +143,10 @@ Test(trie, retained_walk_agrees_with_matcher) {
     for (size_t t = 0; t < sizeof(topics) / sizeof(topics[0]); t++)
       want += mqttb_topic_matches(filters[i], strlen(filters[i]), topics[t], strlen(topics[t]));
     rhits = 0;
-    cr_assert(eq(int,
-                 mqttb_trie_match_retained(b, &b->retained, filters[i], strlen(filters[i]),
-                                           count_ret, NULL),
-                 0));
+    cr_assert(eq(
+        int,
+        mqttb_trie_match_retained(b, &b->retained, filters[i], strlen(filters[i]), count_ret, NULL),
+        0));
     cr_assert(eq(int, rhits, want), "filter %s", filters[i]);
   }
   mqttb_broker_del(b);
@@ -160,11 +161,13 @@ Test(trie, deep_topic_does_not_recurse) {
   mqttb_session *s = mqttb_session_new(b, "d", 1);
   cr_assert(eq(int, mqttb_session_subscribe(s, "+/+/#", 5, 0, 0, 0, &existed), 0));
   hits = 0;
-  cr_assert(eq(int, mqttb_trie_match_subs(b, &b->subs, deep, sizeof(deep), count_sub, NULL, NULL), 0));
+  cr_assert(
+      eq(int, mqttb_trie_match_subs(b, &b->subs, deep, sizeof(deep), count_sub, NULL, NULL), 0));
   cr_assert(eq(int, hits, 1));
   cr_assert(eq(int, mqttb_session_subscribe(s, deep, sizeof(deep), 0, 0, 0, &existed), 0));
   hits = 0;
-  cr_assert(eq(int, mqttb_trie_match_subs(b, &b->subs, deep, sizeof(deep), count_sub, NULL, NULL), 0));
+  cr_assert(
+      eq(int, mqttb_trie_match_subs(b, &b->subs, deep, sizeof(deep), count_sub, NULL, NULL), 0));
   cr_assert(eq(int, hits, 2));
   mqttb_session_del(s);
   mqttb_broker_del(b);
