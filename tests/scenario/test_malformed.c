@@ -320,3 +320,118 @@ Test(malformed, out_of_memory_at_every_allocation_is_handled) {
   if (getenv("MQTTB_TEST_LOG"))
     fprintf(stderr, "allocation failure walk: %ld allocations\n", n - 1);
 }
+
+/* The same walk over MQTT 5 paths: properties kept on messages, topic
+ * aliases both ways, subscription identifiers, a shared group, message
+ * expiry, a delayed will, session expiry. The bytes are fed without
+ * reading the answers, since a failed allocation can close either side at
+ * any point. */
+static size_t v5_connect(uint8_t *out, const char *id, bool will) {
+  uint8_t props[32], wprops[16];
+  size_t n = 0, wn = 0;
+  n += mqttb_prop_put_u32(props + n, MQTTB_PROP_SESSION_EXPIRY, 60);
+  n += mqttb_prop_put_u16(props + n, MQTTB_PROP_RECEIVE_MAXIMUM, 4);
+  n += mqttb_prop_put_u16(props + n, MQTTB_PROP_TOPIC_ALIAS_MAXIMUM, 4);
+  wn += mqttb_prop_put_u32(wprops + wn, MQTTB_PROP_WILL_DELAY, 5);
+  wn += mqttb_prop_put_str(wprops + wn, MQTTB_PROP_CONTENT_TYPE, (const uint8_t *)"t", 1);
+  mqttb_connect ck = {.level = 5,
+                      .clean = false,
+                      .keepalive = 60,
+                      .client_id = {(const uint8_t *)id, strlen(id)},
+                      .props = {props, n},
+                      .will = will,
+                      .will_props = {wprops, wn},
+                      .will_topic = {(const uint8_t *)"w", 1},
+                      .will_payload = {(const uint8_t *)"gone", 4}};
+  return mqttb_encode_connect(out, &ck);
+}
+
+static size_t v5_subscribe(uint8_t *out, const char *filter, uint8_t opts, uint8_t sub_id) {
+  size_t flen = strlen(filter);
+  uint8_t *p = out;
+  *p++ = 0x82;
+  *p++ = (uint8_t)(2 + 1 + 2 + 2 + flen + 1);
+  *p++ = 0;
+  *p++ = 7;
+  *p++ = 2; /* properties: subscription identifier */
+  *p++ = MQTTB_PROP_SUBSCRIPTION_ID;
+  *p++ = sub_id;
+  *p++ = 0;
+  *p++ = (uint8_t)flen;
+  memcpy(p, filter, flen);
+  p += flen;
+  *p++ = opts;
+  return (size_t)(p - out);
+}
+
+static size_t v5_publish(uint8_t *out, const char *topic, uint16_t alias, uint8_t qos,
+                         uint16_t pid) {
+  uint8_t props[64];
+  size_t n = 0;
+  n += mqttb_prop_put_u32(props + n, MQTTB_PROP_MESSAGE_EXPIRY, 30);
+  n += mqttb_prop_put_u16(props + n, MQTTB_PROP_TOPIC_ALIAS, alias);
+  n += mqttb_prop_put_str(props + n, MQTTB_PROP_RESPONSE_TOPIC, (const uint8_t *)"r", 1);
+  props[n++] = MQTTB_PROP_USER_PROPERTY;
+  n += 0;
+  memcpy(props + n, "\0\1k\0\1v", 6);
+  n += 6;
+  mqttb_publish p = {.v5 = true,
+                     .props = {props, n},
+                     .qos = qos,
+                     .topic = {(const uint8_t *)topic, strlen(topic)},
+                     .packet_id = pid,
+                     .payload = {(const uint8_t *)"payload", 7}};
+  return mqttb_encode_publish(out, &p);
+}
+
+Test(malformed, out_of_memory_in_mqtt5_paths_is_handled) {
+  long n;
+  for (n = 1;; n++) {
+    mqttb_settings s;
+    mqttb_settings_default(&s);
+    s.sys_interval_ms = 0;
+    tb *bed = tb_new(&s);
+    tc *sub = tc_new(bed);
+    tc *sub2 = tc_new(bed);
+    tc *pub = tc_new(bed);
+    bed->alloc.count = 0;
+    bed->alloc.fail_at = n;
+    uint8_t buf[512];
+    tc_send(sub, buf, v5_connect(buf, "sub", false));
+    tc_send(sub, buf, v5_subscribe(buf, "a/#", 0x0A, 3)); /* QoS 2, Retain As Published */
+    tc_send(sub, buf, v5_subscribe(buf, "$share/g/a/+", 1, 4));
+    tc_send(sub2, buf, v5_connect(buf, "sub2", false));
+    tc_send(sub2, buf, v5_subscribe(buf, "$share/g/a/+", 1, 5));
+    tc_send(pub, buf, v5_connect(buf, "pub", true));
+    tc_send(pub, buf, v5_publish(buf, "a/b", 1, 1, 1));
+    tc_send(pub, buf, v5_publish(buf, "", 1, 2, 2)); /* through the alias */
+    tc_drain(sub);
+    tc_drain(sub2);
+    tc_drain(pub);
+    tc_drop(sub2); /* its shared delivery goes to sub when the session ends */
+    tc_drop(pub);  /* a delayed will */
+    tb_advance(bed, 6000);
+    tc_drain(sub);
+    tc_del(sub2);
+    tc_del(pub);
+    tc_drop(sub);
+    tb_advance(bed, 61000); /* sessions expire */
+    bool done = bed->alloc.count < n;
+    if (done) {
+      /* The run without a failure did what it says. */
+      mqttb_stats st;
+      mqttb_broker_get_stats(bed->broker, &st);
+      cr_assert(eq(u64, st.publish_received, 2), "the aliased PUBLISH was not accepted");
+      cr_assert(eq(u64, st.publish_sent, 4), "2 to a/#, 2 to the group");
+      cr_assert(eq(u64, st.clients_disconnected, 0), "sessions did not expire");
+    }
+    still_serves(bed);
+    tb_del(bed); /* asserts no leak */
+    if (done)
+      break;
+    cr_assert(lt(long, n, 5000), "the scenario never ran out of allocations to fail");
+  }
+  cr_assert(gt(long, n, 60), "too few allocations exercised: %ld", n);
+  if (getenv("MQTTB_TEST_LOG"))
+    fprintf(stderr, "MQTT 5 allocation failure walk: %ld allocations\n", n - 1);
+}
