@@ -295,6 +295,25 @@ static void conn_flush(struct conn *c) {
   }
 }
 
+/* Write what the socket takes now, without waiting: for the goodbye at
+ * shutdown. */
+static void flush_once(struct conn *c) {
+  mqttb_iovec out[IOV_BATCH];
+  struct iovec iov[IOV_BATCH];
+  int n;
+  while ((n = mqttb_conn_output(c->mc, out, IOV_BATCH)) > 0) {
+    for (int i = 0; i < n; i++) {
+      iov[i].iov_base = (void *)out[i].base;
+      iov[i].iov_len = out[i].len;
+    }
+    ssize_t w = writev(c->h.fd, iov, n);
+    if (w <= 0) {
+      return;
+    }
+    mqttb_conn_output_ack(c->mc, (size_t)w, c->loop->now);
+  }
+}
+
 static void flush_dirty(struct mqttb_cli_loop *loop) {
   while (loop->dirty != NULL) {
     struct conn *c = loop->dirty;
@@ -695,8 +714,9 @@ void mqttb_cli_loop_free(struct mqttb_cli_loop *loop) {
   loop->tearing_down = true;
   for (struct conn *c = loop->conns; c != NULL; c = c->next) {
     if (!c->closing && !c->dead) {
-      log_close(c, c->mc, MQTTB_ERR_SHUTDOWN);
-      mqttb_conn_transport_closed(c->mc, loop->now);
+      /* MQTT 5 clients are told why (DISCONNECT 0x8B); on_close logs it. */
+      mqttb_conn_disconnect(c->mc, MQTTB_REASON_SERVER_SHUTTING_DOWN, loop->now);
+      flush_once(c);
     }
   }
   loop->dirty = NULL;

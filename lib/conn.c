@@ -450,7 +450,8 @@ void mqttb_conn_close(mqttb_conn *c, int reason) {
     }
     mqttb_msg_unref(&b->mem, will);
   }
-  if (reason == MQTTB_ERR_CLIENT_DISCONNECTED || reason == MQTTB_ERR_TRANSPORT_CLOSED)
+  if (reason == MQTTB_ERR_CLIENT_DISCONNECTED || reason == MQTTB_ERR_TRANSPORT_CLOSED ||
+      reason == MQTTB_ERR_SHUTDOWN)
     mqttb_log(b, MQTTB_LOG_DEBUG, "client %s: closed: %s", cid(c), mqttb_strerror(reason));
   else
     mqttb_log(b, MQTTB_LOG_NOTICE, "client %s: closing connection: %s", cid(c),
