@@ -223,6 +223,42 @@ void mqttb_retain_store(mqttb_broker *b, mqttb_msg *msg) {
   n->retained = mqttb_msg_ref(msg);
 }
 
+typedef struct expired_ctx {
+  mqttb_broker *b;
+  mqttb_msg **found;
+  size_t n, cap;
+} expired_ctx;
+
+static void collect_expired(mqttb_msg *m, void *ctx) {
+  expired_ctx *e = ctx;
+  if (!mqttb_msg_expired(m, e->b->now))
+    return;
+  void *arr = e->found;
+  if (mqttb_mem_grow(&e->b->mem, &arr, &e->cap, e->n + 1, sizeof(*e->found)) != 0)
+    return; /* tried again at the next sweep */
+  e->found = arr;
+  e->found[e->n++] = mqttb_msg_ref(m);
+}
+
+void mqttb_retain_sweep(mqttb_broker *b) {
+  /* Collect first: removing prunes trie nodes, which a walk must not see. */
+  expired_ctx e = {b, NULL, 0, 0};
+  static const char all[] = "#";
+  mqttb_trie_match_retained(b, &b->retained, all, 1, collect_expired, &e);
+  for (size_t i = 0; i < e.n; i++) {
+    mqttb_msg *m = e.found[i];
+    mqttb_tnode *n = mqttb_trie_find(&b->retained, MQTTB_MSG_TOPIC(m), m->topic_len);
+    if (n && n->retained == m) {
+      mqttb_msg_unref(&b->mem, n->retained);
+      n->retained = NULL;
+      b->stats.retained_count--;
+      mqttb_trie_prune(&b->retained, &b->mem, n);
+    }
+    mqttb_msg_unref(&b->mem, m);
+  }
+  mqttb_mem_free(&b->mem, e.found);
+}
+
 size_t mqttb_broker_publish(mqttb_broker *b, mqttb_msg *msg, mqttb_session *publisher) {
   if (msg->expiry_interval && msg->expiry_at == UINT64_MAX)
     msg->expiry_at = b->now + (uint64_t)msg->expiry_interval * 1000u; /* a will */

@@ -1252,6 +1252,9 @@ typedef struct retained_ctx {
 
 static void deliver_retained(mqttb_msg *m, void *ctx) {
   retained_ctx *rc = ctx;
+  /* Past its Message Expiry Interval it is no longer retained [MQTT-3.3.2-5]. */
+  if (mqttb_msg_expired(m, rc->s->broker->now))
+    return;
   uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
   mqttb_session_deliver(rc->s, m, qos, true, NULL, &rc->sub_id, rc->sub_id ? 1u : 0u);
 }

@@ -412,6 +412,9 @@ void mqttb_sys_format_time(int64_t unix_seconds, char *buf, size_t len);
 /* broker.c */
 /* Store or clear (empty payload) the retained message of msg's topic. */
 void mqttb_retain_store(mqttb_broker *b, mqttb_msg *msg);
+/* Drop retained messages whose expiry passed (topics not starting with
+ * '$'); run with each $SYS update. */
+void mqttb_retain_sweep(mqttb_broker *b);
 /* Publish a message from a client (or a will): retained store and fan-out.
  * publisher (may be NULL) is excluded by No Local subscriptions. Returns
  * the number of sessions it was delivered to. */

@@ -198,6 +198,7 @@ void mqttb_sys_update(mqttb_broker *b, uint64_t now) {
   struct mqttb_sys *sys = b->sys;
   if (sys->first)
     b->start_ms = now;
+  mqttb_retain_sweep(b);
   const mqttb_stats *st = &b->stats;
   char buf[64];
   snprintf(buf, sizeof(buf), "mqttb version %s", MQTTB_VERSION_STRING);

@@ -248,3 +248,40 @@ Test(sys, time_format_is_iso8601_utc) {
   mqttb_sys_format_time(1795620123, buf, sizeof(buf));
   cr_assert(eq(str, buf, "2026-11-25T15:22:03Z"));
 }
+
+/* A retained message past its Message Expiry Interval is no longer
+ * retained: not sent to new subscribers (and not counted as dropped), and
+ * swept from the store at the next update. */
+Test(sys, expired_retained_messages_are_swept) {
+  tb_advance(bed, 0);
+  tc *pub = tc_new(bed);
+  mqttb_connect ck = {
+      .level = 5, .clean = true, .keepalive = 0, .client_id = {(const uint8_t *)"p5", 2}};
+  uint8_t buf[128];
+  cr_assert(eq(int, tc_send(pub, buf, mqttb_encode_connect(buf, &ck)), 0));
+  cr_assert(tc_read(pub) && pub->f.type == MQTTB_PKT_CONNACK);
+  uint8_t props[8];
+  size_t n = mqttb_prop_put_u32(props, MQTTB_PROP_MESSAGE_EXPIRY, 5);
+  mqttb_publish p = {.v5 = true,
+                     .props = {props, n},
+                     .retain = true,
+                     .topic = {(const uint8_t *)"short/lived", 11},
+                     .payload = {(const uint8_t *)"x", 1}};
+  cr_assert(eq(int, tc_send(pub, buf, mqttb_encode_publish(buf, &p)), 0));
+  mqttb_stats st;
+  mqttb_broker_get_stats(bed->broker, &st);
+  uint64_t held = st.retained_count;
+  tc *early = tc_open(bed, "early", true);
+  tc_subscribe(early, "short/#", 0);
+  mqttb_publish got;
+  cr_assert(tc_expect_publish(early, &got), "still retained within its interval");
+  tb_advance(bed, 6000);
+  tc *late = tc_open(bed, "late", true);
+  tc_subscribe(late, "short/#", 0);
+  cr_assert(tc_quiet(late), "an expired retained message was delivered");
+  mqttb_broker_get_stats(bed->broker, &st);
+  cr_assert(eq(u64, st.publish_dropped, 0));
+  tb_advance(bed, 10000); /* the next $SYS update sweeps it */
+  mqttb_broker_get_stats(bed->broker, &st);
+  cr_assert(eq(u64, st.retained_count, held - 1));
+}
