@@ -199,12 +199,6 @@ static bool plan_fits(const mqttb_conn *c, const pub_plan *pl) {
   return c->client_max_packet == 0 || pl->total <= c->client_max_packet;
 }
 
-bool mqttb_conn_publish_fits(mqttb_conn *c, const mqttb_dlv *d) {
-  pub_plan pl;
-  plan_publish(c, d, &pl);
-  return plan_fits(c, &pl);
-}
-
 /* Remember an outbound alias the client has now seen. A failure only means
  * the topic is sent in full next time. */
 static void alias_commit(mqttb_conn *c, const mqttb_msg *m, uint16_t alias) {
@@ -550,6 +544,13 @@ static uint8_t v3_code(uint8_t rc) {
   default:
     return MQTTB_REASON_NOT_AUTHORIZED;
   }
+}
+
+/* The close reason for a refused CONNECT: unavailable (busy, redirected)
+ * or not authorized. */
+static int refusal_err(uint8_t v5) {
+  return v3_code(v5) == MQTTB_REASON_SERVER_UNAVAILABLE ? MQTTB_ERR_SERVER_UNAVAILABLE
+                                                        : MQTTB_ERR_NOT_AUTHORIZED;
 }
 
 /* MQTT 5 reason for a code the authenticate callback returned. */
@@ -1045,7 +1046,7 @@ static int handle_connect(mqttb_conn *c, const uint8_t *body, size_t len, bool r
     }
     if (rc != MQTTB_REASON_SUCCESS) {
       uint8_t code = v5_code(rc);
-      return refuse(c, code, MQTTB_ERR_NOT_AUTHORIZED, "refused by the authenticate callback");
+      return refuse(c, code, refusal_err(code), "refused by the authenticate callback");
     }
   }
   if (resumed && c->client_id) {
@@ -1102,7 +1103,7 @@ static int handle_auth(mqttb_conn *c, const uint8_t *body, size_t len) {
     return send_auth(c, MQTTB_REASON_CONTINUE_AUTHENTICATION) ? MQTTB_ERR_CONN_NOMEM : 0;
   if (connecting) {
     if (rc != MQTTB_REASON_SUCCESS)
-      return refuse(c, v5_code(rc), MQTTB_ERR_NOT_AUTHORIZED,
+      return refuse(c, v5_code(rc), refusal_err(v5_code(rc)),
                     "refused by the authenticate callback");
     uint8_t *body2 = x->pending_connect;
     size_t len2 = x->pending_connect_len;

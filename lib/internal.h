@@ -381,8 +381,6 @@ void mqttb_session_qos2_del(mqttb_session *s, uint16_t pid);
  * it (nothing queued; the caller drops it), or MQTTB_ERR_NOMEM (the caller
  * dooms the connection). */
 int mqttb_conn_send_publish(struct mqttb_conn *c, const mqttb_dlv *d, bool dup, uint16_t pid);
-/* Size check alone, as above. */
-bool mqttb_conn_publish_fits(struct mqttb_conn *c, const mqttb_dlv *d);
 /* PUBACK/PUBREC/PUBREL/PUBCOMP/UNSUBACK; reason is sent to MQTT 5 clients
  * only. */
 int mqttb_conn_send_ack(struct mqttb_conn *c, uint8_t type, uint16_t pid, uint8_t reason);

@@ -278,11 +278,6 @@ static void drop(mqttb_session *s, const char *why) {
 /* Send a QoS 1/2 delivery now, taking an in-flight slot. Takes d. */
 static void send_inflight(mqttb_session *s, mqttb_dlv *d) {
   mqttb_broker *b = s->broker;
-  if (!mqttb_conn_publish_fits(s->conn, d)) {
-    drop(s, "larger than the client's Maximum Packet Size");
-    dlv_free(b, d);
-    return;
-  }
   void *arr = s->inflight;
   int rv =
       mqttb_mem_grow32(&b->mem, &arr, &s->inflight_cap, s->ninflight + 1, sizeof(*s->inflight));
@@ -291,6 +286,12 @@ static void send_inflight(mqttb_session *s, mqttb_dlv *d) {
     s->inflight = arr;
     pid = alloc_pid(s);
     rv = mqttb_conn_send_publish(s->conn, d, false, pid);
+  }
+  if (rv == MQTTB_ERR_PACKET_TOO_LARGE) {
+    /* Nothing was queued and the packet id stays free. */
+    drop(s, "larger than the client's Maximum Packet Size");
+    dlv_free(b, d);
+    return;
   }
   if (rv != 0) {
     mqttb_conn_doom(s->conn, MQTTB_ERR_CONN_NOMEM);

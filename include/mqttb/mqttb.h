@@ -103,8 +103,9 @@ extern "C" {
 #define MQTTB_ERR_CONN_NOMEM (-511)
 /** The broker is shutting down (::mqttb_broker_del). */
 #define MQTTB_ERR_SHUTDOWN (-512)
-/** The server is unavailable (CONNACK 0x03), for example because the
- *  connection limit was reached. */
+/** The authenticate callback refused the client as unavailable (CONNACK
+ *  0x03; MQTT 5: server unavailable, server busy, use another server,
+ *  server moved, quota exceeded). */
 #define MQTTB_ERR_SERVER_UNAVAILABLE (-513)
 /** The connection's output did not drain within the output stall timeout:
  *  the client stopped reading. */

@@ -307,3 +307,19 @@ Test(connect, assigned_identifiers_depend_on_the_key) {
   cr_assert(not(eq(str, a, c)));
   cr_assert(eq(sz, strlen(a), strlen("auto-") + 16));
 }
+
+static int busy(const mqttb_auth_request *req) {
+  (void)req;
+  return MQTTB_REASON_SERVER_UNAVAILABLE;
+}
+
+/* A refusal for unavailability closes with its own reason, so the embedder
+ * can tell it from a credentials problem. */
+Test(connect, unavailable_refusal_has_its_own_close_reason) {
+  bed->authenticate = busy;
+  tc *c = tc_new(bed);
+  tc_connect_opts o = {.client_id = "c", .clean = true};
+  cr_assert(eq(int, tc_connect(c, &o, NULL), MQTTB_REASON_SERVER_UNAVAILABLE));
+  cr_assert(c->closed);
+  cr_assert(eq(int, c->close_reason, MQTTB_ERR_SERVER_UNAVAILABLE));
+}
