@@ -1,88 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * MQTT wire codec (3.1 / 3.1.1). See codec.h for the contract.
+ * The server side of the MQTT wire format (3.1, 3.1.1, 5). See codec.h for
+ * the contract.
  *
  * Rules of this file: no allocation, no mutable globals, every read is
  * bounds-checked against the length the caller gave (the decoders are
  * fuzzed). Encoders trust the caller's buffer to be at least the size the
  * matching *_size function returned; when a packet cannot be expressed
- * (a string longer than 65535 bytes, a remaining length above
- * MQTTB_MAX_REMAINING_LENGTH, an unsupported type) the *_size function and
- * the encoder return 0 and nothing is written.
+ * the *_size function and the encoder return 0 and nothing is written.
  */
 #include "codec.h"
 
 #include <string.h>
-
-#define STR_MAX 65535u
-
-/* ---- small helpers ---- */
-
-static uint16_t get_u16(const uint8_t *p) {
-  return (uint16_t)(((unsigned)p[0] << 8) | (unsigned)p[1]);
-}
-
-static uint8_t *put_u16(uint8_t *out, uint16_t v) {
-  out[0] = (uint8_t)(v >> 8);
-  out[1] = (uint8_t)(v & 0xFFu);
-  return out + 2;
-}
-
-/* 2-byte length prefixed run of bytes; the caller checked len <= 65535. */
-static uint8_t *put_bin(uint8_t *out, const mqttb_slice *s) {
-  out = put_u16(out, (uint16_t)s->len);
-  if (s->len > 0) {
-    memcpy(out, s->ptr, s->len);
-  }
-  return out + s->len;
-}
-
-/* A property block: variable byte length, then the bytes. */
-static uint8_t *put_props(uint8_t *out, const mqttb_slice *props) {
-  out += mqttb_codec_varint_encode(out, (uint32_t)props->len);
-  if (props->len > 0) {
-    memcpy(out, props->ptr, props->len);
-  }
-  return out + props->len;
-}
-
-static uint8_t *put_header(uint8_t *out, uint8_t first, uint32_t remaining) {
-  *out++ = first;
-  return out + mqttb_codec_varint_encode(out, remaining);
-}
-
-/* Read a big-endian u16 at body[*pos]. */
-static bool read_u16(const uint8_t *body, size_t len, size_t *pos, uint16_t *v) {
-  if (len - *pos < 2) {
-    return false;
-  }
-  *v = get_u16(body + *pos);
-  *pos += 2;
-  return true;
-}
-
-/* Read a 2-byte length prefixed run of bytes at body[*pos]. */
-static bool read_bin(const uint8_t *body, size_t len, size_t *pos, mqttb_slice *s) {
-  uint16_t n;
-  if (!read_u16(body, len, pos, &n)) {
-    return false;
-  }
-  if (len - *pos < n) {
-    return false;
-  }
-  s->ptr = body + *pos;
-  s->len = n;
-  *pos += n;
-  return true;
-}
-
-/* Whole packet size for a remaining length, 0 if it cannot be expressed. */
-static size_t packet_size(size_t remaining) {
-  if (remaining > MQTTB_MAX_REMAINING_LENGTH) {
-    return 0;
-  }
-  return 1 + mqttb_codec_varint_size((uint32_t)remaining) + remaining;
-}
 
 /* ---- fixed header ---- */
 
@@ -139,137 +68,6 @@ int mqttb_codec_check_flags(uint8_t type, uint8_t flags) {
   }
 }
 
-/* ---- variable byte integer ---- */
-
-size_t mqttb_codec_varint_size(uint32_t value) {
-  if (value < 128u) {
-    return 1;
-  }
-  if (value < 16384u) {
-    return 2;
-  }
-  if (value < 2097152u) {
-    return 3;
-  }
-  if (value <= MQTTB_MAX_REMAINING_LENGTH) {
-    return 4;
-  }
-  return 0;
-}
-
-size_t mqttb_codec_varint_encode(uint8_t *out, uint32_t value) {
-  size_t n = 0;
-  if (value > MQTTB_MAX_REMAINING_LENGTH) {
-    return 0;
-  }
-  do {
-    uint8_t b = (uint8_t)(value & 0x7Fu);
-    value >>= 7;
-    if (value > 0) {
-      b = (uint8_t)(b | 0x80u);
-    }
-    out[n++] = b;
-  } while (value > 0);
-  return n;
-}
-
-/* ---- strings and topics ---- */
-
-bool mqttb_utf8_valid(const uint8_t *s, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    uint8_t b = s[i];
-    uint32_t cp;
-    uint32_t min;
-    size_t n;
-    size_t k;
-
-    if (b < 0x80u) {
-      if (b == 0) {
-        return false; /* [MQTT-1.5.3-2] */
-      }
-      i++;
-      continue;
-    }
-    if ((b & 0xE0u) == 0xC0u) {
-      n = 1;
-      cp = b & 0x1Fu;
-      min = 0x80u;
-    } else if ((b & 0xF0u) == 0xE0u) {
-      n = 2;
-      cp = b & 0x0Fu;
-      min = 0x800u;
-    } else if ((b & 0xF8u) == 0xF0u) {
-      n = 3;
-      cp = b & 0x07u;
-      min = 0x10000u;
-    } else {
-      return false; /* stray continuation byte or 0xF8..0xFF */
-    }
-    if (len - i - 1 < n) {
-      return false; /* truncated sequence */
-    }
-    for (k = 1; k <= n; k++) {
-      uint8_t c = s[i + k];
-      if ((c & 0xC0u) != 0x80u) {
-        return false;
-      }
-      cp = (cp << 6) | (uint32_t)(c & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFFu || (cp >= 0xD800u && cp <= 0xDFFFu)) {
-      return false; /* overlong, out of range, surrogate [MQTT-1.5.3-1] */
-    }
-    i += n + 1;
-  }
-  return true;
-}
-
-bool mqttb_topic_name_valid(const uint8_t *s, size_t len) {
-  size_t i;
-  if (len == 0 || len > STR_MAX) {
-    return false; /* [MQTT-4.7.3-1] */
-  }
-  if (!mqttb_utf8_valid(s, len)) {
-    return false;
-  }
-  for (i = 0; i < len; i++) {
-    if (s[i] == '+' || s[i] == '#') {
-      return false; /* [MQTT-3.3.2-2] */
-    }
-  }
-  return true;
-}
-
-bool mqttb_topic_filter_valid(const uint8_t *s, size_t len) {
-  size_t i;
-  if (len == 0 || len > STR_MAX) {
-    return false; /* [MQTT-4.7.3-1] */
-  }
-  if (!mqttb_utf8_valid(s, len)) {
-    return false;
-  }
-  for (i = 0; i < len; i++) {
-    if (s[i] == '+') {
-      /* [MQTT-4.7.1-3] '+' occupies an entire level */
-      if (i > 0 && s[i - 1] != '/') {
-        return false;
-      }
-      if (i + 1 < len && s[i + 1] != '/') {
-        return false;
-      }
-    } else if (s[i] == '#') {
-      /* [MQTT-4.7.1-2] '#' alone in the last level */
-      if (i + 1 != len) {
-        return false;
-      }
-      if (i > 0 && s[i - 1] != '/') {
-        return false;
-      }
-    }
-  }
-  return true;
-}
-
 /* Decode-side string check: UTF-8 problems are BAD_UTF8. */
 static int check_utf8(const mqttb_slice *s) {
   return mqttb_utf8_valid(s->ptr, s->len) ? MQTTB_CODEC_OK : MQTTB_CODEC_BAD_UTF8;
@@ -296,7 +94,7 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
   memset(c, 0, sizeof(*c));
 
   /* Variable header: protocol name, level, flags, keep alive. */
-  if (!read_bin(body, len, &pos, &c->protocol_name)) {
+  if (!mqttb_read_bin(body, len, &pos, &c->protocol_name)) {
     return MQTTB_CODEC_MALFORMED;
   }
   if (len - pos < 1) {
@@ -339,7 +137,7 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
   if (c->has_password && !c->has_username) {
     return MQTTB_CODEC_MALFORMED; /* [MQTT-3.1.2-22] */
   }
-  if (!read_u16(body, len, &pos, &c->keepalive)) {
+  if (!mqttb_read_u16(body, len, &pos, &c->keepalive)) {
     return MQTTB_CODEC_MALFORMED;
   }
   if (c->level == 5 &&
@@ -348,7 +146,7 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
   }
 
   /* Payload: client id, will topic, will message, user name, password. */
-  if (!read_bin(body, len, &pos, &c->client_id)) {
+  if (!mqttb_read_bin(body, len, &pos, &c->client_id)) {
     return MQTTB_CODEC_MALFORMED; /* [MQTT-3.1.3-3] */
   }
   if ((rc = check_utf8(&c->client_id)) != MQTTB_CODEC_OK) {
@@ -359,7 +157,7 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
                                                 &c->will_props)) != MQTTB_CODEC_OK) {
       return rc;
     }
-    if (!read_bin(body, len, &pos, &c->will_topic)) {
+    if (!mqttb_read_bin(body, len, &pos, &c->will_topic)) {
       return MQTTB_CODEC_MALFORMED;
     }
     if ((rc = check_utf8(&c->will_topic)) != MQTTB_CODEC_OK) {
@@ -368,12 +166,12 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
     if (!mqttb_topic_name_valid(c->will_topic.ptr, c->will_topic.len)) {
       return MQTTB_CODEC_MALFORMED;
     }
-    if (!read_bin(body, len, &pos, &c->will_payload)) {
+    if (!mqttb_read_bin(body, len, &pos, &c->will_payload)) {
       return MQTTB_CODEC_MALFORMED;
     }
   }
   if (c->has_username) {
-    if (!read_bin(body, len, &pos, &c->username)) {
+    if (!mqttb_read_bin(body, len, &pos, &c->username)) {
       return MQTTB_CODEC_MALFORMED;
     }
     if ((rc = check_utf8(&c->username)) != MQTTB_CODEC_OK) {
@@ -381,7 +179,7 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
     }
   }
   if (c->has_password) {
-    if (!read_bin(body, len, &pos, &c->password)) {
+    if (!mqttb_read_bin(body, len, &pos, &c->password)) {
       return MQTTB_CODEC_MALFORMED;
     }
   }
@@ -389,115 +187,6 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
     return MQTTB_CODEC_MALFORMED; /* trailing bytes */
   }
   return MQTTB_CODEC_OK;
-}
-
-/* The protocol name to write: the caller's, or the one the level implies. */
-static mqttb_slice connect_name(const mqttb_connect *c) {
-  mqttb_slice s = c->protocol_name;
-  if (s.len == 0) {
-    if (c->level == 3) {
-      s.ptr = name_mqisdp;
-      s.len = sizeof(name_mqisdp);
-    } else {
-      s.ptr = name_mqtt;
-      s.len = sizeof(name_mqtt);
-    }
-  }
-  return s;
-}
-
-/* Remaining length of the CONNECT, or SIZE_MAX if it cannot be encoded. */
-static size_t connect_remaining(const mqttb_connect *c) {
-  mqttb_slice name = connect_name(c);
-  size_t rem;
-
-  if (name.len > STR_MAX || c->client_id.len > STR_MAX) {
-    return SIZE_MAX;
-  }
-  rem = 2 + name.len + 1 + 1 + 2 + 2 + c->client_id.len;
-  if (c->level == 5) {
-    rem += mqttb_codec_varint_size((uint32_t)c->props.len) + c->props.len;
-  }
-  if (c->will && c->level == 5) {
-    rem += mqttb_codec_varint_size((uint32_t)c->will_props.len) + c->will_props.len;
-  }
-  if (c->will) {
-    if (c->will_topic.len > STR_MAX || c->will_payload.len > STR_MAX) {
-      return SIZE_MAX;
-    }
-    rem += 2 + c->will_topic.len + 2 + c->will_payload.len;
-  }
-  if (c->has_username) {
-    if (c->username.len > STR_MAX) {
-      return SIZE_MAX;
-    }
-    rem += 2 + c->username.len;
-  }
-  if (c->has_password) {
-    if (c->password.len > STR_MAX) {
-      return SIZE_MAX;
-    }
-    rem += 2 + c->password.len;
-  }
-  return rem;
-}
-
-size_t mqttb_connect_size(const mqttb_connect *c) {
-  return packet_size(connect_remaining(c));
-}
-
-size_t mqttb_encode_connect(uint8_t *out, const mqttb_connect *c) {
-  size_t rem = connect_remaining(c);
-  size_t total = packet_size(rem);
-  mqttb_slice name = connect_name(c);
-  uint8_t *p;
-  uint8_t flags = 0;
-
-  if (total == 0) {
-    return 0;
-  }
-  /* The flags mirror the struct exactly (so tests can build bad packets);
-   * fields are written when their flag is set. */
-  if (c->has_username) {
-    flags |= CF_USERNAME;
-  }
-  if (c->has_password) {
-    flags |= CF_PASSWORD;
-  }
-  if (c->will_retain) {
-    flags |= CF_WILL_RETAIN;
-  }
-  flags = (uint8_t)(flags | ((c->will_qos & 0x3u) << CF_WILL_QOS_SHIFT));
-  if (c->will) {
-    flags |= CF_WILL;
-  }
-  if (c->clean) {
-    flags |= CF_CLEAN;
-  }
-
-  p = put_header(out, (uint8_t)(MQTTB_PKT_CONNECT << 4), (uint32_t)rem);
-  p = put_bin(p, &name);
-  *p++ = c->level;
-  *p++ = flags;
-  p = put_u16(p, c->keepalive);
-  if (c->level == 5) {
-    p = put_props(p, &c->props);
-  }
-  p = put_bin(p, &c->client_id);
-  if (c->will) {
-    if (c->level == 5) {
-      p = put_props(p, &c->will_props);
-    }
-    p = put_bin(p, &c->will_topic);
-    p = put_bin(p, &c->will_payload);
-  }
-  if (c->has_username) {
-    p = put_bin(p, &c->username);
-  }
-  if (c->has_password) {
-    p = put_bin(p, &c->password);
-  }
-  return (size_t)(p - out);
 }
 
 /* ---- CONNACK ---- */
@@ -508,18 +197,6 @@ size_t mqttb_encode_connack(uint8_t *out, const mqttb_connack *a) {
   out[2] = a->session_present ? 1 : 0;
   out[3] = a->rc;
   return MQTTB_CONNACK_SIZE;
-}
-
-int mqttb_decode_connack(const uint8_t *body, size_t len, mqttb_connack *a) {
-  if (len != 2) {
-    return MQTTB_CODEC_MALFORMED;
-  }
-  if (body[0] & 0xFEu) {
-    return MQTTB_CODEC_MALFORMED; /* [MQTT-3.2.2-1]: reserved bits */
-  }
-  a->session_present = (body[0] & 0x01u) != 0;
-  a->rc = body[1];
-  return MQTTB_CODEC_OK;
 }
 
 /* ---- PUBLISH ---- */
@@ -546,7 +223,7 @@ int mqttb_decode_publish_v(uint8_t flags, const uint8_t *body, size_t len, uint8
   if (p->qos == 0 && p->dup) {
     return MQTTB_CODEC_MALFORMED; /* [MQTT-3.3.1-2] */
   }
-  if (!read_bin(body, len, &pos, &p->topic)) {
+  if (!mqttb_read_bin(body, len, &pos, &p->topic)) {
     return MQTTB_CODEC_MALFORMED;
   }
   if ((rc = check_utf8(&p->topic)) != MQTTB_CODEC_OK) {
@@ -557,7 +234,7 @@ int mqttb_decode_publish_v(uint8_t flags, const uint8_t *body, size_t len, uint8
     return MQTTB_CODEC_MALFORMED; /* [MQTT-3.3.2-1], [MQTT-3.3.2-2], [MQTT-4.7.3-1] */
   }
   if (p->qos > 0) {
-    if (!read_u16(body, len, &pos, &p->packet_id)) {
+    if (!mqttb_read_u16(body, len, &pos, &p->packet_id)) {
       return MQTTB_CODEC_MALFORMED;
     }
     if (p->packet_id == 0) {
@@ -575,51 +252,60 @@ int mqttb_decode_publish_v(uint8_t flags, const uint8_t *body, size_t len, uint8
   return MQTTB_CODEC_OK;
 }
 
-static size_t publish_remaining(const mqttb_publish *p) {
-  size_t rem;
-  if (p->topic.len > STR_MAX || p->payload.len > MQTTB_MAX_REMAINING_LENGTH) {
+/* ---- outgoing PUBLISH ---- */
+
+static size_t publish_out_remaining(const mqttb_publish_out *p, size_t *props_len) {
+  if (p->topic.len > MQTTB_STR_MAX || p->payload_len > MQTTB_MAX_REMAINING_LENGTH)
     return SIZE_MAX;
-  }
-  rem = 2 + p->topic.len + p->payload.len;
-  if (p->qos > 0) {
-    rem += 2;
-  }
-  if (p->v5) {
-    rem += mqttb_codec_varint_size((uint32_t)p->props.len) + p->props.len;
+  size_t rem = 2 + p->topic.len + p->payload_len + (p->qos > 0 ? 2u : 0u);
+  *props_len = 0;
+  if (p->level == 5) {
+    size_t props = p->props.len;
+    if (p->has_expiry)
+      props += 5;
+    if (p->alias)
+      props += 3;
+    for (size_t i = 0; i < p->nsub_ids; i++)
+      props += 1 + mqttb_codec_varint_size(p->sub_ids[i]);
+    if (props > MQTTB_MAX_REMAINING_LENGTH)
+      return SIZE_MAX;
+    *props_len = props;
+    rem += mqttb_codec_varint_size((uint32_t)props) + props;
   }
   return rem;
 }
 
-size_t mqttb_publish_size(const mqttb_publish *p) {
-  return packet_size(publish_remaining(p));
+size_t mqttb_publish_out_size(const mqttb_publish_out *p, size_t *head) {
+  size_t props_len;
+  size_t total = mqttb_packet_size(publish_out_remaining(p, &props_len));
+  if (head)
+    *head = total ? total - p->payload_len : 0;
+  return total;
 }
 
-size_t mqttb_encode_publish(uint8_t *out, const mqttb_publish *p) {
-  size_t rem = publish_remaining(p);
-  uint8_t first = (uint8_t)(MQTTB_PKT_PUBLISH << 4);
-  uint8_t *q;
-
-  if (packet_size(rem) == 0) {
+size_t mqttb_encode_publish_head(uint8_t *out, const mqttb_publish_out *p) {
+  size_t props_len;
+  size_t rem = publish_out_remaining(p, &props_len);
+  if (mqttb_packet_size(rem) == 0)
     return 0;
-  }
-  if (p->dup) {
-    first |= 0x08u;
-  }
-  first = (uint8_t)(first | ((p->qos & 0x3u) << 1));
-  if (p->retain) {
-    first |= 0x01u;
-  }
-  q = put_header(out, first, (uint32_t)rem);
-  q = put_bin(q, &p->topic);
-  if (p->qos > 0) {
-    q = put_u16(q, p->packet_id);
-  }
-  if (p->v5) {
-    q = put_props(q, &p->props);
-  }
-  if (p->payload.len > 0) {
-    memcpy(q, p->payload.ptr, p->payload.len);
-    q += p->payload.len;
+  uint8_t first = (uint8_t)((MQTTB_PKT_PUBLISH << 4) | (p->dup ? 0x08u : 0u) |
+                            ((p->qos & 0x3u) << 1) | (p->retain ? 0x01u : 0u));
+  uint8_t *q = mqttb_put_header(out, first, (uint32_t)rem);
+  q = mqttb_put_bin(q, &p->topic);
+  if (p->qos > 0)
+    q = mqttb_put_u16(q, p->packet_id);
+  if (p->level == 5) {
+    q += mqttb_codec_varint_encode(q, (uint32_t)props_len);
+    if (p->has_expiry)
+      q += mqttb_prop_put_u32(q, MQTTB_PROP_MESSAGE_EXPIRY, p->expiry);
+    if (p->alias)
+      q += mqttb_prop_put_u16(q, MQTTB_PROP_TOPIC_ALIAS, p->alias);
+    for (size_t i = 0; i < p->nsub_ids; i++)
+      q += mqttb_prop_put_varint(q, MQTTB_PROP_SUBSCRIPTION_ID, p->sub_ids[i]);
+    if (p->props.len) {
+      memcpy(q, p->props.ptr, p->props.len);
+      q += p->props.len;
+    }
   }
   return (size_t)(q - out);
 }
@@ -643,7 +329,7 @@ size_t mqttb_encode_ack(uint8_t *out, uint8_t type, uint16_t packet_id) {
   }
   out[0] = (uint8_t)((type << 4) | flags);
   out[1] = 2;
-  put_u16(out + 2, packet_id);
+  mqttb_put_u16(out + 2, packet_id);
   return MQTTB_ACK_SIZE;
 }
 
@@ -652,7 +338,7 @@ int mqttb_decode_ack(const uint8_t *body, size_t len, uint16_t *packet_id) {
   if (len != 2) {
     return MQTTB_CODEC_MALFORMED;
   }
-  id = get_u16(body);
+  id = mqttb_get_u16(body);
   if (id == 0) {
     return MQTTB_CODEC_MALFORMED;
   }
@@ -674,7 +360,7 @@ static int decode_filters(const uint8_t *body, size_t len, bool with_opts, uint8
   entries->ptr = NULL;
   entries->len = 0;
   *count = 0;
-  if (!read_u16(body, len, &pos, packet_id)) {
+  if (!mqttb_read_u16(body, len, &pos, packet_id)) {
     return MQTTB_CODEC_MALFORMED;
   }
   if (*packet_id == 0) {
@@ -692,7 +378,7 @@ static int decode_filters(const uint8_t *body, size_t len, bool with_opts, uint8
   while (pos < len) {
     mqttb_slice filter;
     int rc;
-    if (!read_bin(body, len, &pos, &filter)) {
+    if (!mqttb_read_bin(body, len, &pos, &filter)) {
       return MQTTB_CODEC_MALFORMED;
     }
     if ((rc = check_utf8(&filter)) != MQTTB_CODEC_OK) {
@@ -757,7 +443,7 @@ static bool next_filter(const mqttb_slice *entries, size_t *pos, bool with_opts,
   if (p >= entries->len) {
     return false;
   }
-  if (!read_bin(entries->ptr, entries->len, &p, &f)) {
+  if (!mqttb_read_bin(entries->ptr, entries->len, &p, &f)) {
     return false;
   }
   if (with_opts) {
@@ -785,70 +471,13 @@ bool mqttb_unsubscribe_next(const mqttb_slice *entries, size_t *pos, mqttb_slice
   return next_filter(entries, pos, false, filter, NULL);
 }
 
-/* Remaining length of a (UN)SUBSCRIBE, or SIZE_MAX if it cannot be encoded. */
-static size_t filters_remaining(const mqttb_slice *filters, size_t n, bool with_opts) {
-  size_t rem = 2;
-  size_t i;
-  for (i = 0; i < n; i++) {
-    if (filters[i].len > STR_MAX) {
-      return SIZE_MAX;
-    }
-    rem += 2 + filters[i].len + (with_opts ? 1u : 0u);
-    if (rem > MQTTB_MAX_REMAINING_LENGTH) {
-      return SIZE_MAX;
-    }
-  }
-  return rem;
-}
-
-static size_t encode_filters(uint8_t *out, uint8_t first, uint16_t packet_id,
-                             const mqttb_slice *filters, const uint8_t *opts, size_t n,
-                             bool with_opts) {
-  size_t rem = filters_remaining(filters, n, with_opts);
-  uint8_t *p;
-  size_t i;
-
-  if (packet_size(rem) == 0) {
-    return 0;
-  }
-  p = put_header(out, first, (uint32_t)rem);
-  p = put_u16(p, packet_id);
-  for (i = 0; i < n; i++) {
-    p = put_bin(p, &filters[i]);
-    if (with_opts) {
-      *p++ = opts ? opts[i] : 0;
-    }
-  }
-  return (size_t)(p - out);
-}
-
-size_t mqttb_subscribe_size(const mqttb_slice *filters, size_t n) {
-  return packet_size(filters_remaining(filters, n, true));
-}
-
-size_t mqttb_encode_subscribe(uint8_t *out, uint16_t packet_id, const mqttb_slice *filters,
-                              const uint8_t *opts, size_t n) {
-  return encode_filters(out, (uint8_t)((MQTTB_PKT_SUBSCRIBE << 4) | 0x2), packet_id, filters, opts,
-                        n, true);
-}
-
-size_t mqttb_unsubscribe_size(const mqttb_slice *filters, size_t n) {
-  return packet_size(filters_remaining(filters, n, false));
-}
-
-size_t mqttb_encode_unsubscribe(uint8_t *out, uint16_t packet_id, const mqttb_slice *filters,
-                                size_t n) {
-  return encode_filters(out, (uint8_t)((MQTTB_PKT_UNSUBSCRIBE << 4) | 0x2), packet_id, filters,
-                        NULL, n, false);
-}
-
 /* ---- SUBACK ---- */
 
 size_t mqttb_suback_size(size_t n) {
   if (n > MQTTB_MAX_REMAINING_LENGTH - 2) {
     return 0;
   }
-  return packet_size(2 + n);
+  return mqttb_packet_size(2 + n);
 }
 
 size_t mqttb_encode_suback(uint8_t *out, uint16_t packet_id, const uint8_t *codes, size_t n) {
@@ -856,34 +485,12 @@ size_t mqttb_encode_suback(uint8_t *out, uint16_t packet_id, const uint8_t *code
   if (mqttb_suback_size(n) == 0) {
     return 0;
   }
-  p = put_header(out, (uint8_t)(MQTTB_PKT_SUBACK << 4), (uint32_t)(2 + n));
-  p = put_u16(p, packet_id);
+  p = mqttb_put_header(out, (uint8_t)(MQTTB_PKT_SUBACK << 4), (uint32_t)(2 + n));
+  p = mqttb_put_u16(p, packet_id);
   if (n > 0) {
     memcpy(p, codes, n);
   }
   return (size_t)(p + n - out);
-}
-
-int mqttb_decode_suback(const uint8_t *body, size_t len, uint16_t *packet_id, mqttb_slice *codes) {
-  size_t i;
-  uint16_t id;
-  if (len < 3) {
-    return MQTTB_CODEC_MALFORMED; /* packet id and at least one code */
-  }
-  id = get_u16(body);
-  if (id == 0) {
-    return MQTTB_CODEC_MALFORMED;
-  }
-  for (i = 2; i < len; i++) {
-    uint8_t b = body[i];
-    if (b > 2 && b != 0x80u) {
-      return MQTTB_CODEC_MALFORMED; /* [MQTT-3.9.3-2] */
-    }
-  }
-  *packet_id = id;
-  codes->ptr = body + 2;
-  codes->len = len - 2;
-  return MQTTB_CODEC_OK;
 }
 
 /* ---- PINGREQ, PINGRESP, DISCONNECT ---- */
@@ -895,4 +502,115 @@ size_t mqttb_encode_empty(uint8_t *out, uint8_t type) {
   out[0] = (uint8_t)(type << 4);
   out[1] = 0;
   return MQTTB_EMPTY_SIZE;
+}
+
+/* ---- MQTT 5 packets ---- */
+
+int mqttb_decode_ack5(uint8_t type, const uint8_t *body, size_t len, uint16_t *packet_id,
+                      uint8_t *reason, mqttb_slice *props) {
+  *reason = 0;
+  props->ptr = NULL;
+  props->len = 0;
+  if (len < 2)
+    return MQTTB_CODEC_MALFORMED;
+  uint16_t id = (uint16_t)(body[0] << 8 | body[1]);
+  if (id == 0)
+    return MQTTB_CODEC_MALFORMED;
+  *packet_id = id;
+  if (len == 2)
+    return MQTTB_CODEC_OK; /* reason 0, no properties [MQTT-3.4.2.1] */
+  *reason = body[2];
+  size_t pos = 3;
+  if (len == 3)
+    return MQTTB_CODEC_OK;
+  int rc = mqttb_props_read(body, len, &pos, type, props);
+  if (rc != MQTTB_CODEC_OK)
+    return rc;
+  return pos == len ? MQTTB_CODEC_OK : MQTTB_CODEC_MALFORMED;
+}
+
+size_t mqttb_encode_ack5(uint8_t *out, uint8_t type, uint16_t packet_id, uint8_t reason) {
+  out[0] = (uint8_t)(type << 4 | (type == MQTTB_PKT_PUBREL ? 2 : 0));
+  out[1] = reason ? 3 : 2;
+  out[2] = (uint8_t)(packet_id >> 8);
+  out[3] = (uint8_t)packet_id;
+  if (reason) {
+    out[4] = reason;
+    return 5;
+  }
+  return 4;
+}
+
+size_t mqttb_ack_codes5_size(size_t n) {
+  return mqttb_packet_size(2 + 1 + n);
+}
+
+size_t mqttb_encode_ack_codes5(uint8_t *out, uint8_t type, uint16_t packet_id, const uint8_t *codes,
+                               size_t n) {
+  size_t total = mqttb_ack_codes5_size(n);
+  if (total == 0)
+    return 0;
+  uint8_t *p = out;
+  *p++ = (uint8_t)(type << 4);
+  p += mqttb_codec_varint_encode(p, (uint32_t)(3 + n));
+  *p++ = (uint8_t)(packet_id >> 8);
+  *p++ = (uint8_t)packet_id;
+  *p++ = 0; /* no properties */
+  if (n)
+    memcpy(p, codes, n);
+  return total;
+}
+
+size_t mqttb_connack5_size(size_t props_len) {
+  return mqttb_packet_size(2 + mqttb_codec_varint_size((uint32_t)props_len) + props_len);
+}
+
+size_t mqttb_encode_connack5(uint8_t *out, bool session_present, uint8_t reason,
+                             const uint8_t *props, size_t props_len) {
+  size_t total = mqttb_connack5_size(props_len);
+  uint8_t *p = out;
+  *p++ = (uint8_t)(MQTTB_PKT_CONNACK << 4);
+  p += mqttb_codec_varint_encode(
+      p, (uint32_t)(2 + mqttb_codec_varint_size((uint32_t)props_len) + props_len));
+  *p++ = session_present ? 1 : 0;
+  *p++ = reason;
+  p += mqttb_codec_varint_encode(p, (uint32_t)props_len);
+  if (props_len)
+    memcpy(p, props, props_len);
+  return total;
+}
+
+int mqttb_decode_reason_props(uint8_t type, const uint8_t *body, size_t len, uint8_t *reason,
+                              mqttb_slice *props) {
+  *reason = 0;
+  props->ptr = NULL;
+  props->len = 0;
+  if (len == 0)
+    return MQTTB_CODEC_OK;
+  *reason = body[0];
+  if (len == 1)
+    return MQTTB_CODEC_OK;
+  size_t pos = 1;
+  int rc = mqttb_props_read(body, len, &pos, type, props);
+  if (rc != MQTTB_CODEC_OK)
+    return rc;
+  return pos == len ? MQTTB_CODEC_OK : MQTTB_CODEC_MALFORMED;
+}
+
+size_t mqttb_reason_props_size(size_t props_len) {
+  return mqttb_packet_size(1 + mqttb_codec_varint_size((uint32_t)props_len) + props_len);
+}
+
+size_t mqttb_encode_reason_props(uint8_t *out, uint8_t type, uint8_t reason, const uint8_t *props,
+                                 size_t props_len) {
+  size_t total = mqttb_reason_props_size(props_len);
+  uint8_t *p = out;
+  *p++ = (uint8_t)(type << 4);
+  p += mqttb_codec_varint_encode(
+      p, (uint32_t)(1 + mqttb_codec_varint_size((uint32_t)props_len) + props_len));
+  *p++ = reason;
+  p += mqttb_codec_varint_encode(p, (uint32_t)props_len);
+  if (props_len)
+    memcpy(p, props, props_len);
+  return total;
 }

@@ -1,62 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * MQTT wire codec: framing, variable byte integers, strings, and encode /
- * decode of every packet type in both directions (server side decodes what
- * clients send; tests use the other direction to play clients).
+ * codec: the server side of every MQTT packet. Framing, decoding what
+ * clients send (CONNECT, PUBLISH, acknowledgements, SUBSCRIBE, UNSUBSCRIBE,
+ * DISCONNECT, AUTH) and encoding what the broker sends (CONNACK, PUBLISH,
+ * acknowledgements, SUBACK, UNSUBACK, PINGRESP, DISCONNECT, AUTH), for
+ * MQTT 3.1, 3.1.1 and 5. The client side is codec_client.h.
  *
- * The codec holds no state and includes no broker header. Decoders validate
- * strictly and return borrowed slices into the input buffer; nothing is
- * allocated. Encoders write into a caller buffer whose size the matching
- * *_size function gives.
+ * The codec holds no state and includes nothing above props. Decoders
+ * validate strictly and return borrowed slices into the input buffer;
+ * nothing is allocated. Encoders write into a caller buffer whose size the
+ * matching *_size function gives.
  */
 #ifndef MQTTB_CODEC_H
 #define MQTTB_CODEC_H
 
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-/* Packet types (the high nibble of the first byte). */
-enum {
-  MQTTB_PKT_CONNECT = 1,
-  MQTTB_PKT_CONNACK = 2,
-  MQTTB_PKT_PUBLISH = 3,
-  MQTTB_PKT_PUBACK = 4,
-  MQTTB_PKT_PUBREC = 5,
-  MQTTB_PKT_PUBREL = 6,
-  MQTTB_PKT_PUBCOMP = 7,
-  MQTTB_PKT_SUBSCRIBE = 8,
-  MQTTB_PKT_SUBACK = 9,
-  MQTTB_PKT_UNSUBSCRIBE = 10,
-  MQTTB_PKT_UNSUBACK = 11,
-  MQTTB_PKT_PINGREQ = 12,
-  MQTTB_PKT_PINGRESP = 13,
-  MQTTB_PKT_DISCONNECT = 14,
-  MQTTB_PKT_AUTH = 15
-};
-
-/* Codec results. Negative values are distinct so tests can tell them apart;
- * the connection maps all of them to a close. */
-enum {
-  MQTTB_CODEC_OK = 0,
-  MQTTB_CODEC_INCOMPLETE = 1,    /* frame: need more bytes */
-  MQTTB_CODEC_MALFORMED = -1,    /* bytes violate the packet format */
-  MQTTB_CODEC_TOO_LARGE = -2,    /* frame: larger than the allowed maximum */
-  MQTTB_CODEC_BAD_UTF8 = -3,     /* a string is not well-formed UTF-8 or holds U+0000 */
-  MQTTB_CODEC_BAD_FLAGS = -4,    /* reserved fixed-header flags are wrong */
-  MQTTB_CODEC_BAD_PROTOCOL = -5, /* CONNECT: unknown protocol name/level */
-  MQTTB_CODEC_PROTOCOL = -6      /* MQTT 5: well-formed but a protocol error
-                                  * (duplicate property, value out of range) */
-};
-
-/* Largest remaining length the protocol can express. */
-#define MQTTB_MAX_REMAINING_LENGTH 268435455u
-
-/* A borrowed run of bytes. For strings, not NUL-terminated. */
-typedef struct mqttb_slice {
-  const uint8_t *ptr;
-  size_t len;
-} mqttb_slice;
+#include "props.h"
+#include "wire.h"
 
 /* A parsed fixed header. */
 typedef struct mqttb_frame {
@@ -85,23 +44,6 @@ int mqttb_codec_frame(const uint8_t *buf, size_t len, uint32_t max_packet, mqttb
  * malformed. Returns MQTTB_CODEC_OK, MQTTB_CODEC_BAD_FLAGS or
  * MQTTB_CODEC_MALFORMED. */
 int mqttb_codec_check_flags(uint8_t type, uint8_t flags);
-
-/* Variable byte integer: encode value (< 2^28) into out (4 bytes room),
- * return bytes written. */
-size_t mqttb_codec_varint_encode(uint8_t *out, uint32_t value);
-/* Bytes needed to encode value. */
-size_t mqttb_codec_varint_size(uint32_t value);
-
-/* UTF-8 validity per MQTT: well-formed UTF-8 (no overlongs, no surrogates
- * U+D800..U+DFFF, nothing above U+10FFFF) and no U+0000. */
-bool mqttb_utf8_valid(const uint8_t *s, size_t len);
-
-/* Topic name validity (PUBLISH / will topic): non-empty, valid UTF-8,
- * no '+' or '#'. Length <= 65535 is implied by the encoding. */
-bool mqttb_topic_name_valid(const uint8_t *s, size_t len);
-/* Topic filter validity (SUBSCRIBE / UNSUBSCRIBE): non-empty, valid UTF-8,
- * '+' only as a whole level, '#' only as the whole last level. */
-bool mqttb_topic_filter_valid(const uint8_t *s, size_t len);
 
 /* ---- CONNECT ---- */
 typedef struct mqttb_connect {
@@ -143,8 +85,6 @@ typedef struct mqttb_connect {
  * an out-of-range value).
  */
 int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c);
-size_t mqttb_connect_size(const mqttb_connect *c); /* whole packet */
-size_t mqttb_encode_connect(uint8_t *out, const mqttb_connect *c);
 
 /* ---- CONNACK (server -> client) ---- */
 typedef struct mqttb_connack {
@@ -153,8 +93,6 @@ typedef struct mqttb_connack {
 } mqttb_connack;
 #define MQTTB_CONNACK_SIZE 4u
 size_t mqttb_encode_connack(uint8_t *out, const mqttb_connack *a);
-/* Decode a CONNACK body: exactly 2 bytes, reserved bits of byte 0 zero. */
-int mqttb_decode_connack(const uint8_t *body, size_t len, mqttb_connack *a);
 
 /* ---- PUBLISH ---- */
 typedef struct mqttb_publish {
@@ -179,8 +117,32 @@ int mqttb_decode_publish(uint8_t flags, const uint8_t *body, size_t len, mqttb_p
  * allowed, for a topic alias). */
 int mqttb_decode_publish_v(uint8_t flags, const uint8_t *body, size_t len, uint8_t level,
                            mqttb_publish *p);
-size_t mqttb_publish_size(const mqttb_publish *p); /* whole packet */
-size_t mqttb_encode_publish(uint8_t *out, const mqttb_publish *p);
+
+/* An outgoing PUBLISH: what the broker sends to one subscriber. */
+typedef struct mqttb_publish_out {
+  uint8_t level; /* 5: the MQTT 5 layout, with properties */
+  bool dup;
+  uint8_t qos;
+  bool retain;
+  mqttb_slice topic;  /* empty (MQTT 5): the topic alias stands for it */
+  uint16_t packet_id; /* written when qos > 0 */
+  /* MQTT 5 properties, written in this order: */
+  bool has_expiry;
+  uint32_t expiry;         /* Message Expiry Interval */
+  uint16_t alias;          /* Topic Alias, 0 for none */
+  const uint32_t *sub_ids; /* Subscription Identifiers */
+  size_t nsub_ids;
+  mqttb_slice props; /* further properties, already encoded */
+  size_t payload_len;
+} mqttb_publish_out;
+
+/* Bytes of the whole packet, and in *head those before the payload. 0 when
+ * the packet cannot be expressed (topic over 65535 bytes, remaining length
+ * over the maximum). */
+size_t mqttb_publish_out_size(const mqttb_publish_out *p, size_t *head);
+/* Write the packet up to its payload (the *head bytes of the size call);
+ * the caller sends the payload after it. Returns the bytes written. */
+size_t mqttb_encode_publish_head(uint8_t *out, const mqttb_publish_out *p);
 
 /* ---- PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: packet id only ---- */
 #define MQTTB_ACK_SIZE 4u
@@ -209,16 +171,9 @@ int mqttb_decode_subscribe(const uint8_t *body, size_t len, mqttb_subscribe *s);
 bool mqttb_subscribe_next(const mqttb_slice *entries, size_t *pos, mqttb_slice *filter,
                           uint8_t *opts);
 
-/* Client side: encode a SUBSCRIBE with n filters. */
-size_t mqttb_subscribe_size(const mqttb_slice *filters, size_t n);
-size_t mqttb_encode_subscribe(uint8_t *out, uint16_t packet_id, const mqttb_slice *filters,
-                              const uint8_t *opts, size_t n);
-
 /* ---- SUBACK (server -> client) ---- */
 size_t mqttb_suback_size(size_t n);
 size_t mqttb_encode_suback(uint8_t *out, uint16_t packet_id, const uint8_t *codes, size_t n);
-/* Decode: codes points into body; each must be 0,1,2 or 0x80. */
-int mqttb_decode_suback(const uint8_t *body, size_t len, uint16_t *packet_id, mqttb_slice *codes);
 
 /* ---- UNSUBSCRIBE ---- */
 typedef struct mqttb_unsubscribe {
@@ -230,72 +185,6 @@ typedef struct mqttb_unsubscribe {
 /* Validate like SUBSCRIBE, without options bytes. */
 int mqttb_decode_unsubscribe(const uint8_t *body, size_t len, mqttb_unsubscribe *u);
 bool mqttb_unsubscribe_next(const mqttb_slice *entries, size_t *pos, mqttb_slice *filter);
-size_t mqttb_unsubscribe_size(const mqttb_slice *filters, size_t n);
-size_t mqttb_encode_unsubscribe(uint8_t *out, uint16_t packet_id, const mqttb_slice *filters,
-                                size_t n);
-
-/* ---- MQTT 5 properties ---- */
-enum {
-  MQTTB_PROP_PAYLOAD_FORMAT = 0x01,
-  MQTTB_PROP_MESSAGE_EXPIRY = 0x02,
-  MQTTB_PROP_CONTENT_TYPE = 0x03,
-  MQTTB_PROP_RESPONSE_TOPIC = 0x08,
-  MQTTB_PROP_CORRELATION_DATA = 0x09,
-  MQTTB_PROP_SUBSCRIPTION_ID = 0x0B,
-  MQTTB_PROP_SESSION_EXPIRY = 0x11,
-  MQTTB_PROP_ASSIGNED_CLIENT_ID = 0x12,
-  MQTTB_PROP_SERVER_KEEP_ALIVE = 0x13,
-  MQTTB_PROP_AUTH_METHOD = 0x15,
-  MQTTB_PROP_AUTH_DATA = 0x16,
-  MQTTB_PROP_REQUEST_PROBLEM_INFO = 0x17,
-  MQTTB_PROP_WILL_DELAY = 0x18,
-  MQTTB_PROP_REQUEST_RESPONSE_INFO = 0x19,
-  MQTTB_PROP_RESPONSE_INFO = 0x1A,
-  MQTTB_PROP_SERVER_REFERENCE = 0x1C,
-  MQTTB_PROP_REASON_STRING = 0x1F,
-  MQTTB_PROP_RECEIVE_MAXIMUM = 0x21,
-  MQTTB_PROP_TOPIC_ALIAS_MAXIMUM = 0x22,
-  MQTTB_PROP_TOPIC_ALIAS = 0x23,
-  MQTTB_PROP_MAXIMUM_QOS = 0x24,
-  MQTTB_PROP_RETAIN_AVAILABLE = 0x25,
-  MQTTB_PROP_USER_PROPERTY = 0x26,
-  MQTTB_PROP_MAXIMUM_PACKET_SIZE = 0x27,
-  MQTTB_PROP_WILDCARD_SUB_AVAILABLE = 0x28,
-  MQTTB_PROP_SUB_ID_AVAILABLE = 0x29,
-  MQTTB_PROP_SHARED_SUB_AVAILABLE = 0x2A
-};
-
-/* The context a property block appears in: a packet type, or this for the
- * will properties of CONNECT. */
-#define MQTTB_PROPS_WILL 0
-
-/* One property. Integers (byte, two-byte, four-byte, variable byte) are in
- * value; strings and binary data in a; a user property's name in a and
- * value in b. */
-typedef struct mqttb_prop {
-  uint8_t id;
-  uint32_t value;
-  mqttb_slice a, b;
-} mqttb_prop;
-
-/* Read a property block at body[*pos] (variable byte length, then the
- * properties) and validate it for its context: every identifier allowed
- * there and well-formed (MQTTB_CODEC_MALFORMED, MQTTB_CODEC_BAD_UTF8),
- * none repeated except user properties and, in PUBLISH, subscription
- * identifiers, and values in range (MQTTB_CODEC_PROTOCOL). */
-int mqttb_props_read(const uint8_t *body, size_t len, size_t *pos, uint8_t context,
-                     mqttb_slice *props);
-/* Iterate a validated block: start with *pos = 0. */
-bool mqttb_props_next(const mqttb_slice *props, size_t *pos, mqttb_prop *p);
-/* Find the first property with this id. */
-bool mqttb_props_find(const mqttb_slice *props, uint8_t id, mqttb_prop *p);
-
-/* Property writers: return the bytes written (out may be NULL to count). */
-size_t mqttb_prop_put_byte(uint8_t *out, uint8_t id, uint8_t v);
-size_t mqttb_prop_put_u16(uint8_t *out, uint8_t id, uint16_t v);
-size_t mqttb_prop_put_u32(uint8_t *out, uint8_t id, uint32_t v);
-size_t mqttb_prop_put_varint(uint8_t *out, uint8_t id, uint32_t v);
-size_t mqttb_prop_put_str(uint8_t *out, uint8_t id, const uint8_t *s, size_t len);
 
 /* ---- MQTT 5 packets ---- */
 

@@ -400,10 +400,6 @@ int mqttb_sys_init(mqttb_broker *b);
 void mqttb_sys_free(mqttb_broker *b);
 /* Publish the tree (changed values only) and schedule the next update. */
 void mqttb_sys_update(mqttb_broker *b, uint64_t now);
-/* Levels in a topic name or filter. */
-size_t mqttb_topic_levels(const uint8_t *topic, size_t len);
-/* Whether a topic name lies in the $SYS tree. */
-bool mqttb_sys_topic(const uint8_t *topic, size_t len);
 /* ISO 8601 UTC, "2026-11-25T15:08:18Z". */
 void mqttb_sys_format_time(int64_t unix_seconds, char *buf, size_t len);
 

@@ -117,10 +117,6 @@ void mqttb_sys_free(mqttb_broker *b) {
   b->sys = NULL;
 }
 
-bool mqttb_sys_topic(const uint8_t *topic, size_t len) {
-  return len >= 4 && memcmp(topic, "$SYS", 4) == 0 && (len == 4 || topic[4] == '/');
-}
-
 static void publish(mqttb_broker *b, int idx, const char *topic, const char *value) {
   struct mqttb_sys *sys = b->sys;
   if (strcmp(sys->last[idx], value) == 0 && !sys->first)

@@ -245,10 +245,3 @@ bool mqttb_topic_matches(const char *filter, size_t flen, const char *topic, siz
       return tp > tlen;
   }
 }
-
-size_t mqttb_topic_levels(const uint8_t *topic, size_t len) {
-  size_t n = 1;
-  for (size_t i = 0; i < len; i++)
-    n += topic[i] == '/';
-  return n;
-}

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "codec_client.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -10,7 +10,7 @@
 
 #include <mqttb/mqttb.h>
 
-#include "codec.h"
+#include "codec_client.h"
 
 /* An allocator that counts live blocks and can fail the Nth allocation. */
 typedef struct tb_alloc {

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
+#include "codec_client.h"
 
 /* ---------------------------------------------------------------------- */
 /* helpers                                                                 */

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* MQTT 5 wire format: properties and the packets whose layout changed. The
- * same rules as codec.c: no allocation, every read bounds-checked. */
-#include <string.h>
+/* MQTT 5 properties. See props.h. No allocation; every read is
+ * bounds-checked. */
+#include "props.h"
 
-#include "codec.h"
+#include <string.h>
 
 enum { T_BYTE = 1, T_U16, T_U32, T_VARINT, T_STR, T_BIN, T_PAIR };
 
@@ -52,38 +52,10 @@ static const prop_def defs[0x2B] = {
     [MQTTB_PROP_SHARED_SUB_AVAILABLE] = {T_BYTE, C(MQTTB_PKT_CONNACK)},
 };
 
-/* Read a variable byte integer at buf[*pos]. */
-static bool read_varint(const uint8_t *buf, size_t len, size_t *pos, uint32_t *v) {
-  uint32_t value = 0;
-  for (unsigned i = 0; i < 4; i++) {
-    if (*pos >= len)
-      return false;
-    uint8_t b = buf[(*pos)++];
-    value |= (uint32_t)(b & 0x7Fu) << (7 * i);
-    if (!(b & 0x80u)) {
-      *v = value;
-      return true;
-    }
-  }
-  return false;
-}
-
-static bool read_str(const uint8_t *buf, size_t len, size_t *pos, mqttb_slice *s) {
-  if (len - *pos < 2)
-    return false;
-  size_t n = (size_t)buf[*pos] << 8 | buf[*pos + 1];
-  if (len - *pos - 2 < n)
-    return false;
-  s->ptr = buf + *pos + 2;
-  s->len = n;
-  *pos += 2 + n;
-  return true;
-}
-
 /* Parse one property at buf[*pos]; 0 or a codec error. */
 static int parse_one(const uint8_t *buf, size_t len, size_t *pos, mqttb_prop *p) {
   uint32_t id;
-  if (!read_varint(buf, len, pos, &id))
+  if (!mqttb_read_varint(buf, len, pos, &id))
     return MQTTB_CODEC_MALFORMED;
   if (id >= sizeof(defs) / sizeof(defs[0]) || defs[id].type == 0)
     return MQTTB_CODEC_MALFORMED; /* unknown identifier */
@@ -109,12 +81,12 @@ static int parse_one(const uint8_t *buf, size_t len, size_t *pos, mqttb_prop *p)
     *pos += 4;
     return MQTTB_CODEC_OK;
   case T_VARINT:
-    return read_varint(buf, len, pos, &p->value) ? MQTTB_CODEC_OK : MQTTB_CODEC_MALFORMED;
+    return mqttb_read_varint(buf, len, pos, &p->value) ? MQTTB_CODEC_OK : MQTTB_CODEC_MALFORMED;
   case T_STR:
   case T_BIN:
-    return read_str(buf, len, pos, &p->a) ? MQTTB_CODEC_OK : MQTTB_CODEC_MALFORMED;
+    return mqttb_read_bin(buf, len, pos, &p->a) ? MQTTB_CODEC_OK : MQTTB_CODEC_MALFORMED;
   default: /* T_PAIR */
-    return read_str(buf, len, pos, &p->a) && read_str(buf, len, pos, &p->b) ? MQTTB_CODEC_OK
+    return mqttb_read_bin(buf, len, pos, &p->a) && mqttb_read_bin(buf, len, pos, &p->b) ? MQTTB_CODEC_OK
                                                                             : MQTTB_CODEC_MALFORMED;
   }
 }
@@ -155,7 +127,7 @@ static int check(const mqttb_prop *p, uint8_t context, uint64_t *seen) {
 int mqttb_props_read(const uint8_t *body, size_t len, size_t *pos, uint8_t context,
                      mqttb_slice *props) {
   uint32_t n;
-  if (!read_varint(body, len, pos, &n) || len - *pos < n)
+  if (!mqttb_read_varint(body, len, pos, &n) || len - *pos < n)
     return MQTTB_CODEC_MALFORMED;
   props->ptr = body + *pos;
   props->len = n;
@@ -236,119 +208,88 @@ size_t mqttb_prop_put_str(uint8_t *out, uint8_t id, const uint8_t *s, size_t len
   return 3 + len;
 }
 
-/* ---- packets ---- */
 
-int mqttb_decode_ack5(uint8_t type, const uint8_t *body, size_t len, uint16_t *packet_id,
-                      uint8_t *reason, mqttb_slice *props) {
-  *reason = 0;
-  props->ptr = NULL;
-  props->len = 0;
-  if (len < 2)
-    return MQTTB_CODEC_MALFORMED;
-  uint16_t id = (uint16_t)(body[0] << 8 | body[1]);
-  if (id == 0)
-    return MQTTB_CODEC_MALFORMED;
-  *packet_id = id;
-  if (len == 2)
-    return MQTTB_CODEC_OK; /* reason 0, no properties [MQTT-3.4.2.1] */
-  *reason = body[2];
-  size_t pos = 3;
-  if (len == 3)
-    return MQTTB_CODEC_OK;
-  int rc = mqttb_props_read(body, len, &pos, type, props);
-  if (rc != MQTTB_CODEC_OK)
-    return rc;
-  return pos == len ? MQTTB_CODEC_OK : MQTTB_CODEC_MALFORMED;
-}
+/* ---- typed views ---- */
 
-size_t mqttb_encode_ack5(uint8_t *out, uint8_t type, uint16_t packet_id, uint8_t reason) {
-  out[0] = (uint8_t)(type << 4 | (type == MQTTB_PKT_PUBREL ? 2 : 0));
-  out[1] = reason ? 3 : 2;
-  out[2] = (uint8_t)(packet_id >> 8);
-  out[3] = (uint8_t)packet_id;
-  if (reason) {
-    out[4] = reason;
-    return 5;
+void mqttb_connect_props_view(const mqttb_slice *props, mqttb_connect_props *cp) {
+  memset(cp, 0, sizeof(*cp));
+  cp->receive_max = 65535;
+  size_t pos = 0;
+  mqttb_prop p;
+  while (mqttb_props_next(props, &pos, &p)) {
+    switch (p.id) {
+    case MQTTB_PROP_SESSION_EXPIRY:
+      cp->session_expiry = p.value;
+      break;
+    case MQTTB_PROP_RECEIVE_MAXIMUM:
+      cp->receive_max = (uint16_t)p.value;
+      break;
+    case MQTTB_PROP_MAXIMUM_PACKET_SIZE:
+      cp->max_packet = p.value;
+      break;
+    case MQTTB_PROP_TOPIC_ALIAS_MAXIMUM:
+      cp->alias_max = (uint16_t)p.value;
+      break;
+    case MQTTB_PROP_REQUEST_RESPONSE_INFO:
+      cp->request_response_info = p.value != 0;
+      break;
+    case MQTTB_PROP_AUTH_METHOD:
+      cp->has_auth_method = true;
+      cp->auth_method = p.a;
+      break;
+    case MQTTB_PROP_AUTH_DATA:
+      cp->auth_data = p.a;
+      break;
+    default:
+      break;
+    }
   }
-  return 4;
 }
 
-static size_t whole(size_t remaining) {
-  if (remaining > MQTTB_MAX_REMAINING_LENGTH)
-    return 0;
-  return 1 + mqttb_codec_varint_size((uint32_t)remaining) + remaining;
+static bool forwarded(uint8_t id) {
+  return id != MQTTB_PROP_MESSAGE_EXPIRY && id != MQTTB_PROP_TOPIC_ALIAS &&
+         id != MQTTB_PROP_SUBSCRIPTION_ID && id != MQTTB_PROP_WILL_DELAY;
 }
 
-size_t mqttb_ack_codes5_size(size_t n) {
-  return whole(2 + 1 + n);
+void mqttb_pub_props_view(const mqttb_slice *props, mqttb_pub_props *pp) {
+  memset(pp, 0, sizeof(*pp));
+  size_t pos = 0, start = 0;
+  mqttb_prop p;
+  while (mqttb_props_next(props, &pos, &p)) {
+    switch (p.id) {
+    case MQTTB_PROP_PAYLOAD_FORMAT:
+      pp->payload_format = (uint8_t)p.value;
+      break;
+    case MQTTB_PROP_MESSAGE_EXPIRY:
+      pp->has_expiry = true;
+      pp->expiry = p.value;
+      break;
+    case MQTTB_PROP_TOPIC_ALIAS:
+      pp->alias = (uint16_t)p.value;
+      break;
+    case MQTTB_PROP_SUBSCRIPTION_ID:
+      pp->has_sub_id = true;
+      break;
+    case MQTTB_PROP_WILL_DELAY:
+      pp->will_delay = p.value;
+      break;
+    default:
+      break;
+    }
+    if (forwarded(p.id))
+      pp->fwd_len += pos - start;
+    start = pos;
+  }
 }
 
-size_t mqttb_encode_ack_codes5(uint8_t *out, uint8_t type, uint16_t packet_id, const uint8_t *codes,
-                               size_t n) {
-  size_t total = mqttb_ack_codes5_size(n);
-  if (total == 0)
-    return 0;
-  uint8_t *p = out;
-  *p++ = (uint8_t)(type << 4);
-  p += mqttb_codec_varint_encode(p, (uint32_t)(3 + n));
-  *p++ = (uint8_t)(packet_id >> 8);
-  *p++ = (uint8_t)packet_id;
-  *p++ = 0; /* no properties */
-  if (n)
-    memcpy(p, codes, n);
-  return total;
-}
-
-size_t mqttb_connack5_size(size_t props_len) {
-  return whole(2 + mqttb_codec_varint_size((uint32_t)props_len) + props_len);
-}
-
-size_t mqttb_encode_connack5(uint8_t *out, bool session_present, uint8_t reason,
-                             const uint8_t *props, size_t props_len) {
-  size_t total = mqttb_connack5_size(props_len);
-  uint8_t *p = out;
-  *p++ = (uint8_t)(MQTTB_PKT_CONNACK << 4);
-  p += mqttb_codec_varint_encode(
-      p, (uint32_t)(2 + mqttb_codec_varint_size((uint32_t)props_len) + props_len));
-  *p++ = session_present ? 1 : 0;
-  *p++ = reason;
-  p += mqttb_codec_varint_encode(p, (uint32_t)props_len);
-  if (props_len)
-    memcpy(p, props, props_len);
-  return total;
-}
-
-int mqttb_decode_reason_props(uint8_t type, const uint8_t *body, size_t len, uint8_t *reason,
-                              mqttb_slice *props) {
-  *reason = 0;
-  props->ptr = NULL;
-  props->len = 0;
-  if (len == 0)
-    return MQTTB_CODEC_OK;
-  *reason = body[0];
-  if (len == 1)
-    return MQTTB_CODEC_OK;
-  size_t pos = 1;
-  int rc = mqttb_props_read(body, len, &pos, type, props);
-  if (rc != MQTTB_CODEC_OK)
-    return rc;
-  return pos == len ? MQTTB_CODEC_OK : MQTTB_CODEC_MALFORMED;
-}
-
-size_t mqttb_reason_props_size(size_t props_len) {
-  return whole(1 + mqttb_codec_varint_size((uint32_t)props_len) + props_len);
-}
-
-size_t mqttb_encode_reason_props(uint8_t *out, uint8_t type, uint8_t reason, const uint8_t *props,
-                                 size_t props_len) {
-  size_t total = mqttb_reason_props_size(props_len);
-  uint8_t *p = out;
-  *p++ = (uint8_t)(type << 4);
-  p += mqttb_codec_varint_encode(
-      p, (uint32_t)(1 + mqttb_codec_varint_size((uint32_t)props_len) + props_len));
-  *p++ = reason;
-  p += mqttb_codec_varint_encode(p, (uint32_t)props_len);
-  if (props_len)
-    memcpy(p, props, props_len);
-  return total;
+void mqttb_pub_props_copy_forwarded(const mqttb_slice *props, uint8_t *out) {
+  size_t pos = 0, start = 0;
+  mqttb_prop p;
+  while (mqttb_props_next(props, &pos, &p)) {
+    if (forwarded(p.id)) {
+      memcpy(out, props->ptr + start, pos - start);
+      out += pos - start;
+    }
+    start = pos;
+  }
 }
