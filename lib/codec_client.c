@@ -250,4 +250,3 @@ int mqttb_decode_suback(const uint8_t *body, size_t len, uint16_t *packet_id, mq
   codes->len = len - 2;
   return MQTTB_CODEC_OK;
 }
-

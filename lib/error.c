@@ -14,7 +14,9 @@ const char *mqttb_strerror(int err) {
   case MQTTB_ERR_TOO_MANY_CONNECTIONS:
     return "too many connections";
   case MQTTB_ERR_VERSION:
-    return "unknown settings version";
+    return "unknown struct version";
+  case MQTTB_ERR_QUOTA:
+    return "limit reached";
   case MQTTB_ERR_CLIENT_DISCONNECTED:
     return "client disconnected";
   case MQTTB_ERR_MALFORMED:
@@ -48,4 +50,8 @@ const char *mqttb_strerror(int err) {
   default:
     return "unknown error";
   }
+}
+
+int mqttb_err_is_fatal(int err) {
+  return (err <= -500 && err >= -599) || (err <= -900 && err >= -999);
 }

@@ -2,15 +2,15 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "ctx.h"
 
-void mqttb_log(mqttb_broker *b, mqttb_log_level level, const char *fmt, ...) {
-  if (!b->cb.log)
+void mqttb_log(const mqttb_ctx *ctx, mqttb_log_level level, const char *fmt, ...) {
+  if (!ctx->cb.log)
     return;
   char buf[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, sizeof(buf), fmt, ap);
   va_end(ap);
-  b->cb.log(b, level, buf, b->user_data);
+  ctx->cb.log(ctx->broker, level, buf, ctx->user_data);
 }

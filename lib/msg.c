@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+#include "msg.h"
+
 #include <string.h>
 
-#include "internal.h"
+#include "wire.h"
 
 mqttb_msg *mqttb_msg_new(const mqttb_mem *mem, const uint8_t *topic, size_t topic_len,
                          const uint8_t *payload, size_t payload_len, const uint8_t *props,

@@ -86,8 +86,9 @@ static int parse_one(const uint8_t *buf, size_t len, size_t *pos, mqttb_prop *p)
   case T_BIN:
     return mqttb_read_bin(buf, len, pos, &p->a) ? MQTTB_CODEC_OK : MQTTB_CODEC_MALFORMED;
   default: /* T_PAIR */
-    return mqttb_read_bin(buf, len, pos, &p->a) && mqttb_read_bin(buf, len, pos, &p->b) ? MQTTB_CODEC_OK
-                                                                            : MQTTB_CODEC_MALFORMED;
+    return mqttb_read_bin(buf, len, pos, &p->a) && mqttb_read_bin(buf, len, pos, &p->b)
+               ? MQTTB_CODEC_OK
+               : MQTTB_CODEC_MALFORMED;
   }
 }
 
@@ -207,7 +208,6 @@ size_t mqttb_prop_put_str(uint8_t *out, uint8_t id, const uint8_t *s, size_t len
   }
   return 3 + len;
 }
-
 
 /* ---- typed views ---- */
 

@@ -2,43 +2,78 @@
 /* Sessions: subscriptions, outbound QoS 1/2 state, the offline queue,
  * inbound QoS 2 packet ids, expiry and delayed wills. A session outlives its
  * connection for its expiry interval (MQTT 3.x: clean session 0 means for
- * ever, 1 means not at all). */
+ * ever, 1 means not at all). See session.h. */
+#include "session.h"
+
+#include <stddef.h>
 #include <string.h>
 
-#include "internal.h"
+int mqttb_sessions_init(mqttb_sessions *set, mqttb_ctx *ctx, mqttb_tx_hub *hub,
+                        mqttb_timers *timers) {
+  memset(set, 0, sizeof(*set));
+  set->ctx = ctx;
+  set->hub = hub;
+  set->timers = timers;
+  return mqttb_trie_init(&set->subs, &ctx->mem);
+}
 
-mqttb_session *mqttb_session_new(mqttb_broker *b, const char *client_id, size_t len) {
-  mqttb_session *s = mqttb_mem_calloc(&b->mem, 1, sizeof(*s) + len + 1);
+void mqttb_sessions_free(mqttb_sessions *set) {
+  if (!set->ctx)
+    return; /* never initialised */
+  while (set->by_id.count > 0) {
+    for (uint32_t i = 0; i < set->by_id.cap; i++) {
+      if (set->by_id.e[i].key) {
+        mqttb_session_del(set->by_id.e[i].val);
+        break;
+      }
+    }
+  }
+  mqttb_map_free(&set->by_id, &set->ctx->mem);
+  mqttb_map_free(&set->shares, &set->ctx->mem);
+  mqttb_trie_free(&set->subs);
+}
+
+mqttb_session *mqttb_sessions_find(const mqttb_sessions *set, const char *id, size_t len) {
+  return mqttb_map_get(&set->by_id, id, len);
+}
+
+mqttb_session *mqttb_session_of_timer(mqttb_timer *t) {
+  return (mqttb_session *)(void *)((char *)t - offsetof(mqttb_session, timer));
+}
+
+mqttb_session *mqttb_session_new(mqttb_sessions *set, const char *client_id, size_t len) {
+  const mqttb_mem *mem = &set->ctx->mem;
+  mqttb_session *s = mqttb_mem_calloc(mem, 1, sizeof(*s) + len + 1);
   if (!s)
     return NULL;
-  s->broker = b;
+  s->set = set;
   s->id_len = (uint16_t)len; /* client ids are MQTT strings: at most 65535 bytes */
   memcpy(s->client_id, client_id, len);
   s->client_id[len] = '\0';
   s->next_pid = 1;
   s->expires_at = UINT64_MAX;
-  s->timer_idx = SIZE_MAX;
-  if (mqttb_map_put(&b->sessions, &b->mem, s->client_id, len, s) != 0) {
-    mqttb_mem_free(&b->mem, s);
+  mqttb_timer_init(&s->timer, MQTTB_TIMER_SESSION);
+  if (mqttb_map_put(&set->by_id, mem, s->client_id, len, s) != 0) {
+    mqttb_mem_free(mem, s);
     return NULL;
   }
   return s;
 }
 
-static void dlv_free(mqttb_broker *b, mqttb_dlv *d) {
-  mqttb_msg_unref(&b->mem, d->msg);
+static void dlv_free(mqttb_sessions *set, mqttb_dlv *d) {
+  mqttb_msg_unref(&set->ctx->mem, d->msg);
   if (d->share)
-    mqttb_share_unref(b, d->share);
-  mqttb_mem_free(&b->mem, d->ids);
+    mqttb_share_unref(set, d->share);
+  mqttb_mem_free(&set->ctx->mem, d->ids);
   d->msg = NULL;
   d->share = NULL;
   d->ids = NULL;
 }
 
-void mqttb_share_unref(mqttb_broker *b, mqttb_share *sh) {
+void mqttb_share_unref(mqttb_sessions *set, mqttb_share *sh) {
   if (--sh->refs == 0) {
-    mqttb_mem_free(&b->mem, sh->members);
-    mqttb_mem_free(&b->mem, sh);
+    mqttb_mem_free(&set->ctx->mem, sh->members);
+    mqttb_mem_free(&set->ctx->mem, sh);
   }
 }
 
@@ -66,7 +101,7 @@ bool mqttb_share_parse(const char *f, size_t len, mqttb_slice *name, mqttb_slice
 }
 
 static void sub_remove(mqttb_session *s, size_t i) {
-  mqttb_broker *b = s->broker;
+  mqttb_sessions *set = s->set;
   mqttb_sub *sub = s->subs[i];
   mqttb_tnode *n = sub->node;
   if (sub->share) {
@@ -76,76 +111,78 @@ static void sub_remove(mqttb_session *s, size_t i) {
     sh->nmembers--;
     if (sh->nmembers == 0) {
       /* The group goes; deliveries still holding it keep it alive. */
-      for (size_t k = 0; k < n->nshares; k++) {
-        if (n->shares[k] == sh) {
-          n->shares[k] = n->shares[--n->nshares];
-          break;
-        }
-      }
-      mqttb_map_del(&b->shares, sh->name, sh->name_len);
+      mqttb_tnode_remove_share(n, sh);
+      mqttb_map_del(&set->shares, sh->name, sh->name_len);
       sh->node = NULL;
-      mqttb_share_unref(b, sh);
+      mqttb_share_unref(set, sh);
     }
   } else {
     /* Swap-remove from the node, keeping the moved entry's index right. */
-    n->subs[sub->node_idx] = n->subs[n->nsubs - 1];
-    n->subs[sub->node_idx]->node_idx = sub->node_idx;
-    n->nsubs--;
+    mqttb_sub *moved = mqttb_tnode_remove_sub(n, sub->node_idx);
+    if (moved)
+      moved->node_idx = sub->node_idx;
   }
-  mqttb_trie_prune(&b->subs, &b->mem, n);
+  mqttb_trie_prune(&set->subs, n);
   s->subs[i] = s->subs[s->nsubs - 1];
   s->nsubs--;
-  b->stats.subscription_count--;
-  mqttb_mem_free(&b->mem, sub);
+  set->ctx->stats.subscription_count--;
+  mqttb_mem_free(&set->ctx->mem, sub);
+}
+
+void mqttb_session_unsubscribe_all(mqttb_session *s) {
+  while (s->nsubs > 0)
+    sub_remove(s, s->nsubs - 1);
 }
 
 void mqttb_session_del(mqttb_session *s) {
-  mqttb_broker *b = s->broker;
-  const mqttb_mem *mem = &b->mem;
-  while (s->nsubs > 0)
-    sub_remove(s, s->nsubs - 1);
+  mqttb_sessions *set = s->set;
+  const mqttb_mem *mem = &set->ctx->mem;
+  mqttb_session_unsubscribe_all(s);
   for (size_t i = 0; i < s->ninflight; i++)
-    dlv_free(b, &s->inflight[i].d);
+    dlv_free(set, &s->inflight[i].d);
   for (size_t i = 0; i < s->qcount; i++)
-    dlv_free(b, &s->queue[(s->qhead + i) % s->qcap]);
-  b->queued_bytes_total -= s->queued_bytes;
+    dlv_free(set, &s->queue[(s->qhead + i) % s->qcap]);
+  set->queued_bytes_total -= s->queued_bytes;
+  if (s->offline)
+    set->ctx->stats.clients_disconnected--;
   mqttb_msg_unref(mem, s->will);
-  mqttb_timer_remove(b, s, true);
-  mqttb_map_del(&b->sessions, s->client_id, s->id_len);
+  mqttb_timers_remove(set->timers, &s->timer);
+  mqttb_map_del(&set->by_id, s->client_id, s->id_len);
   mqttb_mem_free(mem, s->subs);
   mqttb_mem_free(mem, s->inflight);
   mqttb_mem_free(mem, s->queue);
   mqttb_mem_free(mem, s->in_qos2);
-  mqttb_mem_free(mem, s->match_ids);
+  mqttb_mem_free(mem, s->match.ids);
   mqttb_mem_free(mem, s);
 }
 
-static mqttb_share *share_get(mqttb_broker *b, const char *key, size_t keylen, mqttb_tnode *n) {
-  mqttb_share *sh = mqttb_map_get(&b->shares, key, keylen);
+static mqttb_share *share_get(mqttb_sessions *set, const char *key, size_t keylen, mqttb_tnode *n) {
+  const mqttb_mem *mem = &set->ctx->mem;
+  mqttb_share *sh = mqttb_map_get(&set->shares, key, keylen);
   if (sh)
     return sh;
-  void *arr = n->shares;
-  if (mqttb_mem_grow32(&b->mem, &arr, &n->shares_cap, n->nshares + 1, sizeof(*n->shares)) != 0)
-    return NULL;
-  n->shares = arr;
-  sh = mqttb_mem_calloc(&b->mem, 1, sizeof(*sh) + keylen);
+  sh = mqttb_mem_calloc(mem, 1, sizeof(*sh) + keylen);
   if (!sh)
     return NULL;
   sh->refs = 1;
   sh->node = n;
   sh->name_len = (uint16_t)keylen;
   memcpy(sh->name, key, keylen);
-  if (mqttb_map_put(&b->shares, &b->mem, sh->name, keylen, sh) != 0) {
-    mqttb_mem_free(&b->mem, sh);
+  if (mqttb_map_put(&set->shares, mem, sh->name, keylen, sh) != 0) {
+    mqttb_mem_free(mem, sh);
     return NULL;
   }
-  n->shares[n->nshares++] = sh;
+  if (mqttb_tnode_add_share(&set->subs, n, sh) != 0) {
+    mqttb_map_del(&set->shares, sh->name, keylen);
+    mqttb_mem_free(mem, sh);
+    return NULL;
+  }
   return sh;
 }
 
 int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, uint8_t qos,
                             uint8_t opts, uint32_t sub_id, bool *existed) {
-  mqttb_broker *b = s->broker;
+  mqttb_sessions *set = s->set;
   *existed = false;
   /* A subscription to an identical filter replaces the old one
    * [MQTT-3.8.4-3]. */
@@ -164,49 +201,45 @@ int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, ui
   bool shared = mqttb_share_parse(filter, len, &name, &real, &valid);
   if (shared && !valid)
     return MQTTB_ERR_INVALID_ARGUMENT;
-  if (b->settings.max_subscriptions && s->nsubs >= b->settings.max_subscriptions)
-    return MQTTB_SUB_QUOTA;
+  if (set->ctx->settings.max_subscriptions && s->nsubs >= set->ctx->settings.max_subscriptions)
+    return MQTTB_ERR_QUOTA;
   void *arr = s->subs;
-  if (mqttb_mem_grow32(&b->mem, &arr, &s->subs_cap, s->nsubs + 1, sizeof(*s->subs)) != 0)
+  if (mqttb_mem_grow32(&set->ctx->mem, &arr, &s->subs_cap, s->nsubs + 1, sizeof(*s->subs)) != 0)
     return MQTTB_ERR_NOMEM;
   s->subs = arr;
-  mqttb_sub *sub = mqttb_mem_malloc(&b->mem, sizeof(*sub) + len + 1);
+  mqttb_sub *sub = mqttb_mem_malloc(&set->ctx->mem, sizeof(*sub) + len + 1);
   if (!sub)
     return MQTTB_ERR_NOMEM;
-  mqttb_tnode *n = mqttb_trie_insert(&b->subs, &b->mem, (const char *)real.ptr, real.len);
+  mqttb_tnode *n = mqttb_trie_insert(&set->subs, (const char *)real.ptr, real.len);
   if (!n) {
-    mqttb_mem_free(&b->mem, sub);
+    mqttb_mem_free(&set->ctx->mem, sub);
     return MQTTB_ERR_NOMEM;
   }
   mqttb_share *sh = NULL;
   if (shared) {
     /* The group's key: "name/filter", the part after "$share/". */
-    sh = share_get(b, filter + 7, len - 7, n);
+    sh = share_get(set, filter + 7, len - 7, n);
     arr = sh ? sh->members : NULL;
-    if (!sh ||
-        mqttb_mem_grow(&b->mem, &arr, &sh->members_cap, sh->nmembers + 1, sizeof(*sh->members))) {
+    if (!sh || mqttb_mem_grow(&set->ctx->mem, &arr, &sh->members_cap, sh->nmembers + 1,
+                              sizeof(*sh->members))) {
       if (sh && sh->nmembers == 0) {
-        n->nshares--;
-        mqttb_map_del(&b->shares, sh->name, sh->name_len);
-        mqttb_share_unref(b, sh);
+        mqttb_tnode_remove_share(n, sh);
+        mqttb_map_del(&set->shares, sh->name, sh->name_len);
+        mqttb_share_unref(set, sh);
       }
-      mqttb_mem_free(&b->mem, sub);
-      mqttb_trie_prune(&b->subs, &b->mem, n);
+      mqttb_mem_free(&set->ctx->mem, sub);
+      mqttb_trie_prune(&set->subs, n);
       return MQTTB_ERR_NOMEM;
     }
     sh->members = arr;
     sub->node_idx = sh->nmembers;
     sh->members[sh->nmembers++] = sub;
   } else {
-    arr = n->subs;
-    if (mqttb_mem_grow32(&b->mem, &arr, &n->subs_cap, n->nsubs + 1, sizeof(*n->subs)) != 0) {
-      mqttb_mem_free(&b->mem, sub);
-      mqttb_trie_prune(&b->subs, &b->mem, n);
+    if (mqttb_tnode_add_sub(&set->subs, n, sub, &sub->node_idx) != 0) {
+      mqttb_mem_free(&set->ctx->mem, sub);
+      mqttb_trie_prune(&set->subs, n);
       return MQTTB_ERR_NOMEM;
     }
-    n->subs = arr;
-    sub->node_idx = n->nsubs;
-    n->subs[n->nsubs++] = sub;
   }
   sub->session = s;
   sub->node = n;
@@ -218,7 +251,7 @@ int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, ui
   memcpy(sub->filter, filter, len);
   sub->filter[len] = '\0';
   s->subs[s->nsubs++] = sub;
-  b->stats.subscription_count++;
+  set->ctx->stats.subscription_count++;
   return 0;
 }
 
@@ -233,17 +266,25 @@ bool mqttb_session_unsubscribe(mqttb_session *s, const char *filter, size_t len)
   return false;
 }
 
+static void pump(mqttb_session *s);
+
 static bool connected(const mqttb_session *s) {
-  return s->conn && s->conn->state == MQTTB_CONN_CONNECTED && !s->conn->doomed_reason;
+  return s->tx && mqttb_tx_ok(s->tx);
 }
 
-uint32_t mqttb_session_max_inflight(const mqttb_session *s) {
-  uint32_t m = s->broker->settings.max_inflight_messages;
+bool mqttb_session_online(const mqttb_session *s) {
+  return connected(s);
+}
+
+/* The outbound in-flight window: the setting, capped by the client's
+ * Receive Maximum. */
+static uint32_t max_inflight(const mqttb_session *s) {
+  uint32_t m = s->set->ctx->settings.max_inflight_messages;
   if (m == 0 || m > 65535)
     m = 65535;
   /* MQTT 5: never more than the client's Receive Maximum [MQTT-3.3.4-9]. */
-  if (s->conn && s->conn->client_receive_max && s->conn->client_receive_max < m)
-    m = s->conn->client_receive_max;
+  if (s->tx && s->tx->receive_max && s->tx->receive_max < m)
+    m = s->tx->receive_max;
   return m;
 }
 
@@ -265,38 +306,38 @@ static uint16_t alloc_pid(mqttb_session *s) {
 }
 
 static void drop(mqttb_session *s, const char *why) {
-  mqttb_broker *b = s->broker;
-  b->stats.publish_dropped++;
+  mqttb_sessions *set = s->set;
+  set->ctx->stats.publish_dropped++;
   /* One line per power of two keeps a flood from flooding the log. */
-  uint64_t n = b->stats.publish_dropped;
+  uint64_t n = set->ctx->stats.publish_dropped;
   if ((n & (n - 1)) == 0)
-    mqttb_log(b, MQTTB_LOG_WARNING,
+    mqttb_log(set->ctx, MQTTB_LOG_WARNING,
               "dropped a message for client %s: %s (%llu messages dropped so far)", s->client_id,
               why, (unsigned long long)n);
 }
 
 /* Send a QoS 1/2 delivery now, taking an in-flight slot. Takes d. */
 static void send_inflight(mqttb_session *s, mqttb_dlv *d) {
-  mqttb_broker *b = s->broker;
+  mqttb_sessions *set = s->set;
   void *arr = s->inflight;
-  int rv =
-      mqttb_mem_grow32(&b->mem, &arr, &s->inflight_cap, s->ninflight + 1, sizeof(*s->inflight));
+  int rv = mqttb_mem_grow32(&set->ctx->mem, &arr, &s->inflight_cap, s->ninflight + 1,
+                            sizeof(*s->inflight));
   uint16_t pid = 0;
   if (rv == 0) {
     s->inflight = arr;
     pid = alloc_pid(s);
-    rv = mqttb_conn_send_publish(s->conn, d, false, pid);
+    rv = mqttb_tx_publish(set->hub, s->tx, d->msg, d->qos, d->retain, d->ids, d->nids, false, pid);
   }
   if (rv == MQTTB_ERR_PACKET_TOO_LARGE) {
     /* Nothing was queued and the packet id stays free. */
     drop(s, "larger than the client's Maximum Packet Size");
-    dlv_free(b, d);
+    dlv_free(set, d);
     return;
   }
   if (rv != 0) {
-    mqttb_conn_doom(s->conn, MQTTB_ERR_CONN_NOMEM);
+    mqttb_tx_fail(set->hub, s->tx, MQTTB_ERR_CONN_NOMEM);
     drop(s, "out of memory");
-    dlv_free(b, d);
+    dlv_free(set, d);
     return;
   }
   mqttb_inflight *f = &s->inflight[s->ninflight++];
@@ -307,44 +348,45 @@ static void send_inflight(mqttb_session *s, mqttb_dlv *d) {
 
 /* Send a QoS 0 delivery now. Takes d. */
 static void send_qos0(mqttb_session *s, mqttb_dlv *d) {
-  uint64_t max = s->broker->settings.max_output_bytes;
-  if (max && s->conn->out_pending > max) {
+  mqttb_sessions *set = s->set;
+  uint64_t max = set->ctx->settings.max_output_bytes;
+  if (max && mqttb_outq_pending(&s->tx->q) > max) {
     /* A client that does not read loses QoS 0 first. */
     drop(s, "output backlog above max_output_bytes");
-    dlv_free(s->broker, d);
+    dlv_free(s->set, d);
     return;
   }
-  int rv = mqttb_conn_send_publish(s->conn, d, false, 0);
+  int rv = mqttb_tx_publish(set->hub, s->tx, d->msg, 0, d->retain, d->ids, d->nids, false, 0);
   if (rv == MQTTB_ERR_PACKET_TOO_LARGE) {
     drop(s, "larger than the client's Maximum Packet Size");
   } else if (rv != 0) {
-    mqttb_conn_doom(s->conn, MQTTB_ERR_CONN_NOMEM);
+    mqttb_tx_fail(set->hub, s->tx, MQTTB_ERR_CONN_NOMEM);
     drop(s, "out of memory");
   }
-  dlv_free(s->broker, d);
+  dlv_free(s->set, d);
 }
 
 /* Takes d. */
 static void enqueue(mqttb_session *s, mqttb_dlv *d) {
-  mqttb_broker *b = s->broker;
-  const mqttb_settings *st = &b->settings;
+  mqttb_sessions *set = s->set;
+  const mqttb_settings *st = &set->ctx->settings;
   const char *why = NULL;
   if (st->max_queued_messages && s->qcount >= st->max_queued_messages)
     why = "queue full (max_queued_messages)";
   else if (st->max_queued_bytes && s->queued_bytes + d->msg->payload_len > st->max_queued_bytes)
     why = "queue full (max_queued_bytes)";
   else if (st->max_queued_bytes_total &&
-           b->queued_bytes_total + d->msg->payload_len > st->max_queued_bytes_total)
+           set->queued_bytes_total + d->msg->payload_len > st->max_queued_bytes_total)
     why = "all queues full (max_queued_bytes_total)";
   if (!why && s->qcount == s->qcap) {
     size_t ncap = s->qcap ? (size_t)s->qcap * 2 : 8;
-    mqttb_qitem *q = ncap <= UINT32_MAX ? mqttb_mem_malloc(&b->mem, ncap * sizeof(*q)) : NULL;
+    mqttb_dlv *q = ncap <= UINT32_MAX ? mqttb_mem_malloc(&set->ctx->mem, ncap * sizeof(*q)) : NULL;
     if (!q) {
       why = "out of memory";
     } else {
       for (size_t i = 0; i < s->qcount; i++)
         q[i] = s->queue[(s->qhead + i) % s->qcap];
-      mqttb_mem_free(&b->mem, s->queue);
+      mqttb_mem_free(&set->ctx->mem, s->queue);
       s->queue = q;
       s->qcap = (uint32_t)ncap;
       s->qhead = 0;
@@ -352,25 +394,25 @@ static void enqueue(mqttb_session *s, mqttb_dlv *d) {
   }
   if (why) {
     drop(s, why);
-    dlv_free(b, d);
+    dlv_free(set, d);
     return;
   }
   s->queue[(s->qhead + s->qcount) % s->qcap] = *d;
   s->qcount++;
   s->queued_bytes += d->msg->payload_len;
-  b->queued_bytes_total += d->msg->payload_len;
+  set->queued_bytes_total += d->msg->payload_len;
 }
 
 void mqttb_session_deliver(mqttb_session *s, mqttb_msg *msg, uint8_t qos, bool retain,
                            mqttb_share *share, const uint32_t *ids, size_t nids) {
-  mqttb_broker *b = s->broker;
-  if (mqttb_msg_expired(msg, b->now)) {
+  mqttb_sessions *set = s->set;
+  if (mqttb_msg_expired(msg, set->ctx->now)) {
     drop(s, "message expired");
     return;
   }
   mqttb_dlv d = {msg, share, NULL, (uint16_t)nids, qos, retain};
   if (nids > 0) {
-    d.ids = mqttb_mem_malloc(&b->mem, nids * sizeof(*ids));
+    d.ids = mqttb_mem_malloc(&set->ctx->mem, nids * sizeof(*ids));
     if (!d.ids) {
       drop(s, "out of memory");
       return;
@@ -383,39 +425,39 @@ void mqttb_session_deliver(mqttb_session *s, mqttb_msg *msg, uint8_t qos, bool r
   if (qos == 0) {
     if (connected(s))
       send_qos0(s, &d);
-    else if (b->settings.queue_qos0_messages && s->expiry_interval > 0)
+    else if (set->ctx->settings.queue_qos0_messages && s->expiry_interval > 0)
       enqueue(s, &d);
     else {
       drop(s, "QoS 0 message for an offline client");
-      dlv_free(b, &d);
+      dlv_free(set, &d);
     }
     return;
   }
   /* Order is kept: nothing overtakes what is already queued. */
-  if (connected(s) && s->qcount == 0 && s->ninflight < mqttb_session_max_inflight(s)) {
+  if (connected(s) && s->qcount == 0 && s->ninflight < max_inflight(s)) {
     send_inflight(s, &d);
     return;
   }
   enqueue(s, &d);
-  mqttb_session_pump(s);
+  pump(s);
 }
 
-void mqttb_session_pump(mqttb_session *s) {
-  mqttb_broker *b = s->broker;
+static void pump(mqttb_session *s) {
+  mqttb_sessions *set = s->set;
   while (connected(s) && s->qcount > 0) {
-    mqttb_qitem *it = &s->queue[s->qhead];
-    bool expired = mqttb_msg_expired(it->msg, b->now);
-    if (!expired && it->qos > 0 && s->ninflight >= mqttb_session_max_inflight(s))
+    mqttb_dlv *it = &s->queue[s->qhead];
+    bool expired = mqttb_msg_expired(it->msg, set->ctx->now);
+    if (!expired && it->qos > 0 && s->ninflight >= max_inflight(s))
       break;
     mqttb_dlv d = *it;
     s->qhead = (s->qhead + 1) % s->qcap;
     s->qcount--;
     s->queued_bytes -= d.msg->payload_len;
-    b->queued_bytes_total -= d.msg->payload_len;
+    set->queued_bytes_total -= d.msg->payload_len;
     if (expired) {
       /* [MQTT-3.3.2-5]: not delivered once its expiry interval passed. */
       drop(s, "message expired");
-      dlv_free(b, &d);
+      dlv_free(set, &d);
     } else if (d.qos == 0) {
       send_qos0(s, &d);
     } else {
@@ -431,21 +473,22 @@ void mqttb_session_resume(mqttb_session *s) {
     mqttb_inflight *f = &s->inflight[i];
     int rv;
     if (f->state == MQTTB_INF_PUBCOMP)
-      rv = mqttb_conn_send_ack(s->conn, MQTTB_PKT_PUBREL, f->pid, 0);
+      rv = mqttb_tx_ack(s->set->hub, s->tx, MQTTB_PKT_PUBREL, f->pid, 0);
     else
-      rv = mqttb_conn_send_publish(s->conn, &f->d, true, f->pid);
+      rv = mqttb_tx_publish(s->set->hub, s->tx, f->d.msg, f->d.qos, f->d.retain, f->d.ids,
+                            f->d.nids, true, f->pid);
     if (rv == MQTTB_ERR_PACKET_TOO_LARGE) {
       /* The client now accepts smaller packets than when it was sent. */
       drop(s, "larger than the client's Maximum Packet Size");
-      dlv_free(s->broker, &f->d);
+      dlv_free(s->set, &f->d);
       memmove(f, f + 1, (s->ninflight - i - 1) * sizeof(*f));
       s->ninflight--;
       i--;
     } else if (rv != 0) {
-      mqttb_conn_doom(s->conn, MQTTB_ERR_CONN_NOMEM);
+      mqttb_tx_fail(s->set->hub, s->tx, MQTTB_ERR_CONN_NOMEM);
     }
   }
-  mqttb_session_pump(s);
+  pump(s);
 }
 
 static mqttb_inflight *find_inflight(mqttb_session *s, uint16_t pid, size_t *idx) {
@@ -459,7 +502,7 @@ static mqttb_inflight *find_inflight(mqttb_session *s, uint16_t pid, size_t *idx
 }
 
 static void inflight_remove(mqttb_session *s, size_t idx) {
-  dlv_free(s->broker, &s->inflight[idx].d);
+  dlv_free(s->set, &s->inflight[idx].d);
   memmove(&s->inflight[idx], &s->inflight[idx + 1],
           (s->ninflight - idx - 1) * sizeof(*s->inflight));
   s->ninflight--;
@@ -469,50 +512,51 @@ void mqttb_session_on_puback(mqttb_session *s, uint16_t pid) {
   size_t idx;
   mqttb_inflight *f = find_inflight(s, pid, &idx);
   if (!f || f->state != MQTTB_INF_PUBACK) {
-    mqttb_log(s->broker, MQTTB_LOG_DEBUG, "client %s: PUBACK for unknown packet id %u",
+    mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "client %s: PUBACK for unknown packet id %u",
               s->client_id, pid);
     return;
   }
   inflight_remove(s, idx);
-  mqttb_session_pump(s);
+  pump(s);
 }
 
-int mqttb_session_on_pubrec(mqttb_session *s, uint16_t pid, uint8_t reason) {
+bool mqttb_session_on_pubrec(mqttb_session *s, uint16_t pid, uint8_t reason, uint8_t *rel_reason) {
   size_t idx;
   mqttb_inflight *f = find_inflight(s, pid, &idx);
   if (f && f->state == MQTTB_INF_PUBREC && reason >= 0x80) {
     /* MQTT 5: the client refused the message; the flow ends here. */
     inflight_remove(s, idx);
-    mqttb_session_pump(s);
-    return -1;
+    pump(s);
+    return false;
   }
   if (f && f->state == MQTTB_INF_PUBREC) {
     /* The message is now the client's; keep only the packet id's state. */
     f->state = MQTTB_INF_PUBCOMP;
-    mqttb_msg_unref(&s->broker->mem, f->d.msg);
+    mqttb_msg_unref(&s->set->ctx->mem, f->d.msg);
     f->d.msg = NULL;
     if (f->d.share)
-      mqttb_share_unref(s->broker, f->d.share);
+      mqttb_share_unref(s->set, f->d.share);
     f->d.share = NULL;
   } else if (!f) {
-    mqttb_log(s->broker, MQTTB_LOG_DEBUG, "client %s: PUBREC for unknown packet id %u",
+    mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "client %s: PUBREC for unknown packet id %u",
               s->client_id, pid);
   }
   /* PUBREL even for a duplicate or unknown id, so the client can finish its
    * side of the flow. */
-  return f ? 0 : MQTTB_REASON_PACKET_ID_NOT_FOUND;
+  *rel_reason = f ? 0 : MQTTB_REASON_PACKET_ID_NOT_FOUND;
+  return true;
 }
 
 void mqttb_session_on_pubcomp(mqttb_session *s, uint16_t pid) {
   size_t idx;
   mqttb_inflight *f = find_inflight(s, pid, &idx);
   if (!f || f->state != MQTTB_INF_PUBCOMP) {
-    mqttb_log(s->broker, MQTTB_LOG_DEBUG, "client %s: PUBCOMP for unknown packet id %u",
+    mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "client %s: PUBCOMP for unknown packet id %u",
               s->client_id, pid);
     return;
   }
   inflight_remove(s, idx);
-  mqttb_session_pump(s);
+  pump(s);
 }
 
 bool mqttb_session_qos2_has(const mqttb_session *s, uint16_t pid) {
@@ -524,7 +568,7 @@ bool mqttb_session_qos2_has(const mqttb_session *s, uint16_t pid) {
 
 int mqttb_session_qos2_add(mqttb_session *s, uint16_t pid) {
   void *arr = s->in_qos2;
-  if (mqttb_mem_grow32(&s->broker->mem, &arr, &s->in_qos2_cap, s->nin_qos2 + 1,
+  if (mqttb_mem_grow32(&s->set->ctx->mem, &arr, &s->in_qos2_cap, s->nin_qos2 + 1,
                        sizeof(*s->in_qos2)) != 0)
     return MQTTB_ERR_NOMEM;
   s->in_qos2 = arr;
@@ -541,108 +585,105 @@ void mqttb_session_qos2_del(mqttb_session *s, uint16_t pid) {
   }
 }
 
-/* ---- leaving, expiry, wills ---- */
+uint32_t mqttb_session_qos2_count(const mqttb_session *s) {
+  return s->nin_qos2;
+}
 
-static void arm(mqttb_session *s) {
+/* ---- attaching, leaving, expiry, wills ---- */
+
+void mqttb_session_reclaim(mqttb_session *s) {
+  mqttb_sessions *set = s->set;
+  if (s->offline) {
+    s->offline = false;
+    set->ctx->stats.clients_disconnected--;
+  }
+  mqttb_timers_remove(set->timers, &s->timer);
+  s->expires_at = UINT64_MAX;
+}
+
+void mqttb_session_drop_will(mqttb_session *s) {
+  mqttb_msg_unref(&s->set->ctx->mem, s->will);
+  s->will = NULL;
+}
+
+mqttb_msg *mqttb_session_take_will(mqttb_session *s) {
+  mqttb_msg *will = s->will;
+  s->will = NULL;
+  return will;
+}
+
+mqttb_msg *mqttb_session_take_due_will(mqttb_session *s, uint64_t now) {
+  return s->will && s->will_at <= now ? mqttb_session_take_will(s) : NULL;
+}
+
+void mqttb_session_attach(mqttb_session *s, mqttb_tx *tx) {
+  s->tx = tx;
+}
+
+/* Arm the timer for the next of expiry and will delay. False when that
+ * failed: without a timer the session would outlive its interval, so it
+ * ends now rather than be kept for ever. */
+static bool arm(mqttb_session *s) {
+  mqttb_sessions *set = s->set;
   uint64_t dl = s->expires_at;
   if (s->will && s->will_at < dl)
     dl = s->will_at;
   if (dl == UINT64_MAX) {
-    mqttb_timer_remove(s->broker, s, true);
-  } else if (mqttb_timer_set(s->broker, s, true, dl) != 0) {
-    /* Without a timer the session would outlive its interval; end it now
-     * rather than keep it for ever. */
-    mqttb_log(s->broker, MQTTB_LOG_ERROR, "out of memory: ending session %s early", s->client_id);
-    s->broker->stats.clients_disconnected--;
-    mqttb_session_end(s);
+    mqttb_timers_remove(set->timers, &s->timer);
+  } else if (mqttb_timers_set(set->timers, &s->timer, dl) != 0) {
+    mqttb_log(set->ctx, MQTTB_LOG_ERROR, "out of memory: ending session %s early", s->client_id);
+    return false;
   }
+  return true;
 }
 
-void mqttb_session_detach(mqttb_session *s, mqttb_msg *will, uint32_t will_delay) {
-  mqttb_broker *b = s->broker;
+mqttb_session_due mqttb_session_detach(mqttb_session *s, mqttb_msg *will, uint32_t will_delay) {
+  mqttb_sessions *set = s->set;
+  mqttb_session_due due = {NULL, false};
+  s->tx = NULL;
   if (will) {
     if (s->expiry_interval == 0 || will_delay == 0) {
-      mqttb_broker_publish(b, will, NULL);
+      due.will = mqttb_msg_ref(will);
     } else {
       /* [MQTT-3.1.3-9]: published after the delay, or when the session
        * ends, unless the client comes back first. */
       uint32_t delay = will_delay < s->expiry_interval ? will_delay : s->expiry_interval;
       s->will = mqttb_msg_ref(will);
-      s->will_at = b->now + (uint64_t)delay * 1000u;
+      s->will_at = set->ctx->now + (uint64_t)delay * 1000u;
     }
   }
   if (s->expiry_interval == 0) {
-    mqttb_session_end(s);
-    return;
+    due.end = true;
+    return due;
   }
-  b->stats.clients_disconnected++;
-  s->expires_at =
-      s->expiry_interval == UINT32_MAX ? UINT64_MAX : b->now + (uint64_t)s->expiry_interval * 1000u;
-  arm(s);
+  s->offline = true;
+  set->ctx->stats.clients_disconnected++;
+  s->expires_at = s->expiry_interval == UINT32_MAX
+                      ? UINT64_MAX
+                      : set->ctx->now + (uint64_t)s->expiry_interval * 1000u;
+  due.end = !arm(s);
+  return due;
 }
 
-mqttb_sub *mqttb_share_pick(mqttb_share *sh, const mqttb_session * not ) {
-  mqttb_sub *fallback = NULL;
-  for (size_t k = 0; k < sh->nmembers; k++) {
-    size_t i = (sh->next + k) % sh->nmembers;
-    mqttb_sub *m = sh->members[i];
-    if (m->session == not )
-      continue;
-    if (connected(m->session)) {
-      sh->next = i + 1;
-      return m;
-    }
-    if (!fallback)
-      fallback = m;
-  }
-  if (fallback)
-    sh->next = fallback->node_idx + 1;
-  return fallback;
-}
-
-static void reroute(mqttb_session *s, mqttb_dlv *d) {
-  if (!d->share || !d->msg || !d->share->node)
-    return;
-  mqttb_sub *m = mqttb_share_pick(d->share, s);
-  if (!m)
-    return;
-  uint8_t qos = d->qos < m->qos ? d->qos : m->qos;
-  mqttb_session_deliver(m->session, d->msg, qos, d->retain, d->share, d->ids, d->nids);
-}
-
-void mqttb_session_end(mqttb_session *s) {
-  mqttb_broker *b = s->broker;
-  mqttb_msg *will = s->will;
-  s->will = NULL;
-  if (will) {
-    mqttb_broker_publish(b, will, NULL);
-    mqttb_msg_unref(&b->mem, will);
-  }
-  /* Messages that came through a shared subscription go to another member
-   * of the group rather than be lost with this session. */
-  while (s->nsubs > 0)
-    sub_remove(s, s->nsubs - 1);
+void mqttb_session_each_shared(mqttb_session *s, void (*fn)(const mqttb_dlv *d, void *ctx),
+                               void *ctx) {
   for (size_t i = 0; i < s->ninflight; i++)
-    if (s->inflight[i].state != MQTTB_INF_PUBCOMP)
-      reroute(s, &s->inflight[i].d);
-  for (size_t i = 0; i < s->qcount; i++)
-    reroute(s, &s->queue[(s->qhead + i) % s->qcap]);
-  mqttb_session_del(s);
+    if (s->inflight[i].state != MQTTB_INF_PUBCOMP && s->inflight[i].d.share)
+      fn(&s->inflight[i].d, ctx);
+  for (size_t i = 0; i < s->qcount; i++) {
+    const mqttb_dlv *d = &s->queue[(s->qhead + i) % s->qcap];
+    if (d->share)
+      fn(d, ctx);
+  }
 }
 
-void mqttb_session_on_timer(mqttb_session *s, uint64_t now) {
-  mqttb_broker *b = s->broker;
-  if (s->will && s->will_at <= now) {
-    mqttb_msg *will = s->will;
-    s->will = NULL;
-    mqttb_broker_publish(b, will, NULL);
-    mqttb_msg_unref(&b->mem, will);
+mqttb_session_due mqttb_session_on_timer(mqttb_session *s, uint64_t now) {
+  mqttb_session_due due = {mqttb_session_take_due_will(s, now), false};
+  if (!s->tx && s->expires_at <= now) {
+    mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "session %s expired", s->client_id);
+    due.end = true;
+    return due;
   }
-  if (!s->conn && s->expires_at <= now) {
-    mqttb_log(b, MQTTB_LOG_DEBUG, "session %s expired", s->client_id);
-    b->stats.clients_disconnected--;
-    mqttb_session_end(s);
-    return;
-  }
-  arm(s);
+  due.end = !arm(s);
+  return due;
 }

@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The $SYS topic tree: broker figures published as retained messages every
- * sys_interval, through the normal router. Only values that changed since
- * the last update are published again; a new subscriber gets the current
- * ones from the retained store. */
+/* The $SYS topic tree. See sys.h. */
+#include "sys.h"
+
 #include <stdio.h>
 #include <string.h>
-
-#include "internal.h"
 
 enum {
   SYS_VERSION,
@@ -72,6 +69,10 @@ static const char *const fixed_topics[SYS_LOAD_FIRST] = {
 };
 
 struct mqttb_sys {
+  mqttb_ctx *ctx;
+  mqttb_router *router;
+  uint64_t next; /* when the next update is due */
+  uint64_t start_ms;
   uint64_t last_ms;
   bool first;
   uint64_t last_counts[LOAD_KINDS];
@@ -100,46 +101,54 @@ static double neg_exp(double x) {
   return sum;
 }
 
-int mqttb_sys_init(mqttb_broker *b) {
-  if (b->settings.sys_interval_ms == 0)
+int mqttb_sys_new(mqttb_sys **out, mqttb_ctx *ctx, mqttb_router *router) {
+  *out = NULL;
+  if (ctx->settings.sys_interval_ms == 0)
     return 0;
-  b->sys = mqttb_mem_calloc(&b->mem, 1, sizeof(*b->sys));
-  if (!b->sys)
+  mqttb_sys *sys = mqttb_mem_calloc(&ctx->mem, 1, sizeof(*sys));
+  if (!sys)
     return MQTTB_ERR_NOMEM;
-  b->sys->first = true;
+  sys->ctx = ctx;
+  sys->router = router;
+  sys->first = true;
   /* The first handle_timers call publishes the tree and starts the clock. */
-  b->sys_next = 0;
+  sys->next = 0;
+  *out = sys;
   return 0;
 }
 
-void mqttb_sys_free(mqttb_broker *b) {
-  mqttb_mem_free(&b->mem, b->sys);
-  b->sys = NULL;
+void mqttb_sys_del(mqttb_sys *sys) {
+  if (sys)
+    mqttb_mem_free(&sys->ctx->mem, sys);
 }
 
-static void publish(mqttb_broker *b, int idx, const char *topic, const char *value) {
-  struct mqttb_sys *sys = b->sys;
+uint64_t mqttb_sys_next(const mqttb_sys *sys) {
+  return sys ? sys->next : UINT64_MAX;
+}
+
+static void publish(mqttb_sys *sys, int idx, const char *topic, const char *value) {
+  mqttb_ctx *ctx = sys->ctx;
   if (strcmp(sys->last[idx], value) == 0 && !sys->first)
     return;
   size_t vlen = strlen(value);
-  mqttb_msg *m = mqttb_msg_new(&b->mem, (const uint8_t *)topic, strlen(topic),
+  mqttb_msg *m = mqttb_msg_new(&ctx->mem, (const uint8_t *)topic, strlen(topic),
                                (const uint8_t *)value, vlen, NULL, 0, 0, true);
   if (!m) {
-    mqttb_log(b, MQTTB_LOG_ERROR, "out of memory: %s not updated", topic);
+    mqttb_log(ctx, MQTTB_LOG_ERROR, "out of memory: %s not updated", topic);
     return;
   }
   /* $SYS messages are retained even when clients may not retain. */
-  if (!b->settings.retain_available)
-    mqttb_retain_store(b, m);
-  mqttb_broker_publish(b, m, NULL);
-  mqttb_msg_unref(&b->mem, m);
+  if (!ctx->settings.retain_available)
+    mqttb_router_retain(sys->router, m);
+  mqttb_router_publish(sys->router, m, NULL);
+  mqttb_msg_unref(&ctx->mem, m);
   snprintf(sys->last[idx], sizeof(sys->last[idx]), "%s", value);
 }
 
-static void publish_u64(mqttb_broker *b, int idx, uint64_t v) {
+static void publish_u64(mqttb_sys *sys, int idx, uint64_t v) {
   char buf[24];
   snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
-  publish(b, idx, fixed_topics[idx], buf);
+  publish(sys, idx, fixed_topics[idx], buf);
 }
 
 /* Civil date from days since the epoch (Howard Hinnant's algorithm). */
@@ -165,9 +174,8 @@ void mqttb_sys_format_time(int64_t t, char *buf, size_t len) {
            (unsigned)(secs % 3600 / 60), (unsigned)(secs % 60));
 }
 
-static void update_loads(mqttb_broker *b, uint64_t now) {
-  struct mqttb_sys *sys = b->sys;
-  const mqttb_stats *st = &b->stats;
+static void update_loads(mqttb_sys *sys, uint64_t now) {
+  const mqttb_stats *st = &sys->ctx->stats;
   uint64_t counts[LOAD_KINDS] = {
       st->packets_received, st->packets_sent,   st->publish_received, st->publish_sent,
       st->publish_dropped,  st->bytes_received, st->bytes_sent,       st->connects_total,
@@ -184,44 +192,44 @@ static void update_loads(mqttb_broker *b, uint64_t now) {
       char topic[64], val[32];
       snprintf(topic, sizeof(topic), "$SYS/broker/load/%s/%umin", load_names[k], load_periods[p]);
       snprintf(val, sizeof(val), "%.2f", *cur);
-      publish(b, SYS_LOAD_FIRST + k * 3 + p, topic, val);
+      publish(sys, SYS_LOAD_FIRST + k * 3 + p, topic, val);
     }
     sys->last_counts[k] = counts[k];
   }
 }
 
-void mqttb_sys_update(mqttb_broker *b, uint64_t now) {
-  struct mqttb_sys *sys = b->sys;
+void mqttb_sys_update(mqttb_sys *sys, uint64_t now) {
+  mqttb_ctx *ctx = sys->ctx;
   if (sys->first)
-    b->start_ms = now;
-  mqttb_retain_sweep(b);
-  const mqttb_stats *st = &b->stats;
+    sys->start_ms = now;
+  mqttb_router_retain_sweep(sys->router);
+  const mqttb_stats *st = &ctx->stats;
   char buf[64];
   snprintf(buf, sizeof(buf), "mqttb version %s", MQTTB_VERSION_STRING);
-  publish(b, SYS_VERSION, fixed_topics[SYS_VERSION], buf);
-  snprintf(buf, sizeof(buf), "%llu seconds", (unsigned long long)((now - b->start_ms) / 1000));
-  publish(b, SYS_UPTIME, fixed_topics[SYS_UPTIME], buf);
-  if (b->cb.wallclock) {
-    mqttb_sys_format_time(b->cb.wallclock(b->user_data), buf, sizeof(buf));
-    publish(b, SYS_TIME, fixed_topics[SYS_TIME], buf);
+  publish(sys, SYS_VERSION, fixed_topics[SYS_VERSION], buf);
+  snprintf(buf, sizeof(buf), "%llu seconds", (unsigned long long)((now - sys->start_ms) / 1000));
+  publish(sys, SYS_UPTIME, fixed_topics[SYS_UPTIME], buf);
+  if (ctx->cb.wallclock) {
+    mqttb_sys_format_time(ctx->cb.wallclock(ctx->user_data), buf, sizeof(buf));
+    publish(sys, SYS_TIME, fixed_topics[SYS_TIME], buf);
   }
-  publish_u64(b, SYS_BYTES_RECEIVED, st->bytes_received);
-  publish_u64(b, SYS_BYTES_SENT, st->bytes_sent);
-  publish_u64(b, SYS_CLIENTS_CONNECTED, st->clients_connected);
-  publish_u64(b, SYS_CLIENTS_DISCONNECTED, st->clients_disconnected);
-  publish_u64(b, SYS_CLIENTS_MAXIMUM, st->clients_maximum);
-  publish_u64(b, SYS_CLIENTS_TOTAL, st->clients_connected + st->clients_disconnected);
-  publish_u64(b, SYS_MESSAGES_RECEIVED, st->packets_received);
-  publish_u64(b, SYS_MESSAGES_SENT, st->packets_sent);
-  publish_u64(b, SYS_PUBLISH_DROPPED, st->publish_dropped);
-  publish_u64(b, SYS_PUBLISH_RECEIVED, st->publish_received);
-  publish_u64(b, SYS_PUBLISH_SENT, st->publish_sent);
-  publish_u64(b, SYS_RETAINED_COUNT, st->retained_count);
-  publish_u64(b, SYS_SUBSCRIPTIONS_COUNT, st->subscription_count);
-  if (b->cb.heap_usage)
-    publish_u64(b, SYS_HEAP_CURRENT, b->cb.heap_usage(b->user_data));
-  update_loads(b, now);
+  publish_u64(sys, SYS_BYTES_RECEIVED, st->bytes_received);
+  publish_u64(sys, SYS_BYTES_SENT, st->bytes_sent);
+  publish_u64(sys, SYS_CLIENTS_CONNECTED, st->clients_connected);
+  publish_u64(sys, SYS_CLIENTS_DISCONNECTED, st->clients_disconnected);
+  publish_u64(sys, SYS_CLIENTS_MAXIMUM, st->clients_maximum);
+  publish_u64(sys, SYS_CLIENTS_TOTAL, st->clients_connected + st->clients_disconnected);
+  publish_u64(sys, SYS_MESSAGES_RECEIVED, st->packets_received);
+  publish_u64(sys, SYS_MESSAGES_SENT, st->packets_sent);
+  publish_u64(sys, SYS_PUBLISH_DROPPED, st->publish_dropped);
+  publish_u64(sys, SYS_PUBLISH_RECEIVED, st->publish_received);
+  publish_u64(sys, SYS_PUBLISH_SENT, st->publish_sent);
+  publish_u64(sys, SYS_RETAINED_COUNT, st->retained_count);
+  publish_u64(sys, SYS_SUBSCRIPTIONS_COUNT, st->subscription_count);
+  if (ctx->cb.heap_usage)
+    publish_u64(sys, SYS_HEAP_CURRENT, ctx->cb.heap_usage(ctx->user_data));
+  update_loads(sys, now);
   sys->first = false;
   sys->last_ms = now;
-  b->sys_next = now + b->settings.sys_interval_ms;
+  sys->next = now + ctx->settings.sys_interval_ms;
 }

@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Topic trie: one node per level. Subscriptions hang off the node where
- * their filter ends; retained messages off the node where their topic ends.
- * Walks use the broker's scratch stack, not recursion, so a topic with
- * thousands of levels cannot exhaust the C stack. */
+/* Topic trie. See trie.h. */
+#include "trie.h"
+
 #include <string.h>
 
-#include "internal.h"
+#include <mqttb/mqttb.h>
 
 #define POS_SUBTREE SIZE_MAX
 
@@ -29,6 +28,9 @@ static void node_free(const mqttb_mem *mem, mqttb_tnode *n) {
 }
 
 int mqttb_trie_init(mqttb_trie *t, const mqttb_mem *mem) {
+  t->mem = mem;
+  t->walk = NULL;
+  t->walk_cap = 0;
   t->root = node_new(mem, NULL, NULL, 0);
   return t->root ? 0 : MQTTB_ERR_NOMEM;
 }
@@ -55,10 +57,13 @@ static void free_subtree(const mqttb_mem *mem, mqttb_tnode *n) {
   }
 }
 
-void mqttb_trie_free(mqttb_trie *t, const mqttb_mem *mem) {
+void mqttb_trie_free(mqttb_trie *t) {
   if (t->root)
-    free_subtree(mem, t->root);
+    free_subtree(t->mem, t->root);
   t->root = NULL;
+  mqttb_mem_free(t->mem, t->walk);
+  t->walk = NULL;
+  t->walk_cap = 0;
 }
 
 /* The level starting at pos, and where the next one starts (len + 1 once the
@@ -87,7 +92,8 @@ mqttb_tnode *mqttb_trie_find(const mqttb_trie *t, const char *topic, size_t len)
   return n;
 }
 
-mqttb_tnode *mqttb_trie_insert(mqttb_trie *t, const mqttb_mem *mem, const char *topic, size_t len) {
+mqttb_tnode *mqttb_trie_insert(mqttb_trie *t, const char *topic, size_t len) {
+  const mqttb_mem *mem = t->mem;
   mqttb_tnode *n = t->root;
   size_t pos = 0, next;
   while (pos <= len) {
@@ -97,7 +103,7 @@ mqttb_tnode *mqttb_trie_insert(mqttb_trie *t, const mqttb_mem *mem, const char *
       c = node_new(mem, n, topic + pos, end - pos);
       if (!c || mqttb_map_put(&n->children, mem, c->level, c->level_len, c) != 0) {
         mqttb_mem_free(mem, c);
-        mqttb_trie_prune(t, mem, n);
+        mqttb_trie_prune(t, n);
         return NULL;
       }
     }
@@ -107,27 +113,27 @@ mqttb_tnode *mqttb_trie_insert(mqttb_trie *t, const mqttb_mem *mem, const char *
   return n;
 }
 
-void mqttb_trie_prune(mqttb_trie *t, const mqttb_mem *mem, mqttb_tnode *n) {
+void mqttb_trie_prune(mqttb_trie *t, mqttb_tnode *n) {
   while (n && n != t->root && n->nsubs == 0 && n->nshares == 0 && !n->retained &&
          n->children.count == 0) {
     mqttb_tnode *parent = n->parent;
     mqttb_map_del(&parent->children, n->level, n->level_len);
-    node_free(mem, n);
+    node_free(t->mem, n);
     n = parent;
   }
 }
 
-static int push(mqttb_broker *b, size_t *sp, mqttb_tnode *n, size_t pos) {
+static int push(mqttb_trie *t, size_t *sp, mqttb_tnode *n, size_t pos) {
   if (!n)
     return 0;
-  if (*sp == b->walk_cap) {
-    void *arr = b->walk;
-    if (mqttb_mem_grow(&b->mem, &arr, &b->walk_cap, *sp + 1, sizeof(*b->walk)) != 0)
+  if (*sp == t->walk_cap) {
+    void *arr = t->walk;
+    if (mqttb_mem_grow(t->mem, &arr, &t->walk_cap, *sp + 1, sizeof(*t->walk)) != 0)
       return MQTTB_ERR_NOMEM;
-    b->walk = arr;
+    t->walk = arr;
   }
-  b->walk[*sp].node = n;
-  b->walk[*sp].pos = pos;
+  t->walk[*sp].node = n;
+  t->walk[*sp].pos = pos;
   (*sp)++;
   return 0;
 }
@@ -138,7 +144,7 @@ typedef struct emit_ctx {
   void *ctx;
 } emit_ctx;
 
-static void emit_subs(mqttb_tnode *n, const emit_ctx *e) {
+static void emit_subs(const mqttb_tnode *n, const emit_ctx *e) {
   for (size_t i = 0; i < n->nsubs; i++)
     e->fn(n->subs[i], e->ctx);
   if (e->share_fn)
@@ -146,18 +152,18 @@ static void emit_subs(mqttb_tnode *n, const emit_ctx *e) {
       e->share_fn(n->shares[i], e->ctx);
 }
 
-int mqttb_trie_match_subs(mqttb_broker *b, const mqttb_trie *t, const char *topic, size_t len,
-                          mqttb_sub_fn fn, mqttb_share_fn share_fn, void *ctx) {
+int mqttb_trie_match_subs(mqttb_trie *t, const char *topic, size_t len, mqttb_sub_fn fn,
+                          mqttb_share_fn share_fn, void *ctx) {
   emit_ctx e = {fn, share_fn, ctx};
   /* Filters starting with a wildcard do not match topics starting with '$'
    * [MQTT-4.7.2-1]. */
   bool dollar = len > 0 && topic[0] == '$';
   size_t sp = 0;
-  int rv = push(b, &sp, t->root, 0);
+  int rv = push(t, &sp, t->root, 0);
   while (rv == 0 && sp > 0) {
     sp--;
-    mqttb_tnode *n = b->walk[sp].node;
-    size_t pos = b->walk[sp].pos;
+    mqttb_tnode *n = t->walk[sp].node;
+    size_t pos = t->walk[sp].pos;
     bool wild_ok = !(pos == 0 && dollar);
     if (wild_ok) {
       /* '#' matches the remaining levels, including none: "a/#" matches
@@ -172,28 +178,28 @@ int mqttb_trie_match_subs(mqttb_broker *b, const mqttb_trie *t, const char *topi
     }
     size_t next;
     size_t end = level_end(topic, len, pos, &next);
-    rv = push(b, &sp, child(n, topic + pos, end - pos), next);
+    rv = push(t, &sp, child(n, topic + pos, end - pos), next);
     if (rv == 0 && wild_ok)
-      rv = push(b, &sp, child(n, "+", 1), next);
+      rv = push(t, &sp, child(n, "+", 1), next);
   }
   return rv;
 }
 
-int mqttb_trie_match_retained(mqttb_broker *b, const mqttb_trie *t, const char *filter, size_t len,
-                              mqttb_retained_fn fn, void *ctx) {
+int mqttb_trie_match_retained(mqttb_trie *t, const char *filter, size_t len, mqttb_retained_fn fn,
+                              void *ctx) {
   size_t sp = 0;
-  int rv = push(b, &sp, t->root, 0);
+  int rv = push(t, &sp, t->root, 0);
   while (rv == 0 && sp > 0) {
     sp--;
-    mqttb_tnode *n = b->walk[sp].node;
-    size_t pos = b->walk[sp].pos;
+    mqttb_tnode *n = t->walk[sp].node;
+    size_t pos = t->walk[sp].pos;
     if (pos == POS_SUBTREE) {
       /* Everything at and below n. */
       if (n->retained)
         fn(n->retained, ctx);
       for (uint32_t i = 0; rv == 0 && i < n->children.cap; i++)
         if (n->children.e[i].key)
-          rv = push(b, &sp, n->children.e[i].val, POS_SUBTREE);
+          rv = push(t, &sp, n->children.e[i].val, POS_SUBTREE);
       continue;
     }
     if (pos > len) {
@@ -215,11 +221,11 @@ int mqttb_trie_match_retained(mqttb_broker *b, const mqttb_trie *t, const char *
           continue;
         if (at_root && c->level_len > 0 && c->level[0] == '$')
           continue;
-        rv = push(b, &sp, c, hash ? POS_SUBTREE : next);
+        rv = push(t, &sp, c, hash ? POS_SUBTREE : next);
       }
       continue;
     }
-    rv = push(b, &sp, child(n, filter + pos, llen), next);
+    rv = push(t, &sp, child(n, filter + pos, llen), next);
   }
   return rv;
 }
@@ -243,5 +249,39 @@ bool mqttb_topic_matches(const char *filter, size_t flen, const char *topic, siz
     tp = tnext;
     if (fp > flen)
       return tp > tlen;
+  }
+}
+
+int mqttb_tnode_add_sub(mqttb_trie *t, mqttb_tnode *n, struct mqttb_sub *sub, size_t *idx) {
+  void *arr = n->subs;
+  if (mqttb_mem_grow32(t->mem, &arr, &n->subs_cap, n->nsubs + 1, sizeof(*n->subs)) != 0)
+    return MQTTB_ERR_NOMEM;
+  n->subs = arr;
+  *idx = n->nsubs;
+  n->subs[n->nsubs++] = sub;
+  return 0;
+}
+
+struct mqttb_sub *mqttb_tnode_remove_sub(mqttb_tnode *n, size_t idx) {
+  n->subs[idx] = n->subs[n->nsubs - 1];
+  n->nsubs--;
+  return idx < n->nsubs ? n->subs[idx] : NULL;
+}
+
+int mqttb_tnode_add_share(mqttb_trie *t, mqttb_tnode *n, struct mqttb_share *sh) {
+  void *arr = n->shares;
+  if (mqttb_mem_grow32(t->mem, &arr, &n->shares_cap, n->nshares + 1, sizeof(*n->shares)) != 0)
+    return MQTTB_ERR_NOMEM;
+  n->shares = arr;
+  n->shares[n->nshares++] = sh;
+  return 0;
+}
+
+void mqttb_tnode_remove_share(mqttb_tnode *n, struct mqttb_share *sh) {
+  for (size_t k = 0; k < n->nshares; k++) {
+    if (n->shares[k] == sh) {
+      n->shares[k] = n->shares[--n->nshares];
+      return;
+    }
   }
 }

@@ -70,8 +70,12 @@ extern "C" {
 #define MQTTB_ERR_INVALID_STATE (-103)
 /** The broker already holds its configured maximum of connections. */
 #define MQTTB_ERR_TOO_MANY_CONNECTIONS (-104)
-/** The settings struct version is not known to this library. */
+/** A settings, callbacks or stats struct version is not known to this
+ *  library. */
 #define MQTTB_ERR_VERSION (-105)
+/** A configured limit (for example max_subscriptions) was reached; nothing
+ *  changed. */
+#define MQTTB_ERR_QUOTA (-106)
 
 /** The client closed the session with DISCONNECT (a normal close). */
 #define MQTTB_ERR_CLIENT_DISCONNECTED (-500)
@@ -119,6 +123,19 @@ extern "C" {
  *         define. Never NULL.
  */
 MQTTB_EXTERN const char *mqttb_strerror(int err);
+
+/**
+ * @brief Whether an error code means that something can no longer be used.
+ *
+ * Call-level errors (-100 to -199) leave everything as it was: the call may
+ * be retried. Connection errors (-500 to -599) mean the connection is
+ * closed or closing; broker errors (-900 to -999) mean the broker cannot
+ * continue.
+ * @param err an ::MQTTB_OK or @c MQTTB_ERR_* value.
+ * @return 1 for a connection or broker error, 0 otherwise (success and
+ *         call-level errors included).
+ */
+MQTTB_EXTERN int mqttb_err_is_fatal(int err);
 
 /** @brief MQTT reason codes sent to clients (CONNACK return codes, SUBACK
  *  return codes). Distinct from the library's error codes. */
@@ -352,10 +369,16 @@ typedef struct mqttb_callbacks {
   int (*authenticate)(mqttb_conn *conn, const mqttb_auth_request *req, void *user_data);
   /**
    * Decide whether a connected client may publish to @p topic or subscribe
-   * to the filter @p topic (not NUL-terminated, @p topic_len bytes). Return
-   * 0 to allow, anything else to refuse: a refused subscription gets SUBACK
-   * 0x80 for that filter; a refused PUBLISH is acknowledged as the
-   * protocol requires but not delivered. When NULL everything is allowed.
+   * to the filter @p topic (not NUL-terminated, @p topic_len bytes).
+   * Return ::MQTTB_REASON_SUCCESS (0) to allow, or the MQTT 5 reason code to
+   * refuse with (0x80 to 0xFF: for example ::MQTTB_REASON_NOT_AUTHORIZED_5,
+   * ::MQTTB_REASON_QUOTA_EXCEEDED, ::MQTTB_REASON_UNSPECIFIED_ERROR, or
+   * ::MQTTB_REASON_TOPIC_NAME_INVALID); any other non-zero value refuses
+   * with ::MQTTB_REASON_NOT_AUTHORIZED_5. MQTT 5 clients get that code in
+   * the SUBACK for the filter, or in the PUBACK/PUBREC of a QoS 1/2
+   * PUBLISH; MQTT 3.x clients get SUBACK 0x80, and a refused PUBLISH is
+   * acknowledged as the protocol requires but not delivered. When NULL
+   * everything is allowed.
    */
   int (*authorize)(mqttb_conn *conn, mqttb_access access, const char *topic, size_t topic_len,
                    int qos, int retain, void *user_data);
@@ -374,8 +397,31 @@ typedef struct mqttb_callbacks {
   uint64_t (*heap_usage)(void *user_data);
 } mqttb_callbacks;
 
-/** @brief The version of ::mqttb_settings this header describes. */
-#define MQTTB_SETTINGS_VERSION 1
+/**
+ * @defgroup versions Struct versions
+ *
+ * ::mqttb_settings, ::mqttb_callbacks and ::mqttb_stats only ever grow at
+ * the end. Each call that takes one also takes the version the caller was
+ * compiled with (the macros pass this header's), and the library reads or
+ * writes only that version's bytes: a program built against an older
+ * header keeps working with a newer library, whose new fields then take
+ * their defaults (settings), stay NULL (callbacks) or are not written
+ * (stats).
+ * @{
+ */
+/** The first version of ::mqttb_settings. */
+#define MQTTB_SETTINGS_V1 1
+/** The version of ::mqttb_settings this header describes. */
+#define MQTTB_SETTINGS_VERSION MQTTB_SETTINGS_V1
+/** The first version of ::mqttb_callbacks. */
+#define MQTTB_CALLBACKS_V1 1
+/** The version of ::mqttb_callbacks this header describes. */
+#define MQTTB_CALLBACKS_VERSION MQTTB_CALLBACKS_V1
+/** The first version of ::mqttb_stats. */
+#define MQTTB_STATS_V1 1
+/** The version of ::mqttb_stats this header describes. */
+#define MQTTB_STATS_VERSION MQTTB_STATS_V1
+/** @} */
 
 /**
  * @brief Broker limits and behaviour. Copied by ::mqttb_broker_new.
@@ -476,8 +522,11 @@ typedef struct mqttb_settings {
 
 /**
  * @brief Fill @p settings with the defaults of this library version.
- * @param settings_version ::MQTTB_SETTINGS_VERSION.
- * @param settings the struct to fill; must not be NULL.
+ *
+ * Writes exactly the bytes of the struct as @p settings_version defines it;
+ * nothing for an unknown version or a NULL @p settings.
+ * @param settings_version ::MQTTB_SETTINGS_VERSION (or an earlier version).
+ * @param settings the struct to fill.
  */
 MQTTB_EXTERN void mqttb_settings_default_versioned(int settings_version, mqttb_settings *settings);
 
@@ -488,26 +537,33 @@ MQTTB_EXTERN void mqttb_settings_default_versioned(int settings_version, mqttb_s
  * @brief Create a broker.
  *
  * @param pbroker receives the new broker on success; untouched on failure.
- * @param settings_version ::MQTTB_SETTINGS_VERSION.
- * @param settings limits; copied (the prefix string too). NULL means defaults.
- * @param callbacks copied. NULL means no callbacks.
+ * @param settings_version the version of @p settings (::MQTTB_SETTINGS_VERSION).
+ * @param settings limits; copied (the prefix string too), as many bytes as
+ *        @p settings_version has; fields of later versions take their
+ *        defaults. NULL means defaults.
+ * @param callbacks_version the version of @p callbacks
+ *        (::MQTTB_CALLBACKS_VERSION).
+ * @param callbacks copied, as many bytes as @p callbacks_version has;
+ *        callbacks of later versions are NULL. NULL means no callbacks.
  * @param mem allocator hooks; copied. NULL means the C library's allocator.
  * @param user_data passed last to every callback.
  * @retval MQTTB_OK success.
  * @retval MQTTB_ERR_INVALID_ARGUMENT @p pbroker is NULL, or a hook in
  *         @p mem is NULL.
- * @retval MQTTB_ERR_VERSION unknown @p settings_version.
+ * @retval MQTTB_ERR_VERSION unknown @p settings_version or
+ *         @p callbacks_version.
  * @retval MQTTB_ERR_NOMEM out of memory.
  */
 MQTTB_EXTERN int mqttb_broker_new_versioned(mqttb_broker **pbroker, int settings_version,
-                                            const mqttb_settings *settings,
+                                            const mqttb_settings *settings, int callbacks_version,
                                             const mqttb_callbacks *callbacks, const mqttb_mem *mem,
                                             void *user_data);
 
-/** @brief Create a broker; see ::mqttb_broker_new_versioned. */
+/** @brief Create a broker with this header's struct versions; see
+ *  ::mqttb_broker_new_versioned. */
 #define mqttb_broker_new(PB, SETTINGS, CALLBACKS, MEM, USER_DATA)                                  \
-  mqttb_broker_new_versioned((PB), MQTTB_SETTINGS_VERSION, (SETTINGS), (CALLBACKS), (MEM),         \
-                             (USER_DATA))
+  mqttb_broker_new_versioned((PB), MQTTB_SETTINGS_VERSION, (SETTINGS), MQTTB_CALLBACKS_VERSION,    \
+                             (CALLBACKS), (MEM), (USER_DATA))
 
 /**
  * @brief Destroy a broker and everything it holds.
@@ -530,9 +586,16 @@ MQTTB_EXTERN void mqttb_broker_del(mqttb_broker *broker);
 MQTTB_EXTERN uint64_t mqttb_broker_next_deadline(const mqttb_broker *broker);
 
 /**
- * @brief Run every timer due at @p now: keep-alive and connect timeouts.
+ * @brief Run every timer due at @p now.
  *
- * Connections that time out get their on_close callback.
+ * The timers are: each connection's connect timeout (no CONNECT within
+ * connect_timeout_ms), keep-alive (nothing received for 1.5 times the
+ * keep-alive) and output stall (output not drained within
+ * output_stall_timeout_ms); each offline session's expiry (the session
+ * ends, and a pending will is published) and MQTT 5 will delay (the will
+ * is published); and the @c $SYS update every sys_interval_ms, which also
+ * drops retained messages whose expiry passed. Connections that time out
+ * get their on_close callback; MQTT 5 clients get a DISCONNECT first.
  * @param broker the broker.
  * @param now the current time in milliseconds.
  * @retval MQTTB_OK success.
@@ -578,11 +641,19 @@ typedef struct mqttb_stats {
 /**
  * @brief Copy the broker's counters into @p stats.
  * @param broker the broker.
+ * @param stats_version the version of @p stats (::MQTTB_STATS_VERSION); only
+ *        that version's bytes are written.
  * @param stats receives the counters.
  * @retval MQTTB_OK success.
  * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument.
+ * @retval MQTTB_ERR_VERSION unknown @p stats_version.
  */
-MQTTB_EXTERN int mqttb_broker_get_stats(const mqttb_broker *broker, mqttb_stats *stats);
+MQTTB_EXTERN int mqttb_broker_get_stats_versioned(const mqttb_broker *broker, int stats_version,
+                                                  mqttb_stats *stats);
+
+/** @brief Copy the counters into @p S, a ::mqttb_stats of this header's
+ *  version; see ::mqttb_broker_get_stats_versioned. */
+#define mqttb_broker_get_stats(B, S) mqttb_broker_get_stats_versioned((B), MQTTB_STATS_VERSION, (S))
 
 /**
  * @brief Create a connection object for a new transport connection.

@@ -274,7 +274,7 @@ Test(connect, api_rejects_bad_arguments) {
   cr_assert(eq(int, mqttb_conn_recv(NULL, NULL, 0, 0), MQTTB_ERR_INVALID_ARGUMENT));
   mqttb_broker *b;
   cr_assert(
-      eq(int, mqttb_broker_new_versioned(&b, 999, NULL, NULL, NULL, NULL), MQTTB_ERR_VERSION));
+      eq(int, mqttb_broker_new_versioned(&b, 999, NULL, MQTTB_CALLBACKS_VERSION, NULL, NULL, NULL), MQTTB_ERR_VERSION));
   cr_assert(eq(int, mqttb_broker_handle_timers(NULL, 0), MQTTB_ERR_INVALID_ARGUMENT));
   cr_assert(eq(str, (char *)mqttb_strerror(MQTTB_ERR_MALFORMED), "malformed packet"));
   cr_assert(eq(str, (char *)mqttb_strerror(12345), "unknown error"));

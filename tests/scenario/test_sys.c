@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "harness.h"
-#include "internal.h"
+#include "sys.h"
 
 static tb *bed;
 

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core.h"
 
 typedef struct match_case {
   const char *filter, *topic;
@@ -98,7 +98,7 @@ Test(trie, subscription_walk_agrees_with_matcher) {
   for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++) {
     char id[8];
     snprintf(id, sizeof(id), "s%zu", i);
-    sess[i] = mqttb_session_new(b, id, strlen(id));
+    sess[i] = mqttb_session_new(&b->sessions, id, strlen(id));
     cr_assert(not(eq(ptr, sess[i], NULL)));
     cr_assert(
         eq(int, mqttb_session_subscribe(sess[i], filters[i], strlen(filters[i]), 0, 0, 0, &existed),
@@ -111,14 +111,14 @@ Test(trie, subscription_walk_agrees_with_matcher) {
     hits = 0;
     cr_assert(
         eq(int,
-           mqttb_trie_match_subs(b, &b->subs, topics[t], strlen(topics[t]), count_sub, NULL, NULL),
+           mqttb_trie_match_subs(&b->sessions.subs, topics[t], strlen(topics[t]), count_sub, NULL, NULL),
            0));
     cr_assert(eq(int, hits, want), "topic %s", topics[t]);
   }
   for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
     mqttb_session_del(sess[i]);
   /* Every node was pruned with its last subscription. */
-  cr_assert(eq(u32, b->subs.root->children.count, 0));
+  cr_assert(eq(u32, b->sessions.subs.root->children.count, 0));
   mqttb_broker_del(b);
 }
 
@@ -133,10 +133,10 @@ Test(trie, retained_walk_agrees_with_matcher) {
   mqttb_broker *b;
   cr_assert(eq(int, mqttb_broker_new(&b, NULL, NULL, NULL, NULL), 0));
   for (size_t t = 0; t < sizeof(topics) / sizeof(topics[0]); t++) {
-    mqttb_msg *m = mqttb_msg_new(&b->mem, (const uint8_t *)topics[t], strlen(topics[t]),
+    mqttb_msg *m = mqttb_msg_new(&b->ctx.mem, (const uint8_t *)topics[t], strlen(topics[t]),
                                  (const uint8_t *)"x", 1, NULL, 0, 0, true);
-    mqttb_broker_publish(b, m, NULL);
-    mqttb_msg_unref(&b->mem, m);
+    mqttb_router_publish(&b->router, m, NULL);
+    mqttb_msg_unref(&b->ctx.mem, m);
   }
   for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++) {
     int want = 0;
@@ -145,7 +145,7 @@ Test(trie, retained_walk_agrees_with_matcher) {
     rhits = 0;
     cr_assert(eq(
         int,
-        mqttb_trie_match_retained(b, &b->retained, filters[i], strlen(filters[i]), count_ret, NULL),
+        mqttb_trie_match_retained(&b->router.retained, filters[i], strlen(filters[i]), count_ret, NULL),
         0));
     cr_assert(eq(int, rhits, want), "filter %s", filters[i]);
   }
@@ -158,16 +158,16 @@ Test(trie, deep_topic_does_not_recurse) {
   cr_assert(eq(int, mqttb_broker_new(&b, NULL, NULL, NULL, NULL), 0));
   static char deep[65535];
   memset(deep, '/', sizeof(deep));
-  mqttb_session *s = mqttb_session_new(b, "d", 1);
+  mqttb_session *s = mqttb_session_new(&b->sessions, "d", 1);
   cr_assert(eq(int, mqttb_session_subscribe(s, "+/+/#", 5, 0, 0, 0, &existed), 0));
   hits = 0;
   cr_assert(
-      eq(int, mqttb_trie_match_subs(b, &b->subs, deep, sizeof(deep), count_sub, NULL, NULL), 0));
+      eq(int, mqttb_trie_match_subs(&b->sessions.subs, deep, sizeof(deep), count_sub, NULL, NULL), 0));
   cr_assert(eq(int, hits, 1));
   cr_assert(eq(int, mqttb_session_subscribe(s, deep, sizeof(deep), 0, 0, 0, &existed), 0));
   hits = 0;
   cr_assert(
-      eq(int, mqttb_trie_match_subs(b, &b->subs, deep, sizeof(deep), count_sub, NULL, NULL), 0));
+      eq(int, mqttb_trie_match_subs(&b->sessions.subs, deep, sizeof(deep), count_sub, NULL, NULL), 0));
   cr_assert(eq(int, hits, 2));
   mqttb_session_del(s);
   mqttb_broker_del(b);

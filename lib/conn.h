@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * conn: one client connection, the top of the protocol. One module in four
+ * files split by concern, sharing struct mqttb_conn through this header:
+ *
+ *   conn_input.c    input framing, the packet dispatch, mqttb_conn_recv
+ *   conn_connect.c  CONNECT, enhanced authentication (AUTH), DISCONNECT
+ *   conn_publish.c  PUBLISH, the acknowledgements, SUBSCRIBE, UNSUBSCRIBE
+ *   conn.c          lifecycle: creation, timers, output, closing, deletion
+ *
+ * and calls run in that order, downward: input dispatches to connect and
+ * publish, which use the lifecycle; conn.c calls none of the other three.
+ */
+#ifndef MQTTB_CONN_H
+#define MQTTB_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mqttb/mqttb.h>
+
+#include "codec.h"
+#include "core.h"
+#include "msg.h"
+#include "session.h"
+#include "timer.h"
+#include "tx.h"
+
+enum mqttb_conn_state {
+  MQTTB_CONN_AWAIT_CONNECT = 0,
+  MQTTB_CONN_CONNECTED,
+  MQTTB_CONN_CLOSING, /* the broker closed it; output may still drain */
+  MQTTB_CONN_DEAD     /* transport gone */
+};
+
+/* Connection state only MQTT 5 topic aliases, enhanced authentication and
+ * redirection need: kept out of every connection's footprint. */
+struct mqttb_conn_ext {
+  /* Inbound topic aliases: alias -> topic (owned), 1..topic_alias_maximum. */
+  char **alias_in;
+  uint16_t *alias_in_len;
+  /* MQTT 5 enhanced authentication. */
+  char *auth_method;
+  size_t auth_method_len;
+  uint8_t *auth_data;
+  size_t auth_data_len;
+  int auth_step;
+  bool reauth;
+  uint8_t *pending_connect; /* CONNECT body held while authenticating */
+  size_t pending_connect_len;
+  char *server_reference;
+};
+
+struct mqttb_conn {
+  mqttb_broker *broker;
+  void *user_data;
+  struct mqttb_conn *prev, *next; /* the broker's list */
+  mqttb_tx tx;                    /* output, and the peer's limits */
+  enum mqttb_conn_state state;
+  int close_reason;
+  bool close_notified;
+  bool clean;
+  uint16_t keepalive;
+  bool request_response_info;
+  /* MQTT 5 reason for the DISCONNECT sent when the broker closes; 0 means
+   * derive it from the close reason. */
+  uint8_t disconnect_reason;
+  bool disconnect_reason_set; /* an explicit reason, 0 included */
+  uint32_t will_delay;        /* MQTT 5 Will Delay Interval, seconds */
+  mqttb_timer timer;
+  /* What few connections need, allocated on first use. */
+  struct mqttb_conn_ext *x;
+  char *client_id;
+  mqttb_session *session;
+  mqttb_msg *will;
+  uint64_t created;
+  uint64_t last_rx;
+  /* A partial incoming packet. */
+  uint8_t *rbuf;
+  size_t rlen, rcap;
+};
+
+/* ---- conn.c: lifecycle ---- */
+
+/* Reading the rarely used part of a connection; mqttb_conn_ext to write. */
+extern const struct mqttb_conn_ext mqttb_conn_no_ext;
+static inline const struct mqttb_conn_ext *mqttb_conn_x(const mqttb_conn *c) {
+  return c->x ? c->x : &mqttb_conn_no_ext;
+}
+/* The extension, allocated on first use; NULL on out-of-memory. */
+struct mqttb_conn_ext *mqttb_conn_ext(mqttb_conn *c);
+/* The client id for log lines. */
+const char *mqttb_conn_cid(const mqttb_conn *c);
+/* A copy of len bytes with a NUL after them; NULL on out-of-memory. */
+char *mqttb_conn_strdup(const mqttb_conn *c, const void *s, size_t len);
+
+/* Close the connection now for reason: an MQTT 5 DISCONNECT when due,
+ * publish the will unless the client disconnected, detach the session,
+ * notify the embedder. */
+void mqttb_conn_close(mqttb_conn *c, int reason);
+/* Set the broker's tx hub up for connections (called by mqttb_broker_new). */
+void mqttb_conn_setup_hub(mqttb_broker *b);
+/* Close every connection whose tx failed during a fan-out. */
+void mqttb_conn_reap(mqttb_broker *b);
+/* Free a connection object (closing it first as transport loss). */
+void mqttb_conn_free(mqttb_conn *c);
+/* The connection's timer fired: close it if a deadline passed, else re-arm.
+ * 0 or MQTTB_ERR_NOMEM (the caller closes it). */
+int mqttb_conn_on_timer(mqttb_conn *c, uint64_t now);
+mqttb_conn *mqttb_conn_of_timer(mqttb_timer *t);
+/* After input: make sure the timer covers the connection's deadline. 0 or
+ * MQTTB_ERR_NOMEM. */
+int mqttb_conn_arm(mqttb_conn *c);
+/* The connection behind a session's tx. */
+mqttb_conn *mqttb_conn_of_tx(mqttb_tx *tx);
+/* A message from PUBLISH or will fields and, for MQTT 5 (pp not NULL), the
+ * properties to forward. NULL on out-of-memory. */
+mqttb_msg *mqttb_conn_make_msg(mqttb_conn *c, mqttb_slice topic, mqttb_slice payload,
+                               const mqttb_slice *props, const mqttb_pub_props *pp, uint8_t qos,
+                               bool retain);
+/* Log why, set the MQTT 5 reason for the DISCONNECT, and return err. */
+int mqttb_conn_fail(mqttb_conn *c, uint8_t v5, int err, const char *why);
+/* The connection error for a codec error. */
+int mqttb_conn_codec_err(mqttb_conn *c, int r);
+
+/* ---- conn_connect.c ---- */
+int mqttb_conn_on_connect(mqttb_conn *c, const uint8_t *body, size_t len);
+int mqttb_conn_on_auth(mqttb_conn *c, const uint8_t *body, size_t len);
+int mqttb_conn_on_disconnect(mqttb_conn *c, const uint8_t *body, size_t len);
+
+/* ---- conn_publish.c ---- */
+int mqttb_conn_on_publish(mqttb_conn *c, uint8_t flags, const uint8_t *body, size_t len);
+int mqttb_conn_on_ack(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, size_t len);
+int mqttb_conn_on_subscribe(mqttb_conn *c, const uint8_t *body, size_t len);
+int mqttb_conn_on_unsubscribe(mqttb_conn *c, const uint8_t *body, size_t len);
+
+#endif /* MQTTB_CONN_H */

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/* Input: framing of the bytes a client sends, the packet dispatch, and
+ * mqttb_conn_recv. See conn.h. */
+#include <string.h>
+
+#include "conn.h"
+
+static int handle_packet(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, uint64_t now) {
+  c->broker->ctx.stats.packets_received++;
+  c->last_rx = now;
+  size_t len = f->remaining;
+  if (f->type == MQTTB_PKT_CONNECT)
+    return mqttb_conn_on_connect(c, body, len);
+  if (f->type == MQTTB_PKT_AUTH)
+    return mqttb_conn_on_auth(c, body, len);
+  switch (f->type) {
+  case MQTTB_PKT_PUBLISH:
+    return mqttb_conn_on_publish(c, f->flags, body, len);
+  case MQTTB_PKT_PUBACK:
+  case MQTTB_PKT_PUBREC:
+  case MQTTB_PKT_PUBREL:
+  case MQTTB_PKT_PUBCOMP:
+    return mqttb_conn_on_ack(c, f, body, len);
+  case MQTTB_PKT_SUBSCRIBE:
+    return mqttb_conn_on_subscribe(c, body, len);
+  case MQTTB_PKT_UNSUBSCRIBE:
+    return mqttb_conn_on_unsubscribe(c, body, len);
+  case MQTTB_PKT_PINGREQ:
+    if (len != 0)
+      return MQTTB_ERR_MALFORMED;
+    return mqttb_tx_empty(&c->broker->hub, &c->tx, MQTTB_PKT_PINGRESP) ? MQTTB_ERR_CONN_NOMEM : 0;
+  case MQTTB_PKT_DISCONNECT:
+    return mqttb_conn_on_disconnect(c, body, len);
+  default:
+    /* Server-to-client packets (CONNACK, SUBACK, UNSUBACK, PINGRESP). */
+    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "client %s: unexpected packet type %u",
+              mqttb_conn_cid(c), f->type);
+    return MQTTB_ERR_PROTOCOL;
+  }
+}
+
+/* Checks made as soon as a fixed header is complete, before the body is
+ * buffered. */
+static int check_header(mqttb_conn *c, const mqttb_frame *f) {
+  int r = mqttb_codec_check_flags(f->type, f->flags);
+  if (r != MQTTB_CODEC_OK) {
+    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE,
+              "client %s: invalid fixed header (type %u, flags %#x)", mqttb_conn_cid(c), f->type,
+              f->flags);
+    return MQTTB_ERR_MALFORMED;
+  }
+  if (c->state == MQTTB_CONN_AWAIT_CONNECT && f->type != MQTTB_PKT_CONNECT &&
+      !(f->type == MQTTB_PKT_AUTH && mqttb_conn_x(c)->pending_connect)) {
+    /* [MQTT-3.1.0-1] */
+    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "first packet is not CONNECT (type %u)", f->type);
+    return MQTTB_ERR_PROTOCOL;
+  }
+  if (f->type == MQTTB_PKT_CONNECT &&
+      (c->state == MQTTB_CONN_CONNECTED || mqttb_conn_x(c)->pending_connect)) {
+    /* [MQTT-3.1.0-2] */
+    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "client %s: second CONNECT", mqttb_conn_cid(c));
+    return MQTTB_ERR_PROTOCOL;
+  }
+  return 0;
+}
+
+static int frame_err(mqttb_conn *c, int r) {
+  if (r == MQTTB_CODEC_TOO_LARGE)
+    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "client %s: packet larger than max_packet_size %u",
+              mqttb_conn_cid(c), c->broker->ctx.settings.max_packet_size);
+  else
+    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "client %s: invalid remaining length",
+              mqttb_conn_cid(c));
+  return mqttb_conn_codec_err(c, r);
+}
+
+static int rbuf_append(mqttb_conn *c, const uint8_t *p, size_t n) {
+  void *arr = c->rbuf;
+  if (mqttb_mem_grow(&c->broker->ctx.mem, &arr, &c->rcap, c->rlen + n, 1) != 0)
+    return MQTTB_ERR_CONN_NOMEM;
+  c->rbuf = arr;
+  memcpy(c->rbuf + c->rlen, p, n);
+  c->rlen += n;
+  return 0;
+}
+
+static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) {
+  uint32_t maxp = c->broker->ctx.settings.max_packet_size;
+  size_t off = 0;
+  mqttb_frame f;
+  if (len > 0 && c->rlen == 0 && c->state == MQTTB_CONN_AWAIT_CONNECT &&
+      !mqttb_conn_x(c)->pending_connect && in[0] != (MQTTB_PKT_CONNECT << 4)) {
+    /* [MQTT-3.1.0-1]: the very first byte already tells. */
+    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "first packet is not CONNECT (first byte %#x)",
+              in[0]);
+    return MQTTB_ERR_PROTOCOL;
+  }
+  while (off < len && c->state < MQTTB_CONN_CLOSING) {
+    if (c->rlen > 0) {
+      /* Finish the packet started by an earlier call. */
+      int r = mqttb_codec_frame(c->rbuf, c->rlen, maxp, &f);
+      while (r == MQTTB_CODEC_INCOMPLETE && off < len) {
+        /* The fixed header itself was split: take it a byte at a time. */
+        if (rbuf_append(c, in + off, 1) != 0)
+          return MQTTB_ERR_CONN_NOMEM;
+        off++;
+        r = mqttb_codec_frame(c->rbuf, c->rlen, maxp, &f);
+      }
+      if (r == MQTTB_CODEC_INCOMPLETE)
+        break;
+      if (r != MQTTB_CODEC_OK)
+        return frame_err(c, r);
+      int rv = check_header(c, &f);
+      if (rv != 0)
+        return rv;
+      size_t total = (size_t)f.hdr_len + f.remaining;
+      size_t take = total - c->rlen;
+      if (take > len - off)
+        take = len - off;
+      if (rbuf_append(c, in + off, take) != 0)
+        return MQTTB_ERR_CONN_NOMEM;
+      off += take;
+      if (c->rlen == total) {
+        c->rlen = 0;
+        rv = handle_packet(c, &f, c->rbuf + f.hdr_len, now);
+        if (c->rcap > 65536) {
+          /* Give back the memory of a large packet. */
+          mqttb_mem_free(&c->broker->ctx.mem, c->rbuf);
+          c->rbuf = NULL;
+          c->rcap = 0;
+        }
+        if (rv != 0)
+          return rv;
+      }
+      continue;
+    }
+    int r = mqttb_codec_frame(in + off, len - off, maxp, &f);
+    if (r == MQTTB_CODEC_INCOMPLETE) {
+      if (rbuf_append(c, in + off, len - off) != 0)
+        return MQTTB_ERR_CONN_NOMEM;
+      break;
+    }
+    if (r != MQTTB_CODEC_OK)
+      return frame_err(c, r);
+    int rv = check_header(c, &f);
+    if (rv != 0)
+      return rv;
+    size_t total = (size_t)f.hdr_len + f.remaining;
+    if (total > len - off) {
+      if (rbuf_append(c, in + off, len - off) != 0)
+        return MQTTB_ERR_CONN_NOMEM;
+      break;
+    }
+    rv = handle_packet(c, &f, in + off + f.hdr_len, now);
+    off += total;
+    if (rv != 0)
+      return rv;
+  }
+  return 0;
+}
+
+int mqttb_conn_recv(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) {
+  if (!c || (!in && len > 0))
+    return MQTTB_ERR_INVALID_ARGUMENT;
+  if (c->state >= MQTTB_CONN_CLOSING)
+    return MQTTB_ERR_INVALID_STATE;
+  mqttb_broker *b = c->broker;
+  b->ctx.now = now;
+  b->ctx.stats.bytes_received += len;
+  int rv = c->tx.failed ? c->tx.failed : process(c, in, len, now);
+  if (rv != 0)
+    mqttb_conn_close(c, rv);
+  else if (c->state == MQTTB_CONN_CONNECTED && mqttb_conn_arm(c) != 0)
+    mqttb_conn_close(c, MQTTB_ERR_CONN_NOMEM);
+  mqttb_conn_reap(b);
+  return c->state >= MQTTB_CONN_CLOSING ? c->close_reason : 0;
+}

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * core: struct mqttb_broker, the parts of one broker, one per layer. It is
+ * shared on purpose by broker.c, which creates, drives and deletes the
+ * parts, and by the connection layer (conn*.c), whose public calls take a
+ * broker and serve a connection with them. Neither calls the other's
+ * functions through it: the connection layer uses the parts' own
+ * interfaces, and broker.c calls down into conn.h.
+ */
+#ifndef MQTTB_CORE_H
+#define MQTTB_CORE_H
+
+#include <stdint.h>
+
+#include "ctx.h"
+#include "router.h"
+#include "session.h"
+#include "sys.h"
+#include "timer.h"
+#include "tx.h"
+
+struct mqttb_conn;
+
+struct mqttb_broker {
+  mqttb_ctx ctx;              /* allocator, settings, callbacks, counters, now */
+  mqttb_tx_hub hub;           /* output signals and failed connections */
+  mqttb_timers timers;        /* every connection and session deadline */
+  mqttb_sessions sessions;    /* sessions, subscriptions, shared groups */
+  mqttb_router router;        /* fan-out and the retained store */
+  mqttb_sys *sys;             /* $SYS; NULL when sys_interval_ms is 0 */
+  struct mqttb_conn *conns;   /* all connection objects */
+  char *response_information; /* the copy settings point into */
+  char auto_id_prefix[33];    /* the copy settings point into */
+  uint64_t auto_id_counter;   /* assigned client identifiers so far */
+};
+
+#endif /* MQTTB_CORE_H */

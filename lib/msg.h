@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * msg: one published message, stored once and shared (reference counted)
+ * by every queue, in-flight window, output segment and retained slot that
+ * holds it.
+ */
+#ifndef MQTTB_MSG_H
+#define MQTTB_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mem.h"
+
+/* data holds [2-byte topic length][topic][payload][MQTT 5 properties], so
+ * topic and payload are the tail of a PUBLISH frame. The fields are read
+ * by every layer that sends or stores messages; only this module and the
+ * receiving connection (which sets the expiry) write them. */
+typedef struct mqttb_msg {
+  uint32_t refs;
+  uint8_t qos;
+  bool retain;
+  uint16_t topic_len;
+  uint32_t payload_len;
+  /* MQTT 5 properties forwarded to MQTT 5 subscribers as they came
+   * (payload format, content type, response topic, correlation data, user
+   * properties), stored encoded after the payload. */
+  uint32_t props_len;
+  /* Message Expiry: when the message expires (UINT64_MAX: never). A will
+   * keeps its interval until it is published. */
+  uint64_t expiry_at;
+  uint32_t expiry_interval;
+  uint8_t *data;
+} mqttb_msg;
+
+#define MQTTB_MSG_TOPIC(m) ((const char *)(m)->data + 2)
+#define MQTTB_MSG_PAYLOAD(m) ((m)->data + 2 + (m)->topic_len)
+#define MQTTB_MSG_PROPS(m) (MQTTB_MSG_PAYLOAD(m) + (m)->payload_len)
+
+/* props: an MQTT 5 property block to keep (filtered by the caller), may be
+ * empty or NULL (then props_len bytes are left for the caller to fill).
+ * NULL on out-of-memory or a size the protocol cannot carry. */
+mqttb_msg *mqttb_msg_new(const mqttb_mem *mem, const uint8_t *topic, size_t topic_len,
+                         const uint8_t *payload, size_t payload_len, const uint8_t *props,
+                         size_t props_len, uint8_t qos, bool retain);
+static inline bool mqttb_msg_expired(const mqttb_msg *m, uint64_t now) {
+  return m->expiry_at <= now;
+}
+static inline mqttb_msg *mqttb_msg_ref(mqttb_msg *m) {
+  m->refs++;
+  return m;
+}
+void mqttb_msg_unref(const mqttb_mem *mem, mqttb_msg *m);
+
+#endif /* MQTTB_MSG_H */
