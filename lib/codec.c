@@ -75,17 +75,6 @@ static int check_utf8(const mqttb_slice *s) {
 
 /* ---- CONNECT ---- */
 
-#define CF_USERNAME 0x80u
-#define CF_PASSWORD 0x40u
-#define CF_WILL_RETAIN 0x20u
-#define CF_WILL_QOS_SHIFT 3u
-#define CF_WILL 0x04u
-#define CF_CLEAN 0x02u
-#define CF_RESERVED 0x01u
-
-static const uint8_t name_mqtt[4] = {'M', 'Q', 'T', 'T'};
-static const uint8_t name_mqisdp[6] = {'M', 'Q', 'I', 's', 'd', 'p'};
-
 int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
   size_t pos = 0;
   uint8_t flags;
@@ -101,13 +90,14 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
     return MQTTB_CODEC_MALFORMED;
   }
   c->level = body[pos++];
-  if (c->protocol_name.len == sizeof(name_mqtt) &&
-      memcmp(c->protocol_name.ptr, name_mqtt, sizeof(name_mqtt)) == 0) {
+  if (c->protocol_name.len == (sizeof(MQTTB_NAME_MQTT) - 1) &&
+      memcmp(c->protocol_name.ptr, MQTTB_NAME_MQTT, (sizeof(MQTTB_NAME_MQTT) - 1)) == 0) {
     if (c->level != 4 && c->level != 5) {
       return MQTTB_CODEC_BAD_PROTOCOL; /* [MQTT-3.1.2-2] */
     }
-  } else if (c->protocol_name.len == sizeof(name_mqisdp) &&
-             memcmp(c->protocol_name.ptr, name_mqisdp, sizeof(name_mqisdp)) == 0) {
+  } else if (c->protocol_name.len == (sizeof(MQTTB_NAME_MQISDP) - 1) &&
+             memcmp(c->protocol_name.ptr, MQTTB_NAME_MQISDP, (sizeof(MQTTB_NAME_MQISDP) - 1)) ==
+                 0) {
     if (c->level != 3) {
       return MQTTB_CODEC_BAD_PROTOCOL;
     }
@@ -119,15 +109,15 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
     return MQTTB_CODEC_MALFORMED;
   }
   flags = body[pos++];
-  if (flags & CF_RESERVED) {
+  if (flags & MQTTB_CF_RESERVED) {
     return MQTTB_CODEC_MALFORMED; /* [MQTT-3.1.2-3] */
   }
-  c->clean = (flags & CF_CLEAN) != 0;
-  c->will = (flags & CF_WILL) != 0;
-  c->will_qos = (uint8_t)((flags >> CF_WILL_QOS_SHIFT) & 0x3u);
-  c->will_retain = (flags & CF_WILL_RETAIN) != 0;
-  c->has_username = (flags & CF_USERNAME) != 0;
-  c->has_password = (flags & CF_PASSWORD) != 0;
+  c->clean = (flags & MQTTB_CF_CLEAN) != 0;
+  c->will = (flags & MQTTB_CF_WILL) != 0;
+  c->will_qos = (uint8_t)((flags >> MQTTB_CF_WILL_QOS_SHIFT) & 0x3u);
+  c->will_retain = (flags & MQTTB_CF_WILL_RETAIN) != 0;
+  c->has_username = (flags & MQTTB_CF_USERNAME) != 0;
+  c->has_password = (flags & MQTTB_CF_PASSWORD) != 0;
   if (c->will_qos == 3) {
     return MQTTB_CODEC_MALFORMED; /* [MQTT-3.1.2-14] */
   }

@@ -46,6 +46,19 @@ int mqttb_codec_frame(const uint8_t *buf, size_t len, uint32_t max_packet, mqttb
 int mqttb_codec_check_flags(uint8_t type, uint8_t flags);
 
 /* ---- CONNECT ---- */
+
+/* Connect flags. */
+#define MQTTB_CF_USERNAME 0x80u
+#define MQTTB_CF_PASSWORD 0x40u
+#define MQTTB_CF_WILL_RETAIN 0x20u
+#define MQTTB_CF_WILL_QOS_SHIFT 3u
+#define MQTTB_CF_WILL 0x04u
+#define MQTTB_CF_CLEAN 0x02u
+#define MQTTB_CF_RESERVED 0x01u
+
+/* Protocol names: MQTT 3.1.1 and 5; MQTT 3.1. */
+#define MQTTB_NAME_MQTT "MQTT"
+#define MQTTB_NAME_MQISDP "MQIsdp"
 typedef struct mqttb_connect {
   mqttb_slice protocol_name; /* "MQTT" (level 4/5) or "MQIsdp" (level 3) */
   mqttb_slice props;         /* MQTT 5: CONNECT properties (validated) */

@@ -8,26 +8,16 @@
 
 #include <string.h>
 
-#define CF_USERNAME 0x80u
-#define CF_PASSWORD 0x40u
-#define CF_WILL_RETAIN 0x20u
-#define CF_WILL_QOS_SHIFT 3u
-#define CF_WILL 0x04u
-#define CF_CLEAN 0x02u
-
-static const uint8_t name_mqtt[4] = {'M', 'Q', 'T', 'T'};
-static const uint8_t name_mqisdp[6] = {'M', 'Q', 'I', 's', 'd', 'p'};
-
 /* The protocol name to write: the caller's, or the one the level implies. */
 static mqttb_slice connect_name(const mqttb_connect *c) {
   mqttb_slice s = c->protocol_name;
   if (s.len == 0) {
     if (c->level == 3) {
-      s.ptr = name_mqisdp;
-      s.len = sizeof(name_mqisdp);
+      s.ptr = (const uint8_t *)MQTTB_NAME_MQISDP;
+      s.len = (sizeof(MQTTB_NAME_MQISDP) - 1);
     } else {
-      s.ptr = name_mqtt;
-      s.len = sizeof(name_mqtt);
+      s.ptr = (const uint8_t *)MQTTB_NAME_MQTT;
+      s.len = (sizeof(MQTTB_NAME_MQTT) - 1);
     }
   }
   return s;
@@ -86,20 +76,20 @@ size_t mqttb_encode_connect(uint8_t *out, const mqttb_connect *c) {
   /* The flags mirror the struct exactly (so tests can build bad packets);
    * fields are written when their flag is set. */
   if (c->has_username) {
-    flags |= CF_USERNAME;
+    flags |= MQTTB_CF_USERNAME;
   }
   if (c->has_password) {
-    flags |= CF_PASSWORD;
+    flags |= MQTTB_CF_PASSWORD;
   }
   if (c->will_retain) {
-    flags |= CF_WILL_RETAIN;
+    flags |= MQTTB_CF_WILL_RETAIN;
   }
-  flags = (uint8_t)(flags | ((c->will_qos & 0x3u) << CF_WILL_QOS_SHIFT));
+  flags = (uint8_t)(flags | ((c->will_qos & 0x3u) << MQTTB_CF_WILL_QOS_SHIFT));
   if (c->will) {
-    flags |= CF_WILL;
+    flags |= MQTTB_CF_WILL;
   }
   if (c->clean) {
-    flags |= CF_CLEAN;
+    flags |= MQTTB_CF_CLEAN;
   }
 
   p = mqttb_put_header(out, (uint8_t)(MQTTB_PKT_CONNECT << 4), (uint32_t)rem);

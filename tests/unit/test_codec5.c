@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Unit tests for the MQTT 5 wire codec (lib/codec5.c and the level-5 paths
+ * Unit tests for the MQTT 5 wire codec (lib/props.c, lib/codec.c and the level-5 paths
  * of lib/codec.c). The property table below is written from the MQTT 5.0
  * specification (section 2.2.2.2, table "Properties"), not from the
  * library's own table, so the two are checked against each other.
