@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "v5.h"
 
 typedef struct bad_case {
   char name[64];
@@ -326,62 +327,35 @@ Test(malformed, out_of_memory_at_every_allocation_is_handled) {
  * expiry, a delayed will, session expiry. The bytes are fed without
  * reading the answers, since a failed allocation can close either side at
  * any point. */
-static size_t v5_connect(uint8_t *out, const char *id, bool will) {
-  uint8_t props[32], wprops[16];
-  size_t n = 0, wn = 0;
-  n += mqttb_prop_put_u32(props + n, MQTTB_PROP_SESSION_EXPIRY, 60);
-  n += mqttb_prop_put_u16(props + n, MQTTB_PROP_RECEIVE_MAXIMUM, 4);
-  n += mqttb_prop_put_u16(props + n, MQTTB_PROP_TOPIC_ALIAS_MAXIMUM, 4);
-  wn += mqttb_prop_put_u32(wprops + wn, MQTTB_PROP_WILL_DELAY, 5);
-  wn += mqttb_prop_put_str(wprops + wn, MQTTB_PROP_CONTENT_TYPE, (const uint8_t *)"t", 1);
-  mqttb_connect ck = {.level = 5,
-                      .clean = false,
-                      .keepalive = 60,
-                      .client_id = {(const uint8_t *)id, strlen(id)},
-                      .props = {props, n},
-                      .will = will,
-                      .will_props = {wprops, wn},
-                      .will_topic = {(const uint8_t *)"w", 1},
-                      .will_payload = {(const uint8_t *)"gone", 4}};
-  return mqttb_encode_connect(out, &ck);
+static void walk_connect(tc *c, const char *id, bool will) {
+  pb props = {.n = 0}, wprops = {.n = 0};
+  pb_u32(&props, MQTTB_PROP_SESSION_EXPIRY, 60);
+  pb_u16(&props, MQTTB_PROP_RECEIVE_MAXIMUM, 4);
+  pb_u16(&props, MQTTB_PROP_TOPIC_ALIAS_MAXIMUM, 4);
+  pb_u32(&wprops, MQTTB_PROP_WILL_DELAY, 5);
+  pb_str(&wprops, MQTTB_PROP_CONTENT_TYPE, "t");
+  c5o o = {.id = id,
+           .clean = false,
+           .keepalive = 60,
+           .props = &props,
+           .will_topic = will ? "w" : NULL,
+           .will_payload = "gone",
+           .will_props = &wprops};
+  send_connect5(c, &o);
 }
 
-static size_t v5_subscribe(uint8_t *out, const char *filter, uint8_t opts, uint8_t sub_id) {
-  size_t flen = strlen(filter);
-  uint8_t *p = out;
-  *p++ = 0x82;
-  *p++ = (uint8_t)(2 + 1 + 2 + 2 + flen + 1);
-  *p++ = 0;
-  *p++ = 7;
-  *p++ = 2; /* properties: subscription identifier */
-  *p++ = MQTTB_PROP_SUBSCRIPTION_ID;
-  *p++ = sub_id;
-  *p++ = 0;
-  *p++ = (uint8_t)flen;
-  memcpy(p, filter, flen);
-  p += flen;
-  *p++ = opts;
-  return (size_t)(p - out);
+/* One filter with a Subscription Identifier, packet id 7. */
+static void walk_subscribe(tc *c, const char *filter, uint8_t opts, uint8_t sub_id) {
+  send_subscribe5n(c, &filter, &opts, 1, sub_id, 7);
 }
 
-static size_t v5_publish(uint8_t *out, const char *topic, uint16_t alias, uint8_t qos,
-                         uint16_t pid) {
-  uint8_t props[64];
-  size_t n = 0;
-  n += mqttb_prop_put_u32(props + n, MQTTB_PROP_MESSAGE_EXPIRY, 30);
-  n += mqttb_prop_put_u16(props + n, MQTTB_PROP_TOPIC_ALIAS, alias);
-  n += mqttb_prop_put_str(props + n, MQTTB_PROP_RESPONSE_TOPIC, (const uint8_t *)"r", 1);
-  props[n++] = MQTTB_PROP_USER_PROPERTY;
-  n += 0;
-  memcpy(props + n, "\0\1k\0\1v", 6);
-  n += 6;
-  mqttb_publish p = {.v5 = true,
-                     .props = {props, n},
-                     .qos = qos,
-                     .topic = {(const uint8_t *)topic, strlen(topic)},
-                     .packet_id = pid,
-                     .payload = {(const uint8_t *)"payload", 7}};
-  return mqttb_encode_publish(out, &p);
+static void walk_publish(tc *c, const char *topic, uint16_t alias, uint8_t qos, uint16_t pid) {
+  pb props = {.n = 0};
+  pb_u32(&props, MQTTB_PROP_MESSAGE_EXPIRY, 30);
+  pb_u16(&props, MQTTB_PROP_TOPIC_ALIAS, alias);
+  pb_str(&props, MQTTB_PROP_RESPONSE_TOPIC, "r");
+  pb_pair(&props, "k", "v");
+  send_pub5(c, topic, "payload", 7, qos, false, pid, &props);
 }
 
 Test(malformed, out_of_memory_in_mqtt5_paths_is_handled) {
@@ -396,15 +370,14 @@ Test(malformed, out_of_memory_in_mqtt5_paths_is_handled) {
     tc *pub = tc_new(bed);
     bed->alloc.count = 0;
     bed->alloc.fail_at = n;
-    uint8_t buf[512];
-    tc_send(sub, buf, v5_connect(buf, "sub", false));
-    tc_send(sub, buf, v5_subscribe(buf, "a/#", 0x0A, 3)); /* QoS 2, Retain As Published */
-    tc_send(sub, buf, v5_subscribe(buf, "$share/g/a/+", 1, 4));
-    tc_send(sub2, buf, v5_connect(buf, "sub2", false));
-    tc_send(sub2, buf, v5_subscribe(buf, "$share/g/a/+", 1, 5));
-    tc_send(pub, buf, v5_connect(buf, "pub", true));
-    tc_send(pub, buf, v5_publish(buf, "a/b", 1, 1, 1));
-    tc_send(pub, buf, v5_publish(buf, "", 1, 2, 2)); /* through the alias */
+    walk_connect(sub, "sub", false);
+    walk_subscribe(sub, "a/#", OPT_RAP | 2, 3);
+    walk_subscribe(sub, "$share/g/a/+", 1, 4);
+    walk_connect(sub2, "sub2", false);
+    walk_subscribe(sub2, "$share/g/a/+", 1, 5);
+    walk_connect(pub, "pub", true);
+    walk_publish(pub, "a/b", 1, 1, 1);
+    walk_publish(pub, "", 1, 2, 2); /* through the alias */
     tc_drain(sub);
     tc_drain(sub2);
     tc_drain(pub);

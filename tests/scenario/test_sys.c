@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "v5.h"
 #include "sys.h"
 
 static tb *bed;
@@ -255,19 +256,12 @@ Test(sys, time_format_is_iso8601_utc) {
 Test(sys, expired_retained_messages_are_swept) {
   tb_advance(bed, 0);
   tc *pub = tc_new(bed);
-  mqttb_connect ck = {
-      .level = 5, .clean = true, .keepalive = 0, .client_id = {(const uint8_t *)"p5", 2}};
-  uint8_t buf[128];
-  cr_assert(eq(int, tc_send(pub, buf, mqttb_encode_connect(buf, &ck)), 0));
+  c5o o = {.id = "p5", .clean = true, .keepalive = 0};
+  cr_assert(eq(int, send_connect5(pub, &o), 0));
   cr_assert(tc_read(pub) && pub->f.type == MQTTB_PKT_CONNACK);
-  uint8_t props[8];
-  size_t n = mqttb_prop_put_u32(props, MQTTB_PROP_MESSAGE_EXPIRY, 5);
-  mqttb_publish p = {.v5 = true,
-                     .props = {props, n},
-                     .retain = true,
-                     .topic = {(const uint8_t *)"short/lived", 11},
-                     .payload = {(const uint8_t *)"x", 1}};
-  cr_assert(eq(int, tc_send(pub, buf, mqttb_encode_publish(buf, &p)), 0));
+  pb props = {.n = 0};
+  pb_u32(&props, MQTTB_PROP_MESSAGE_EXPIRY, 5);
+  cr_assert(eq(int, send_pub5(pub, "short/lived", "x", 1, 0, true, 0, &props), 0));
   mqttb_stats st;
   mqttb_broker_get_stats(bed->broker, &st);
   uint64_t held = st.retained_count;

@@ -4,8 +4,9 @@
  * aliases, subscription options and identifiers, shared subscriptions,
  * request/response properties, enhanced authentication, redirection,
  * reason codes and mixed protocol versions. Broker scenarios with a fake
- * clock; the fake clients encode MQTT 5 packets with the codec (or by hand
- * where the codec has no client-side encoder). */
+ * clock; the fake clients are the MQTT 5 helpers of tests/support/v5.h,
+ * which encode packets with the codec (or by hand where the codec has no
+ * client-side encoder). */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <stdio.h>
@@ -13,487 +14,13 @@
 #include <string.h>
 
 #include "harness.h"
+#include "v5.h"
 
 static tb *bed;
 
 /* ---------------------------------------------------------------------- */
-/* Property blocks                                                         */
+/* The suite's bed (the MQTT 5 client helpers are in tests/support/v5.h)  */
 /* ---------------------------------------------------------------------- */
-
-typedef struct pb {
-  uint8_t b[2048];
-  size_t n;
-} pb;
-
-static pb *pb_byte(pb *p, uint8_t id, uint8_t v) {
-  p->n += mqttb_prop_put_byte(p->b + p->n, id, v);
-  return p;
-}
-static pb *pb_u16(pb *p, uint8_t id, uint16_t v) {
-  p->n += mqttb_prop_put_u16(p->b + p->n, id, v);
-  return p;
-}
-static pb *pb_u32(pb *p, uint8_t id, uint32_t v) {
-  p->n += mqttb_prop_put_u32(p->b + p->n, id, v);
-  return p;
-}
-static pb *pb_var(pb *p, uint8_t id, uint32_t v) {
-  p->n += mqttb_prop_put_varint(p->b + p->n, id, v);
-  return p;
-}
-static pb *pb_bin(pb *p, uint8_t id, const void *d, size_t len) {
-  p->n += mqttb_prop_put_str(p->b + p->n, id, d, len);
-  return p;
-}
-static pb *pb_str(pb *p, uint8_t id, const char *s) {
-  return pb_bin(p, id, s, strlen(s));
-}
-static void put_s(pb *p, const char *s) {
-  size_t n = strlen(s);
-  p->b[p->n++] = (uint8_t)(n >> 8);
-  p->b[p->n++] = (uint8_t)n;
-  memcpy(p->b + p->n, s, n);
-  p->n += n;
-}
-static pb *pb_pair(pb *p, const char *k, const char *v) {
-  p->b[p->n++] = MQTTB_PROP_USER_PROPERTY;
-  put_s(p, k);
-  put_s(p, v);
-  return p;
-}
-static mqttb_slice pb_slice(const pb *p) {
-  mqttb_slice s = {p ? p->b : NULL, p ? p->n : 0};
-  return s;
-}
-static void pb_copy(pb *dst, mqttb_slice s) {
-  cr_assert(le(sz, s.len, sizeof(dst->b)));
-  dst->n = s.len;
-  if (s.len)
-    memcpy(dst->b, s.ptr, s.len);
-}
-static bool pb_find(const pb *p, uint8_t id, mqttb_prop *out) {
-  mqttb_slice s = pb_slice(p);
-  return mqttb_props_find(&s, id, out);
-}
-static size_t pb_count(const pb *p, uint8_t id) {
-  mqttb_slice s = pb_slice(p);
-  size_t pos = 0, n = 0;
-  mqttb_prop q;
-  while (mqttb_props_next(&s, &pos, &q))
-    if (q.id == id)
-      n++;
-  return n;
-}
-/* The value of an integer property, or -1 when absent. */
-static long pb_int(const pb *p, uint8_t id) {
-  mqttb_prop q;
-  return pb_find(p, id, &q) ? (long)q.value : -1;
-}
-/* Whether a string/binary property is present with this value. */
-static bool pb_str_is(const pb *p, uint8_t id, const char *v) {
-  mqttb_prop q;
-  return pb_find(p, id, &q) && slice_eq(q.a, v);
-}
-
-/* ---------------------------------------------------------------------- */
-/* Clients                                                                 */
-/* ---------------------------------------------------------------------- */
-
-static uint16_t pid_ctr = 30000;
-static uint16_t next_pid(void) {
-  uint16_t p = pid_ctr++;
-  if (pid_ctr == 0)
-    pid_ctr = 1;
-  return p;
-}
-
-static mqttb_slice S(const char *s) {
-  mqttb_slice r = {(const uint8_t *)s, s ? strlen(s) : 0};
-  return r;
-}
-
-typedef struct c5o {
-  const char *id;
-  bool clean;
-  uint16_t keepalive;
-  const pb *props;
-  const char *will_topic;
-  const char *will_payload;
-  uint8_t will_qos;
-  bool will_retain;
-  const pb *will_props;
-  const char *username;
-  const char *password;
-} c5o;
-
-typedef struct connack5 {
-  bool sp;
-  uint8_t reason;
-  pb props;
-} connack5;
-
-static void send_connect5(tc *c, const c5o *o) {
-  mqttb_connect ck;
-  memset(&ck, 0, sizeof(ck));
-  ck.level = 5;
-  ck.protocol_name = S("MQTT");
-  ck.clean = o->clean;
-  ck.keepalive = o->keepalive;
-  ck.client_id = S(o->id ? o->id : "");
-  ck.props = pb_slice(o->props);
-  if (o->will_topic) {
-    ck.will = true;
-    ck.will_topic = S(o->will_topic);
-    ck.will_payload = S(o->will_payload ? o->will_payload : "");
-    ck.will_qos = o->will_qos;
-    ck.will_retain = o->will_retain;
-    ck.will_props = pb_slice(o->will_props);
-  }
-  if (o->username) {
-    ck.has_username = true;
-    ck.username = S(o->username);
-  }
-  if (o->password) {
-    ck.has_password = true;
-    ck.password = S(o->password);
-  }
-  size_t n = mqttb_connect_size(&ck);
-  uint8_t *buf = malloc(n);
-  cr_assert(eq(sz, mqttb_encode_connect(buf, &ck), n));
-  tc_send(c, buf, n);
-  free(buf);
-}
-
-/* Read an MQTT 5 CONNACK; returns its reason code or -1 when the next
- * packet is not a CONNACK. */
-static int read_connack5(tc *c, connack5 *a) {
-  connack5 tmp;
-  if (!a)
-    a = &tmp;
-  memset(a, 0, sizeof(*a));
-  if (!tc_read(c) || c->f.type != MQTTB_PKT_CONNACK)
-    return -1;
-  cr_assert(ge(u32, c->f.remaining, 3), "an MQTT 5 CONNACK carries a property length");
-  cr_assert(eq(u8, c->body[0] & 0xFE, 0), "CONNACK reserved flag bits set");
-  a->sp = (c->body[0] & 1) != 0;
-  a->reason = c->body[1];
-  size_t pos = 2;
-  mqttb_slice props;
-  cr_assert(eq(int, mqttb_props_read(c->body, c->f.remaining, &pos, MQTTB_PKT_CONNACK, &props),
-               MQTTB_CODEC_OK),
-            "CONNACK properties invalid");
-  cr_assert(eq(sz, pos, c->f.remaining), "bytes after the CONNACK properties");
-  pb_copy(&a->props, props);
-  return a->reason;
-}
-
-static int connect5(tc *c, const c5o *o, connack5 *a) {
-  send_connect5(c, o);
-  return read_connack5(c, a);
-}
-
-static pb expiry_props(uint32_t expiry) {
-  pb p = {.n = 0};
-  if (expiry)
-    pb_u32(&p, MQTTB_PROP_SESSION_EXPIRY, expiry);
-  return p;
-}
-
-/* A new MQTT 5 client, connected with the given props; asserts success. */
-static tc *open5p(const char *id, bool clean, const pb *props, bool *sp) {
-  tc *c = tc_new(bed);
-  c5o o = {.id = id, .clean = clean, .props = props};
-  connack5 a;
-  cr_assert(eq(int, connect5(c, &o, &a), 0), "MQTT 5 CONNECT of %s refused", id);
-  if (sp)
-    *sp = a.sp;
-  return c;
-}
-
-/* A new MQTT 5 client with Clean Start 1 and a Session Expiry Interval. */
-static tc *open5(const char *id, uint32_t expiry) {
-  pb p = expiry_props(expiry);
-  return open5p(id, true, &p, NULL);
-}
-
-/* Reconnect with Clean Start 0; returns the client, session present in *sp. */
-static tc *resume5(const char *id, uint32_t expiry, bool *sp) {
-  pb p = expiry_props(expiry);
-  return open5p(id, false, &p, sp);
-}
-
-/* SUBSCRIBE with n filters, one option byte each, and an optional
- * Subscription Identifier. Fills codes; returns false when no SUBACK came. */
-static bool subscribe5n(tc *c, const char *const *filters, const uint8_t *opts, size_t n,
-                        uint32_t sub_id, uint8_t *codes) {
-  uint8_t buf[2048];
-  pb props = {.n = 0};
-  if (sub_id)
-    pb_var(&props, MQTTB_PROP_SUBSCRIPTION_ID, sub_id);
-  size_t rem = 2 + mqttb_codec_varint_size((uint32_t)props.n) + props.n;
-  for (size_t i = 0; i < n; i++)
-    rem += 2 + strlen(filters[i]) + 1;
-  size_t k = 0;
-  buf[k++] = 0x82;
-  k += mqttb_codec_varint_encode(buf + k, (uint32_t)rem);
-  uint16_t pid = next_pid();
-  buf[k++] = (uint8_t)(pid >> 8);
-  buf[k++] = (uint8_t)pid;
-  k += mqttb_codec_varint_encode(buf + k, (uint32_t)props.n);
-  memcpy(buf + k, props.b, props.n);
-  k += props.n;
-  for (size_t i = 0; i < n; i++) {
-    size_t fl = strlen(filters[i]);
-    buf[k++] = (uint8_t)(fl >> 8);
-    buf[k++] = (uint8_t)fl;
-    memcpy(buf + k, filters[i], fl);
-    k += fl;
-    buf[k++] = opts[i];
-  }
-  cr_assert(le(sz, k, sizeof(buf)));
-  tc_send(c, buf, k);
-  if (!tc_read_type(c, MQTTB_PKT_SUBACK))
-    return false;
-  cr_assert(ge(u32, c->f.remaining, 3));
-  cr_assert(eq(u16, (uint16_t)(c->body[0] << 8 | c->body[1]), pid), "SUBACK packet id");
-  size_t pos = 2;
-  mqttb_slice sp;
-  cr_assert(eq(int, mqttb_props_read(c->body, c->f.remaining, &pos, MQTTB_PKT_SUBACK, &sp), 0));
-  cr_assert(eq(sz, c->f.remaining - pos, n), "one SUBACK reason code per filter");
-  memcpy(codes, c->body + pos, n);
-  return true;
-}
-
-/* One filter; returns the SUBACK reason code or -1. */
-static int subscribe5(tc *c, const char *filter, uint8_t opts, uint32_t sub_id) {
-  uint8_t code;
-  if (!subscribe5n(c, &filter, &opts, 1, sub_id, &code))
-    return -1;
-  return code;
-}
-
-static bool unsubscribe5n(tc *c, const char *const *filters, size_t n, uint8_t *codes) {
-  uint8_t buf[1024];
-  size_t rem = 2 + 1;
-  for (size_t i = 0; i < n; i++)
-    rem += 2 + strlen(filters[i]);
-  size_t k = 0;
-  buf[k++] = 0xA2;
-  k += mqttb_codec_varint_encode(buf + k, (uint32_t)rem);
-  uint16_t pid = next_pid();
-  buf[k++] = (uint8_t)(pid >> 8);
-  buf[k++] = (uint8_t)pid;
-  buf[k++] = 0; /* no properties */
-  for (size_t i = 0; i < n; i++) {
-    size_t fl = strlen(filters[i]);
-    buf[k++] = (uint8_t)(fl >> 8);
-    buf[k++] = (uint8_t)fl;
-    memcpy(buf + k, filters[i], fl);
-    k += fl;
-  }
-  tc_send(c, buf, k);
-  if (!tc_read_type(c, MQTTB_PKT_UNSUBACK))
-    return false;
-  cr_assert(eq(u16, (uint16_t)(c->body[0] << 8 | c->body[1]), pid), "UNSUBACK packet id");
-  size_t pos = 2;
-  mqttb_slice sp;
-  cr_assert(eq(int, mqttb_props_read(c->body, c->f.remaining, &pos, MQTTB_PKT_UNSUBACK, &sp), 0));
-  cr_assert(eq(sz, c->f.remaining - pos, n), "one UNSUBACK reason code per filter");
-  memcpy(codes, c->body + pos, n);
-  return true;
-}
-
-static int unsubscribe5(tc *c, const char *filter) {
-  uint8_t code;
-  if (!unsubscribe5n(c, &filter, 1, &code))
-    return -1;
-  return code;
-}
-
-/* Send an MQTT 5 PUBLISH without handling acknowledgements. */
-static void send_pub5(tc *c, const char *topic, const void *payload, size_t plen, uint8_t qos,
-                      bool retain, uint16_t pid, const pb *props) {
-  mqttb_publish p;
-  memset(&p, 0, sizeof(p));
-  p.v5 = true;
-  p.props = pb_slice(props);
-  p.qos = qos;
-  p.retain = retain;
-  p.topic = S(topic);
-  p.packet_id = pid;
-  p.payload.ptr = payload;
-  p.payload.len = plen;
-  size_t n = mqttb_publish_size(&p);
-  uint8_t *buf = malloc(n);
-  cr_assert(eq(sz, mqttb_encode_publish(buf, &p), n));
-  tc_send(c, buf, n);
-  free(buf);
-}
-
-static bool read_ack5(tc *c, uint8_t type, uint16_t *pid, uint8_t *reason) {
-  if (!tc_read(c) || c->f.type != type)
-    return false;
-  mqttb_slice props;
-  uint16_t id;
-  uint8_t r;
-  cr_assert(eq(int, mqttb_decode_ack5(type, c->body, c->f.remaining, &id, &r, &props), 0),
-            "bad acknowledgement from the broker");
-  if (pid)
-    *pid = id;
-  if (reason)
-    *reason = r;
-  return true;
-}
-
-/* The same, skipping other packets (they stay queued): for a publisher that
- * also subscribes. */
-static bool read_ack5_skip(tc *c, uint8_t type, uint16_t *pid, uint8_t *reason) {
-  if (!tc_read_type(c, type))
-    return false;
-  mqttb_slice props;
-  uint16_t id;
-  uint8_t r;
-  cr_assert(eq(int, mqttb_decode_ack5(type, c->body, c->f.remaining, &id, &r, &props), 0),
-            "bad acknowledgement from the broker");
-  if (pid)
-    *pid = id;
-  if (reason)
-    *reason = r;
-  return true;
-}
-
-static void send_ack5(tc *c, uint8_t type, uint16_t pid, uint8_t reason) {
-  uint8_t buf[8];
-  size_t n = mqttb_encode_ack5(buf, type, pid, reason);
-  tc_send(c, buf, n);
-}
-
-/* PUBLISH with the whole acknowledgement flow; returns the reason code of
- * the PUBACK or PUBREC (0 for QoS 0), -1 when the flow broke. */
-static int pub5(tc *c, const char *topic, const char *payload, uint8_t qos, bool retain,
-                const pb *props) {
-  uint16_t pid = qos ? next_pid() : 0;
-  send_pub5(c, topic, payload, strlen(payload), qos, retain, pid, props);
-  if (qos == 0)
-    return 0;
-  uint16_t rpid;
-  uint8_t reason;
-  if (!read_ack5_skip(c, qos == 1 ? MQTTB_PKT_PUBACK : MQTTB_PKT_PUBREC, &rpid, &reason) ||
-      rpid != pid)
-    return -1;
-  if (qos == 2 && reason < 0x80) {
-    send_ack5(c, MQTTB_PKT_PUBREL, pid, 0);
-    uint8_t r2;
-    if (!read_ack5_skip(c, MQTTB_PKT_PUBCOMP, &rpid, &r2) || rpid != pid || r2 != 0)
-      return -1;
-  }
-  return reason;
-}
-
-/* A PUBLISH as an MQTT 5 client received it (copied out of c->body). */
-typedef struct rpub {
-  uint8_t qos;
-  bool retain, dup;
-  uint16_t pid;
-  char topic[256];
-  size_t tlen;
-  uint8_t payload[4096];
-  size_t plen;
-  pb props;
-  uint32_t remaining;
-} rpub;
-
-static bool read_pub5(tc *c, rpub *r) {
-  if (!tc_read(c) || c->f.type != MQTTB_PKT_PUBLISH)
-    return false;
-  mqttb_publish p;
-  cr_assert(
-      eq(int, mqttb_decode_publish_v(c->f.flags, c->body, c->f.remaining, 5, &p), MQTTB_CODEC_OK),
-      "the broker sent an invalid MQTT 5 PUBLISH");
-  memset(r, 0, sizeof(*r));
-  r->qos = p.qos;
-  r->retain = p.retain;
-  r->dup = p.dup;
-  r->pid = p.packet_id;
-  cr_assert(lt(sz, p.topic.len, sizeof(r->topic)));
-  memcpy(r->topic, p.topic.ptr, p.topic.len);
-  r->tlen = p.topic.len;
-  cr_assert(le(sz, p.payload.len, sizeof(r->payload)));
-  if (p.payload.len)
-    memcpy(r->payload, p.payload.ptr, p.payload.len);
-  r->plen = p.payload.len;
-  pb_copy(&r->props, p.props);
-  r->remaining = c->f.remaining;
-  return true;
-}
-
-static bool payload_is(const rpub *r, const char *s) {
-  return r->plen == strlen(s) && memcmp(r->payload, s, r->plen) == 0;
-}
-
-/* Read a PUBLISH and check topic and payload. */
-static void expect_pub5(tc *c, rpub *r, const char *topic, const char *payload) {
-  cr_assert(read_pub5(c, r), "expected a PUBLISH on %s", topic);
-  cr_assert(eq(str, r->topic, (char *)topic));
-  cr_assert(payload_is(r, payload), "payload %.*s, expected %s", (int)r->plen,
-            (const char *)r->payload, payload);
-}
-
-static void ack_pub5(tc *c, const rpub *r) {
-  if (r->qos == 1) {
-    send_ack5(c, MQTTB_PKT_PUBACK, r->pid, 0);
-  } else if (r->qos == 2) {
-    send_ack5(c, MQTTB_PKT_PUBREC, r->pid, 0);
-    uint16_t pid;
-    cr_assert(read_ack5(c, MQTTB_PKT_PUBREL, &pid, NULL) && pid == r->pid, "expected PUBREL");
-    send_ack5(c, MQTTB_PKT_PUBCOMP, r->pid, 0);
-  }
-}
-
-/* Read a DISCONNECT; returns its reason code or -1. */
-static int read_disconnect5(tc *c, pb *props) {
-  if (!tc_read(c) || c->f.type != MQTTB_PKT_DISCONNECT)
-    return -1;
-  uint8_t reason;
-  mqttb_slice p;
-  cr_assert(
-      eq(int, mqttb_decode_reason_props(MQTTB_PKT_DISCONNECT, c->body, c->f.remaining, &reason, &p),
-         0));
-  if (props)
-    pb_copy(props, p);
-  return reason;
-}
-
-static void send_disconnect5(tc *c, uint8_t reason, const pb *props) {
-  uint8_t buf[2100];
-  size_t n = mqttb_encode_reason_props(buf, MQTTB_PKT_DISCONNECT, reason, props ? props->b : NULL,
-                                       props ? props->n : 0);
-  tc_send(c, buf, n);
-}
-
-static void send_auth5(tc *c, uint8_t reason, const char *method, const char *data) {
-  pb p = {.n = 0};
-  if (method)
-    pb_str(&p, MQTTB_PROP_AUTH_METHOD, method);
-  if (data)
-    pb_str(&p, MQTTB_PROP_AUTH_DATA, data);
-  uint8_t buf[2100];
-  size_t n = mqttb_encode_reason_props(buf, MQTTB_PKT_AUTH, reason, p.b, p.n);
-  tc_send(c, buf, n);
-}
-
-/* Read an AUTH; returns its reason code or -1. */
-static int read_auth5(tc *c, pb *props) {
-  if (!tc_read(c) || c->f.type != MQTTB_PKT_AUTH)
-    return -1;
-  uint8_t reason;
-  mqttb_slice p;
-  cr_assert(
-      eq(int, mqttb_decode_reason_props(MQTTB_PKT_AUTH, c->body, c->f.remaining, &reason, &p), 0));
-  if (props)
-    pb_copy(props, p);
-  return reason;
-}
 
 static mqttb_stats stats(void) {
   mqttb_stats s;
@@ -740,18 +267,18 @@ Test(v5, connack_no_response_information_when_not_configured) {
  * [MQTT-3.2.2-2]: a resumed session is reported present; queued QoS 1
  * messages are delivered. */
 Test(v5, session_persists_within_expiry_interval) {
-  tc *s = open5("s", 60);
+  tc *s = open5(bed, "s", 60);
   cr_assert(eq(int, subscribe5(s, "t", 1, 0), 1));
   tc_disconnect(s);
   cr_assert(s->closed);
   cr_assert(eq(int, s->close_reason, MQTTB_ERR_CLIENT_DISCONNECTED));
   cr_assert(eq(u64, stats().clients_disconnected, 1));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   cr_assert(eq(int, pub5(p, "t", "queued", 1, false, NULL), 0),
             "an offline persistent subscriber still matches");
   tb_advance(bed, 59000);
   bool sp = false;
-  tc *s2 = resume5("s", 60, &sp);
+  tc *s2 = resume5(bed, "s", 60, &sp);
   cr_assert(sp, "session present must be 1 within the expiry interval");
   rpub r;
   expect_pub5(s2, &r, "t", "queued");
@@ -763,16 +290,16 @@ Test(v5, session_persists_within_expiry_interval) {
 /* The session is discarded once the interval passed (transport loss counts
  * like DISCONNECT). */
 Test(v5, session_is_gone_after_expiry_interval) {
-  tc *s = open5("s", 10);
+  tc *s = open5(bed, "s", 10);
   cr_assert(eq(int, subscribe5(s, "t", 1, 0), 1));
   tc_drop(s);
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   cr_assert(eq(int, pub5(p, "t", "lost", 1, false, NULL), 0));
   tb_advance(bed, 10001);
   cr_assert(eq(u64, stats().clients_disconnected, 0));
   cr_assert(eq(u64, stats().subscription_count, 0));
   bool sp = true;
-  tc *s2 = resume5("s", 10, &sp);
+  tc *s2 = resume5(bed, "s", 10, &sp);
   cr_assert(not(sp), "session present after the expiry interval");
   cr_assert(tc_quiet(s2), "a message of the expired session was delivered");
   cr_assert(eq(int, pub5(p, "t", "x", 1, false, NULL), MQTTB_REASON_NO_MATCHING_SUBSCRIBERS));
@@ -780,32 +307,32 @@ Test(v5, session_is_gone_after_expiry_interval) {
 
 /* Session Expiry Interval 0xFFFFFFFF: the session does not expire. */
 Test(v5, session_expiry_max_never_expires) {
-  tc *s = open5("s", UINT32_MAX);
+  tc *s = open5(bed, "s", UINT32_MAX);
   cr_assert(eq(int, subscribe5(s, "t", 1, 0), 1));
   tc_drop(s);
   tb_advance(bed, 30ull * 24 * 3600 * 1000);
   bool sp = false;
-  resume5("s", 0, &sp);
+  resume5(bed, "s", 0, &sp);
   cr_assert(sp);
 }
 
 /* [MQTT-3.1.2-23]: absent or 0, the session ends when the connection
  * closes. */
 Test(v5, session_expiry_zero_ends_session_at_disconnect) {
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "t", 1, 0), 1));
   tc_disconnect(s);
   cr_assert(eq(u64, stats().clients_disconnected, 0));
   cr_assert(eq(u64, stats().subscription_count, 0));
   bool sp = true;
-  resume5("s", 60, &sp);
+  resume5(bed, "s", 60, &sp);
   cr_assert(not(sp));
 }
 
 /* [MQTT-3.14.2-2]: DISCONNECT may change the interval: to 0 ends the
  * session now. */
 Test(v5, disconnect_can_shorten_session_expiry_to_zero) {
-  tc *s = open5("s", 60);
+  tc *s = open5(bed, "s", 60);
   cr_assert(eq(int, subscribe5(s, "t", 1, 0), 1));
   pb dp = expiry_props(0);
   pb_u32(&dp, MQTTB_PROP_SESSION_EXPIRY, 0);
@@ -813,27 +340,27 @@ Test(v5, disconnect_can_shorten_session_expiry_to_zero) {
   cr_assert(s->closed);
   cr_assert(eq(int, s->close_reason, MQTTB_ERR_CLIENT_DISCONNECTED));
   bool sp = true;
-  resume5("s", 60, &sp);
+  resume5(bed, "s", 60, &sp);
   cr_assert(not(sp), "DISCONNECT with Session Expiry 0 did not end the session");
 }
 
 /* DISCONNECT may lengthen a non-zero interval. */
 Test(v5, disconnect_can_lengthen_session_expiry) {
-  tc *s = open5("s", 10);
+  tc *s = open5(bed, "s", 10);
   cr_assert(eq(int, subscribe5(s, "t", 1, 0), 1));
   pb dp = expiry_props(100);
   send_disconnect5(s, 0, &dp);
   cr_assert(s->closed);
   tb_advance(bed, 50000);
   bool sp = false;
-  resume5("s", 0, &sp);
+  resume5(bed, "s", 0, &sp);
   cr_assert(sp, "the interval given in DISCONNECT was not used");
 }
 
 /* [MQTT-3.14.2-2]: a Session Expiry Interval in DISCONNECT when CONNECT
  * had 0 is a Protocol Error: DISCONNECT 0x82 and close. */
 Test(v5, disconnect_setting_expiry_after_zero_is_protocol_error) {
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "t", 1, 0), 1));
   pb dp = expiry_props(30);
   send_disconnect5(s, 0, &dp);
@@ -842,7 +369,7 @@ Test(v5, disconnect_setting_expiry_after_zero_is_protocol_error) {
   cr_assert(eq(int, read_disconnect5(s, NULL), MQTTB_REASON_PROTOCOL_ERROR));
   cr_assert(tc_quiet(s));
   bool sp = true;
-  resume5("s", 0, &sp);
+  resume5(bed, "s", 0, &sp);
   cr_assert(not(sp), "the session outlived a CONNECT interval of 0");
 }
 
@@ -851,21 +378,21 @@ Test(v5, disconnect_setting_expiry_after_zero_is_protocol_error) {
  * ran, must still find the session gone ([MQTT-3.1.2-23]; the connection
  * carries the time). */
 Test(v5, session_expired_before_timers_ran_is_not_resumed) {
-  tc *s = open5("s", 10);
+  tc *s = open5(bed, "s", 10);
   cr_assert(eq(int, subscribe5(s, "t", 1, 0), 1));
   tc_disconnect(s);
   bed->now += 11000; /* the clock moves; mqttb_broker_handle_timers not called yet */
   bool sp = true;
-  resume5("s", 10, &sp);
+  resume5(bed, "s", 10, &sp);
   cr_assert(not(sp), "a session whose expiry interval had passed was resumed");
 }
 
 /* [MQTT-3.1.2-4]: Clean Start 1 discards an existing session. */
 Test(v5, clean_start_discards_session) {
-  tc *s = open5("s", 60);
+  tc *s = open5(bed, "s", 60);
   cr_assert(eq(int, subscribe5(s, "t", 1, 0), 1));
   tc_disconnect(s);
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   cr_assert(eq(int, pub5(p, "t", "old", 1, false, NULL), 0));
   tc *s2 = tc_new(bed);
   pb props = expiry_props(60);
@@ -885,10 +412,10 @@ Test(v5, clean_start_discards_session) {
 /* [MQTT-3.3.2-5]: a message whose interval passed before delivery started
  * is not delivered. */
 Test(v5, expired_queued_message_is_not_delivered) {
-  tc *s = open5("s", 600);
+  tc *s = open5(bed, "s", 600);
   cr_assert(eq(int, subscribe5(s, "t", 1, 0), 1));
   tc_disconnect(s);
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pb short_exp = {.n = 0}, long_exp = {.n = 0};
   pb_u32(&short_exp, MQTTB_PROP_MESSAGE_EXPIRY, 5);
   pb_u32(&long_exp, MQTTB_PROP_MESSAGE_EXPIRY, 100);
@@ -897,7 +424,7 @@ Test(v5, expired_queued_message_is_not_delivered) {
   uint64_t dropped = stats().publish_dropped;
   tb_advance(bed, 6000);
   bool sp = false;
-  tc *s2 = resume5("s", 600, &sp);
+  tc *s2 = resume5(bed, "s", 600, &sp);
   cr_assert(sp);
   rpub r;
   expect_pub5(s2, &r, "t", "long");
@@ -909,15 +436,15 @@ Test(v5, expired_queued_message_is_not_delivered) {
 
 /* [MQTT-3.3.2-6]: the forwarded interval is what is left of it. */
 Test(v5, delivered_message_carries_remaining_expiry) {
-  tc *s = open5("s", 600);
+  tc *s = open5(bed, "s", 600);
   cr_assert(eq(int, subscribe5(s, "t", 1, 0), 1));
   tc_disconnect(s);
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pb exp = {.n = 0};
   pb_u32(&exp, MQTTB_PROP_MESSAGE_EXPIRY, 10);
   cr_assert(eq(int, pub5(p, "t", "m", 1, false, &exp), 0));
   tb_advance(bed, 4000);
-  tc *s2 = resume5("s", 600, NULL);
+  tc *s2 = resume5(bed, "s", 600, NULL);
   rpub r;
   expect_pub5(s2, &r, "t", "m");
   cr_assert(eq(long, pb_int(&r.props, MQTTB_PROP_MESSAGE_EXPIRY), 6));
@@ -926,9 +453,9 @@ Test(v5, delivered_message_carries_remaining_expiry) {
 
 /* Delivered at once: the whole interval; without one: none. */
 Test(v5, online_delivery_keeps_full_expiry_and_none_without) {
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "t", 0, 0), 0));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pb exp = {.n = 0};
   pb_u32(&exp, MQTTB_PROP_MESSAGE_EXPIRY, 10);
   pub5(p, "t", "with", 0, false, &exp);
@@ -943,14 +470,14 @@ Test(v5, online_delivery_keeps_full_expiry_and_none_without) {
 /* Retained messages age too: the remaining interval on a subscribe, and
  * none once expired. */
 Test(v5, retained_message_expiry) {
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pb e10 = {.n = 0}, e2 = {.n = 0};
   pb_u32(&e10, MQTTB_PROP_MESSAGE_EXPIRY, 10);
   pb_u32(&e2, MQTTB_PROP_MESSAGE_EXPIRY, 2);
   pub5(p, "r/long", "L", 0, true, &e10);
   pub5(p, "r/short", "S", 0, true, &e2);
   tb_advance(bed, 4000);
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "r/#", 0, 0), 0));
   rpub r;
   expect_pub5(s, &r, "r/long", "L");
@@ -984,7 +511,7 @@ static tc *open_with_will(const char *id, uint32_t session_expiry, uint32_t will
 }
 
 static tc *will_watcher(void) {
-  tc *w = open5("watcher", 0);
+  tc *w = open5(bed, "watcher", 0);
   cr_assert(eq(int, subscribe5(w, "will/t", 1, 0), 1));
   return w;
 }
@@ -1015,7 +542,7 @@ Test(v5, will_delay_cancelled_by_reconnect) {
   tc_drop(c);
   tb_advance(bed, 2000);
   bool sp = false;
-  tc *c2 = resume5("c", 60, &sp);
+  tc *c2 = resume5(bed, "c", 60, &sp);
   cr_assert(sp);
   tb_advance(bed, 10000);
   cr_assert(tc_quiet(w), "the will was published although the client came back");
@@ -1076,7 +603,7 @@ Test(v5, will_due_before_timers_ran_is_published) {
   tc *c = open_with_will("c", 60, 5, NULL);
   tc_drop(c);
   bed->now += 6000; /* past the delay; mqttb_broker_handle_timers not called yet */
-  resume5("c", 60, NULL);
+  resume5(bed, "c", 60, NULL);
   tb_advance(bed, 0);
   rpub r;
   cr_assert(read_pub5(w, &r), "a will due before the reconnect was never published");
@@ -1131,9 +658,9 @@ Test(v5, will_properties_are_forwarded) {
 Test(v5, broker_respects_client_receive_maximum) {
   pb props = {.n = 0};
   pb_u16(&props, MQTTB_PROP_RECEIVE_MAXIMUM, 2);
-  tc *s = open5p("s", true, &props, NULL);
+  tc *s = open5p(bed, "s", true, &props, NULL);
   cr_assert(eq(int, subscribe5(s, "rm", 2, 0), 2));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   cr_assert(eq(int, pub5(p, "rm", "1", 1, false, NULL), 0));
   cr_assert(eq(int, pub5(p, "rm", "2", 2, false, NULL), 0));
   cr_assert(eq(int, pub5(p, "rm", "3", 1, false, NULL), 0));
@@ -1163,7 +690,7 @@ Test(v5, broker_receive_maximum_exceeded_disconnects) {
   mqttb_settings st = settings_default();
   st.receive_maximum = 2;
   use_settings(&st);
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   uint8_t reason;
   send_pub5(p, "x", "1", 1, 2, false, 1, NULL);
   cr_assert(read_ack5(p, MQTTB_PKT_PUBREC, NULL, &reason));
@@ -1182,7 +709,7 @@ Test(v5, broker_receive_maximum_slot_freed_by_pubrel) {
   mqttb_settings st = settings_default();
   st.receive_maximum = 2;
   use_settings(&st);
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   send_pub5(p, "x", "1", 1, 2, false, 1, NULL);
   cr_assert(read_ack5(p, MQTTB_PKT_PUBREC, NULL, NULL));
   send_pub5(p, "x", "2", 1, 2, false, 2, NULL);
@@ -1206,11 +733,11 @@ Test(v5, broker_receive_maximum_slot_freed_by_pubrel) {
 Test(v5, message_larger_than_client_maximum_is_dropped) {
   pb props = {.n = 0};
   pb_u32(&props, MQTTB_PROP_MAXIMUM_PACKET_SIZE, 64);
-  tc *small = open5p("small", true, &props, NULL);
+  tc *small = open5p(bed, "small", true, &props, NULL);
   cr_assert(eq(int, subscribe5(small, "big/#", 1, 0), 1));
-  tc *any = open5("any", 0);
+  tc *any = open5(bed, "any", 0);
   cr_assert(eq(int, subscribe5(any, "big/#", 1, 0), 1));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   char large[101];
   memset(large, 'x', 100);
   large[100] = '\0';
@@ -1248,16 +775,7 @@ Test(v5, packet_larger_than_broker_maximum_closes) {
   char payload[201];
   memset(payload, 'y', 200);
   payload[200] = '\0';
-  mqttb_publish pk;
-  memset(&pk, 0, sizeof(pk));
-  pk.v5 = true;
-  pk.topic = S("t");
-  pk.payload = S(payload);
-  size_t n = mqttb_publish_size(&pk);
-  uint8_t *buf = malloc(n);
-  mqttb_encode_publish(buf, &pk);
-  int rv = tc_send(p, buf, n);
-  free(buf);
+  int rv = send_pub5(p, "t", payload, strlen(payload), 0, false, 0, NULL);
   cr_assert(eq(int, rv, MQTTB_ERR_PACKET_TOO_LARGE));
   cr_assert(p->closed);
   cr_assert(eq(int, p->close_reason, MQTTB_ERR_PACKET_TOO_LARGE));
@@ -1277,10 +795,10 @@ static pb alias_props(uint16_t alias) {
 /* [MQTT-3.3.2-12]: an alias with a topic sets the mapping; an alias with an
  * empty topic uses it; a new topic for the same alias replaces it. */
 Test(v5, inbound_topic_alias_sets_and_uses) {
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "a/b", 0, 0), 0));
   cr_assert(eq(int, subscribe5(s, "c/d", 0, 0), 0));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pb a1 = alias_props(1), a10 = alias_props(10);
   rpub r;
   send_pub5(p, "a/b", "1", 1, 0, false, 0, &a1);
@@ -1295,7 +813,7 @@ Test(v5, inbound_topic_alias_sets_and_uses) {
   expect_pub5(s, &r, "c/d", "4");
   /* The highest alias the broker announced (10) works. */
   send_pub5(p, "a/b", "5", 1, 0, false, 0, &a10);
-  send_pub5(p, "", "6", 1, 1, false, next_pid(), &a10);
+  send_pub5(p, "", "6", 1, 1, false, v5_next_pid(), &a10);
   uint8_t reason;
   cr_assert(read_ack5(p, MQTTB_PKT_PUBACK, NULL, &reason));
   cr_assert(eq(u8, reason, 0));
@@ -1307,7 +825,7 @@ Test(v5, inbound_topic_alias_sets_and_uses) {
 /* [MQTT-3.3.2-9], [MQTT-3.3.2-10]: an alias above the broker's Topic Alias
  * Maximum: DISCONNECT 0x94. */
 Test(v5, inbound_topic_alias_above_maximum_disconnects) {
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pb a11 = alias_props(11);
   send_pub5(p, "a", "x", 1, 0, false, 0, &a11);
   cr_assert(p->closed);
@@ -1318,15 +836,15 @@ Test(v5, inbound_topic_alias_above_maximum_disconnects) {
 /* [MQTT-3.3.2-7]: alias mappings belong to one network connection; a
  * reconnect starts with none. */
 Test(v5, inbound_topic_aliases_do_not_survive_reconnect) {
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "a/b", 0, 0), 0));
-  tc *p = open5("p", 60);
+  tc *p = open5(bed, "p", 60);
   pb a1 = alias_props(1);
   send_pub5(p, "a/b", "1", 1, 0, false, 0, &a1);
   rpub r;
   expect_pub5(s, &r, "a/b", "1");
   tc_disconnect(p);
-  tc *p2 = resume5("p", 60, NULL);
+  tc *p2 = resume5(bed, "p", 60, NULL);
   send_pub5(p2, "", "2", 1, 0, false, 0, &a1);
   cr_assert(p2->closed, "an alias of the previous connection was accepted");
   cr_assert(eq(int, read_disconnect5(p2, NULL), MQTTB_REASON_PROTOCOL_ERROR));
@@ -1351,7 +869,7 @@ Test(v5, inbound_topic_aliases_disabled) {
 
 /* An empty topic with an alias never set: Protocol Error. */
 Test(v5, inbound_unknown_topic_alias_is_protocol_error) {
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pb a3 = alias_props(3);
   send_pub5(p, "", "x", 1, 0, false, 0, &a3);
   cr_assert(p->closed);
@@ -1362,7 +880,7 @@ Test(v5, inbound_unknown_topic_alias_is_protocol_error) {
 /* MQTT 5 3.3.2.1: a zero-length Topic Name without a Topic Alias is a
  * Protocol Error (0x82). */
 Test(v5, empty_topic_without_alias_is_protocol_error) {
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   send_pub5(p, "", "x", 1, 1, false, 5, NULL);
   cr_assert(p->closed);
   cr_assert(eq(int, read_disconnect5(p, NULL), MQTTB_REASON_PROTOCOL_ERROR));
@@ -1370,7 +888,7 @@ Test(v5, empty_topic_without_alias_is_protocol_error) {
 
 /* Alias 0 is not permitted [MQTT-3.3.2-8]. */
 Test(v5, inbound_topic_alias_zero_is_protocol_error) {
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pb a0 = alias_props(0);
   send_pub5(p, "a", "x", 1, 0, false, 0, &a0);
   cr_assert(p->closed);
@@ -1383,10 +901,10 @@ Test(v5, inbound_topic_alias_zero_is_protocol_error) {
 Test(v5, outbound_topic_alias_used_when_client_allows) {
   pb props = {.n = 0};
   pb_u16(&props, MQTTB_PROP_TOPIC_ALIAS_MAXIMUM, 5);
-  tc *s = open5p("s", true, &props, NULL);
+  tc *s = open5p(bed, "s", true, &props, NULL);
   cr_assert(eq(int, subscribe5(s, "x/y", 0, 0), 0));
   cr_assert(eq(int, subscribe5(s, "q/1", 1, 0), 1));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pub5(p, "x/y", "1", 0, false, NULL);
   pub5(p, "x/y", "2", 0, false, NULL);
   pub5(p, "x/y", "3", 0, false, NULL);
@@ -1421,9 +939,9 @@ Test(v5, outbound_topic_alias_used_when_client_allows) {
 Test(v5, outbound_topic_aliases_limited_by_client_maximum) {
   pb props = {.n = 0};
   pb_u16(&props, MQTTB_PROP_TOPIC_ALIAS_MAXIMUM, 1);
-  tc *s = open5p("s", true, &props, NULL);
+  tc *s = open5p(bed, "s", true, &props, NULL);
   cr_assert(eq(int, subscribe5(s, "#", 0, 0), 0));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pub5(p, "a", "1", 0, false, NULL);
   pub5(p, "b", "2", 0, false, NULL);
   pub5(p, "a", "3", 0, false, NULL);
@@ -1444,9 +962,9 @@ Test(v5, outbound_topic_aliases_limited_by_client_maximum) {
 /* [MQTT-3.3.2-11]: a client that announced no Topic Alias Maximum gets no
  * alias. */
 Test(v5, client_without_topic_alias_maximum_gets_full_topics) {
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "t/x", 0, 0), 0));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   for (int i = 0; i < 3; i++)
     pub5(p, "t/x", "m", 0, false, NULL);
   for (int i = 0; i < 3; i++) {
@@ -1460,15 +978,10 @@ Test(v5, client_without_topic_alias_maximum_gets_full_topics) {
 /* 8. Subscription options                                                 */
 /* ====================================================================== */
 
-#define OPT_NL 0x04
-#define OPT_RAP 0x08
-#define OPT_RH1 0x10
-#define OPT_RH2 0x20
-
 /* [MQTT-3.8.3-3]: No Local: not sent back to the publishing connection. */
 Test(v5, no_local_suppresses_own_messages) {
-  tc *me = open5("me", 0);
-  tc *other = open5("other", 0);
+  tc *me = open5(bed, "me", 0);
+  tc *other = open5(bed, "other", 0);
   cr_assert(eq(int, subscribe5(me, "chat", OPT_NL | 1, 0), 1));
   cr_assert(eq(int, subscribe5(other, "chat", 1, 0), 1));
   cr_assert(eq(int, pub5(me, "chat", "mine", 1, false, NULL), 0));
@@ -1489,11 +1002,11 @@ Test(v5, no_local_suppresses_own_messages) {
 /* [MQTT-3.3.1-12], [MQTT-3.3.1-13]: Retain As Published keeps the RETAIN
  * flag of forwarded messages; without it the flag is 0. */
 Test(v5, retain_as_published_keeps_retain_flag) {
-  tc *rap = open5("rap", 0);
-  tc *plain = open5("plain", 0);
+  tc *rap = open5(bed, "rap", 0);
+  tc *plain = open5(bed, "plain", 0);
   cr_assert(eq(int, subscribe5(rap, "r", OPT_RAP, 0), 0));
   cr_assert(eq(int, subscribe5(plain, "r", 0, 0), 0));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pub5(p, "r", "v", 0, true, NULL);
   rpub r;
   expect_pub5(rap, &r, "r", "v");
@@ -1508,9 +1021,9 @@ Test(v5, retain_as_published_keeps_retain_flag) {
 /* [MQTT-3.3.1-9], Retain Handling 0: retained messages on every
  * subscribe. */
 Test(v5, retain_handling_0_sends_on_every_subscribe) {
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pub5(p, "k", "kept", 0, true, NULL);
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   rpub r;
   cr_assert(eq(int, subscribe5(s, "k", 0, 0), 0));
   expect_pub5(s, &r, "k", "kept");
@@ -1522,9 +1035,9 @@ Test(v5, retain_handling_0_sends_on_every_subscribe) {
 
 /* [MQTT-3.3.1-10], Retain Handling 1: only when the subscription is new. */
 Test(v5, retain_handling_1_sends_only_for_new_subscription) {
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pub5(p, "k", "kept", 0, true, NULL);
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   rpub r;
   cr_assert(eq(int, subscribe5(s, "k", OPT_RH1, 0), 0));
   expect_pub5(s, &r, "k", "kept");
@@ -1534,9 +1047,9 @@ Test(v5, retain_handling_1_sends_only_for_new_subscription) {
 
 /* [MQTT-3.3.1-11], Retain Handling 2: never. */
 Test(v5, retain_handling_2_never_sends_retained) {
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pub5(p, "k", "kept", 0, true, NULL);
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "k", OPT_RH2, 0), 0));
   cr_assert(tc_quiet(s), "Retain Handling 2 sent a retained message");
   /* The subscription itself works. */
@@ -1548,13 +1061,13 @@ Test(v5, retain_handling_2_never_sends_retained) {
 /* [MQTT-3.3.4-3], [MQTT-3.3.4-4], [MQTT-3.3.4-5]: overlapping subscriptions
  * give one delivery carrying every matching Subscription Identifier. */
 Test(v5, subscription_identifiers_of_overlapping_subscriptions) {
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "a/+", 0, 1), 0));
   cr_assert(eq(int, subscribe5(s, "a/#", 1, 2), 1));
   cr_assert(eq(int, subscribe5(s, "a/b", 0, 300), 0));
   cr_assert(eq(int, subscribe5(s, "a/nomatch", 0, 4), 0));
   cr_assert(eq(int, subscribe5(s, "a/c", 0, 0), 0)); /* no identifier */
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   cr_assert(eq(int, pub5(p, "a/b", "m", 1, false, NULL), 0));
   rpub r;
   expect_pub5(s, &r, "a/b", "m");
@@ -1589,9 +1102,9 @@ Test(v5, subscription_identifiers_of_overlapping_subscriptions) {
 /* A retained message sent on subscribe carries the new subscription's
  * identifier. */
 Test(v5, subscription_identifier_on_retained_message_at_subscribe) {
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pub5(p, "ret/x", "r", 0, true, NULL);
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "ret/+", 0, 7), 0));
   rpub r;
   expect_pub5(s, &r, "ret/x", "r");
@@ -1602,10 +1115,10 @@ Test(v5, subscription_identifier_on_retained_message_at_subscribe) {
 /* [MQTT-3.8.4-3]: re-subscribing replaces the subscription, identifier
  * included. */
 Test(v5, resubscribe_replaces_subscription_identifier) {
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "t", 0, 5), 0));
   cr_assert(eq(int, subscribe5(s, "t", 0, 9), 0));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pub5(p, "t", "a", 0, false, NULL);
   rpub r;
   expect_pub5(s, &r, "t", "a");
@@ -1620,12 +1133,12 @@ Test(v5, resubscribe_replaces_subscription_identifier) {
 /* [MQTT-3.8.3-5]: reserved option bits set or Retain Handling 3: malformed,
  * DISCONNECT 0x81. */
 Test(v5, subscribe_reserved_option_bits_are_malformed) {
-  tc *a = open5("a", 0);
+  tc *a = open5(bed, "a", 0);
   cr_assert(eq(int, subscribe5(a, "t", 0x40, 0), -1));
   cr_assert(a->closed);
   cr_assert(eq(int, a->close_reason, MQTTB_ERR_MALFORMED));
   cr_assert(eq(int, read_disconnect5(a, NULL), MQTTB_REASON_MALFORMED_PACKET));
-  tc *b = open5("b", 0);
+  tc *b = open5(bed, "b", 0);
   cr_assert(eq(int, subscribe5(b, "t", 0x30, 0), -1));
   cr_assert(b->closed);
   cr_assert(eq(int, read_disconnect5(b, NULL), MQTTB_REASON_MALFORMED_PACKET));
@@ -1658,10 +1171,10 @@ Test(v5, shared_subscription_round_robin) {
   for (int i = 0; i < 3; i++) {
     char id[8];
     snprintf(id, sizeof(id), "m%d", i);
-    m[i] = open5(id, 0);
+    m[i] = open5(bed, id, 0);
     cr_assert(eq(int, subscribe5(m[i], "$share/g/job", 0, 0), 0));
   }
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   for (int i = 0; i < 6; i++) {
     char msg[2] = {(char)('0' + i), 0};
     pub5(p, "job", msg, 0, false, NULL);
@@ -1676,25 +1189,25 @@ Test(v5, shared_subscription_round_robin) {
 /* MQTT 5 4.8.2: retained messages are not sent when a Session first joins
  * a shared subscription. */
 Test(v5, shared_subscription_gets_no_retained_messages) {
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pub5(p, "job", "0", 0, true, NULL);
-  tc *m = open5("m", 0);
+  tc *m = open5(bed, "m", 0);
   cr_assert(eq(int, subscribe5(m, "$share/g/job", 0, 0), 0));
   cr_assert(tc_quiet(m), "a retained message was sent for a shared subscription");
 }
 
 /* A non-shared subscriber gets its own copy beside the group's one. */
 Test(v5, non_shared_subscriber_gets_its_own_copy) {
-  tc *m1 = open5("m1", 0);
-  tc *m2 = open5("m2", 0);
-  tc *solo = open5("solo", 0);
+  tc *m1 = open5(bed, "m1", 0);
+  tc *m2 = open5(bed, "m2", 0);
+  tc *solo = open5(bed, "solo", 0);
   cr_assert(eq(int, subscribe5(m1, "$share/g/job", 0, 0), 0));
   cr_assert(eq(int, subscribe5(m2, "$share/g/job", 0, 0), 0));
   cr_assert(eq(int, subscribe5(solo, "job", 0, 0), 0));
   /* Another group gets its own copy too. */
-  tc *h = open5("h", 0);
+  tc *h = open5(bed, "h", 0);
   cr_assert(eq(int, subscribe5(h, "$share/h/job", 0, 0), 0));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   for (int i = 0; i < 4; i++) {
     char msg[2] = {(char)('0' + i), 0};
     pub5(p, "job", msg, 0, false, NULL);
@@ -1709,11 +1222,11 @@ Test(v5, non_shared_subscriber_gets_its_own_copy) {
 /* When a member's session ends with an unacknowledged QoS 1 message from
  * the group, the message goes to another member. */
 Test(v5, unacknowledged_shared_message_goes_to_another_member) {
-  tc *m1 = open5("m1", 0);
-  tc *m2 = open5("m2", 0);
+  tc *m1 = open5(bed, "m1", 0);
+  tc *m2 = open5(bed, "m2", 0);
   cr_assert(eq(int, subscribe5(m1, "$share/g/job", 1, 0), 1));
   cr_assert(eq(int, subscribe5(m2, "$share/g/job", 1, 0), 1));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   cr_assert(eq(int, pub5(p, "job", "7", 1, false, NULL), 0));
   rpub r;
   tc *got = NULL, *other = NULL;
@@ -1739,7 +1252,7 @@ Test(v5, unacknowledged_shared_message_goes_to_another_member) {
 
 /* [MQTT-3.8.3-4]: No Local on a shared subscription is a Protocol Error. */
 Test(v5, no_local_on_shared_subscription_is_protocol_error) {
-  tc *m = open5("m", 0);
+  tc *m = open5(bed, "m", 0);
   cr_assert(eq(int, subscribe5(m, "$share/g/job", OPT_NL, 0), -1));
   cr_assert(m->closed);
   cr_assert(eq(int, m->close_reason, MQTTB_ERR_PROTOCOL));
@@ -1749,7 +1262,7 @@ Test(v5, no_local_on_shared_subscription_is_protocol_error) {
 /* [MQTT-4.8.2-1], [MQTT-4.8.2-2]: a Share Name of at least one character,
  * without wildcards, followed by '/' and a filter; else 0x8F. */
 Test(v5, invalid_share_names_get_topic_filter_invalid) {
-  tc *m = open5("m", 0);
+  tc *m = open5(bed, "m", 0);
   const char *f[] = {"$share//x", "$share/+/x", "$share/g", "$share/g/", "$share/ok/x"};
   uint8_t o[] = {0, 0, 0, 0, 1};
   uint8_t codes[5];
@@ -1766,7 +1279,7 @@ Test(v5, shared_subscriptions_unavailable) {
   mqttb_settings st = settings_default();
   st.shared_subscriptions = 0;
   use_settings(&st);
-  tc *m = open5("m", 0);
+  tc *m = open5(bed, "m", 0);
   cr_assert(eq(int, subscribe5(m, "$share/g/job", 0, 0), MQTTB_REASON_SHARED_SUBS_NOT_SUPPORTED));
 }
 
@@ -1777,8 +1290,8 @@ Test(v5, shared_subscriptions_unavailable) {
 /* [MQTT-3.3.2-15], [MQTT-3.3.2-16]: Response Topic and Correlation Data
  * unchanged. */
 Test(v5, response_topic_and_correlation_data_forwarded) {
-  tc *responder = open5("responder", 0);
-  tc *requester = open5("requester", 0);
+  tc *responder = open5(bed, "responder", 0);
+  tc *requester = open5(bed, "requester", 0);
   cr_assert(eq(int, subscribe5(responder, "svc/req", 1, 0), 1));
   cr_assert(eq(int, subscribe5(requester, "svc/resp/requester", 1, 0), 1));
   static const uint8_t cd[] = {0x00, 0x01, 0xFF, 0xFE, 0x80};
@@ -1810,9 +1323,9 @@ Test(v5, response_topic_and_correlation_data_forwarded) {
 /* [MQTT-3.3.2-17], [MQTT-3.3.2-18]: User Properties forwarded unchanged, in
  * order (repeated names included). */
 Test(v5, user_properties_forwarded_in_order) {
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "u", 0, 0), 0));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pb props = {.n = 0};
   pb_pair(&props, "a", "1");
   pb_pair(&props, "b", "2");
@@ -1840,9 +1353,9 @@ Test(v5, user_properties_forwarded_in_order) {
 /* [MQTT-3.3.2-20], [MQTT-3.3.2-4]: Content Type and Payload Format
  * Indicator forwarded unchanged (also with a large, referenced payload). */
 Test(v5, content_type_and_payload_format_forwarded) {
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "ct", 1, 0), 1));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pb props = {.n = 0};
   pb_byte(&props, MQTTB_PROP_PAYLOAD_FORMAT, 1);
   pb_str(&props, MQTTB_PROP_CONTENT_TYPE, "application/json");
@@ -1864,20 +1377,20 @@ Test(v5, content_type_and_payload_format_forwarded) {
 /* A Payload Format Indicator of 1 with a payload that is not UTF-8:
  * PUBACK/PUBREC 0x99 and the message is not delivered. */
 Test(v5, payload_format_invalid_gets_0x99_and_is_not_delivered) {
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "pf", 2, 0), 2));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pb props = {.n = 0};
   pb_byte(&props, MQTTB_PROP_PAYLOAD_FORMAT, 1);
   static const uint8_t bad[] = {'o', 'k', 0xFF, 0xFE};
-  uint16_t pid = next_pid();
+  uint16_t pid = v5_next_pid();
   send_pub5(p, "pf", bad, sizeof(bad), 1, false, pid, &props);
   uint16_t rpid;
   uint8_t reason;
   cr_assert(read_ack5(p, MQTTB_PKT_PUBACK, &rpid, &reason));
   cr_assert(eq(u16, rpid, pid));
   cr_assert(eq(u8, reason, MQTTB_REASON_PAYLOAD_FORMAT_INVALID));
-  pid = next_pid();
+  pid = v5_next_pid();
   send_pub5(p, "pf", bad, sizeof(bad), 2, false, pid, &props);
   cr_assert(read_ack5(p, MQTTB_PKT_PUBREC, &rpid, &reason));
   cr_assert(eq(u8, reason, MQTTB_REASON_PAYLOAD_FORMAT_INVALID));
@@ -2098,7 +1611,7 @@ Test(v5, auth_with_different_method_during_connect_closes) {
 /* [MQTT-4.12.0-7]: AUTH from a client that did not use enhanced
  * authentication: Protocol Error. */
 Test(v5, auth_without_exchange_is_protocol_error) {
-  tc *c = open5("plain", 0);
+  tc *c = open5(bed, "plain", 0);
   send_auth5(c, MQTTB_REASON_REAUTHENTICATE, "TOKEN", "x");
   cr_assert(c->closed);
   cr_assert(eq(int, read_disconnect5(c, NULL), MQTTB_REASON_PROTOCOL_ERROR));
@@ -2178,17 +1691,17 @@ Test(v5, embedder_normal_disconnect_sends_one_disconnect) {
 
 /* PUBACK/PUBREC 0x10 when nobody subscribes; 0x00 otherwise. */
 Test(v5, puback_no_matching_subscribers) {
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   cr_assert(eq(int, pub5(p, "nobody", "x", 1, false, NULL), MQTTB_REASON_NO_MATCHING_SUBSCRIBERS));
   cr_assert(eq(int, pub5(p, "nobody", "x", 2, false, NULL), MQTTB_REASON_NO_MATCHING_SUBSCRIBERS));
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "nobody", 0, 0), 0));
   cr_assert(eq(int, pub5(p, "nobody", "x", 1, false, NULL), 0));
 }
 
 /* PUBREL for an unknown packet id: PUBCOMP 0x92; for a known one: 0. */
 Test(v5, pubrel_unknown_id_gets_pubcomp_0x92) {
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   send_ack5(p, MQTTB_PKT_PUBREL, 999, 0);
   uint16_t pid;
   uint8_t reason;
@@ -2205,7 +1718,7 @@ Test(v5, pubrel_unknown_id_gets_pubcomp_0x92) {
 
 /* UNSUBACK 0x11 for a filter that was not subscribed. */
 Test(v5, unsuback_no_subscription_existed) {
-  tc *c = open5("c", 0);
+  tc *c = open5(bed, "c", 0);
   cr_assert(eq(int, subscribe5(c, "b", 0, 0), 0));
   const char *f[] = {"a", "b"};
   uint8_t codes[2];
@@ -2221,7 +1734,7 @@ Test(v5, max_qos_caps_suback_and_refuses_publish) {
   mqttb_settings st = settings_default();
   st.max_qos = 1;
   use_settings(&st);
-  tc *c = open5("c", 0);
+  tc *c = open5(bed, "c", 0);
   cr_assert(eq(int, subscribe5(c, "t", 2, 0), 1));
   cr_assert(eq(int, subscribe5(c, "u", 0, 0), 0));
   cr_assert(eq(int, pub5(c, "t", "ok", 1, false, NULL), 0));
@@ -2239,9 +1752,9 @@ Test(v5, max_qos_caps_suback_and_refuses_publish) {
 Test(v5, pubrec_error_ends_flow_and_frees_slot) {
   pb props = {.n = 0};
   pb_u16(&props, MQTTB_PROP_RECEIVE_MAXIMUM, 1);
-  tc *s = open5p("s", true, &props, NULL);
+  tc *s = open5p(bed, "s", true, &props, NULL);
   cr_assert(eq(int, subscribe5(s, "q2", 2, 0), 2));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   cr_assert(eq(int, pub5(p, "q2", "one", 2, false, NULL), 0));
   cr_assert(eq(int, pub5(p, "q2", "two", 2, false, NULL), 0));
   rpub r;
@@ -2265,9 +1778,9 @@ Test(v5, pubrec_error_ends_flow_and_frees_slot) {
 
 /* [MQTT-3.1.4-3]: takeover: DISCONNECT 0x8E to the old connection. */
 Test(v5, takeover_sends_disconnect_0x8e) {
-  tc *old = open5("dup", 60);
+  tc *old = open5(bed, "dup", 60);
   bool sp = false;
-  tc *nw = resume5("dup", 60, &sp);
+  tc *nw = resume5(bed, "dup", 60, &sp);
   cr_assert(sp);
   cr_assert(old->closed);
   cr_assert(eq(int, old->close_reason, MQTTB_ERR_TAKEN_OVER));
@@ -2290,13 +1803,13 @@ Test(v5, keepalive_expiry_sends_disconnect_0x8d) {
 
 /* A malformed packet after CONNECT: DISCONNECT 0x81 before the close. */
 Test(v5, malformed_packet_gets_disconnect_0x81) {
-  tc *c = open5("c", 0);
+  tc *c = open5(bed, "c", 0);
   uint8_t bad_ping[] = {0xC0, 0x01, 0x00};
   cr_assert(eq(int, tc_send(c, bad_ping, sizeof(bad_ping)), MQTTB_ERR_MALFORMED));
   cr_assert(c->closed);
   cr_assert(eq(int, read_disconnect5(c, NULL), MQTTB_REASON_MALFORMED_PACKET));
   cr_assert(tc_quiet(c));
-  tc *d = open5("d", 0);
+  tc *d = open5(bed, "d", 0);
   uint8_t bad_flags[] = {0x36, 0x05, 0x00, 0x01, 't', 0x00, 0x01};
   cr_assert(eq(int, tc_send(d, bad_flags, sizeof(bad_flags)), MQTTB_ERR_MALFORMED));
   cr_assert(eq(int, read_disconnect5(d, NULL), MQTTB_REASON_MALFORMED_PACKET));
@@ -2304,7 +1817,7 @@ Test(v5, malformed_packet_gets_disconnect_0x81) {
 
 /* A property that may appear once, twice: Protocol Error 0x82. */
 Test(v5, duplicate_property_gets_disconnect_0x82) {
-  tc *c = open5("c", 0);
+  tc *c = open5(bed, "c", 0);
   pb props = {.n = 0};
   pb_str(&props, MQTTB_PROP_CONTENT_TYPE, "a");
   pb_str(&props, MQTTB_PROP_CONTENT_TYPE, "b");
@@ -2317,7 +1830,7 @@ Test(v5, duplicate_property_gets_disconnect_0x82) {
 /* [MQTT-3.3.4-6]: a PUBLISH from a client with a Subscription Identifier:
  * Protocol Error. */
 Test(v5, publish_with_subscription_identifier_is_protocol_error) {
-  tc *c = open5("c", 0);
+  tc *c = open5(bed, "c", 0);
   pb props = {.n = 0};
   pb_var(&props, MQTTB_PROP_SUBSCRIPTION_ID, 3);
   send_pub5(c, "t", "x", 1, 0, false, 0, &props);
@@ -2363,7 +1876,7 @@ Test(v5, retained_publish_when_retain_unavailable_disconnects) {
   mqttb_settings st = settings_default();
   st.retain_available = 0;
   use_settings(&st);
-  tc *c = open5("c", 0);
+  tc *c = open5(bed, "c", 0);
   send_pub5(c, "t", "x", 1, 0, true, 0, NULL);
   cr_assert(c->closed);
   cr_assert(eq(int, read_disconnect5(c, NULL), MQTTB_REASON_RETAIN_NOT_SUPPORTED));
@@ -2374,7 +1887,7 @@ Test(v5, wildcard_subscriptions_unavailable) {
   mqttb_settings st = settings_default();
   st.wildcard_subscriptions = 0;
   use_settings(&st);
-  tc *c = open5("c", 0);
+  tc *c = open5(bed, "c", 0);
   cr_assert(eq(int, subscribe5(c, "a/+", 0, 0), MQTTB_REASON_WILDCARD_SUBS_NOT_SUPPORTED));
   cr_assert(eq(int, subscribe5(c, "a/#", 0, 0), MQTTB_REASON_WILDCARD_SUBS_NOT_SUPPORTED));
   cr_assert(eq(int, subscribe5(c, "a/b", 1, 0), 1));
@@ -2386,7 +1899,7 @@ Test(v5, subscription_identifiers_unavailable) {
   mqttb_settings st = settings_default();
   st.subscription_identifiers = 0;
   use_settings(&st);
-  tc *c = open5("c", 0);
+  tc *c = open5(bed, "c", 0);
   cr_assert(eq(int, subscribe5(c, "a", 0, 0), 0));
   cr_assert(eq(int, subscribe5(c, "b", 0, 4), -1));
   cr_assert(c->closed);
@@ -2400,10 +1913,10 @@ static int deny_secret(mqttb_access access, const char *topic, size_t len) {
 
 /* Refused by authorize: PUBACK 0x87 (not delivered), SUBACK 0x87. */
 Test(v5, not_authorized_reason_codes) {
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "#", 1, 0), 1));
   bed->authorize = deny_secret;
-  tc *c = open5("c", 0);
+  tc *c = open5(bed, "c", 0);
   cr_assert(eq(int, pub5(c, "secret/x", "x", 1, false, NULL), MQTTB_REASON_NOT_AUTHORIZED_5));
   cr_assert(tc_quiet(s));
   cr_assert(eq(int, subscribe5(c, "secret/#", 1, 0), MQTTB_REASON_NOT_AUTHORIZED_5));
@@ -2419,7 +1932,7 @@ Test(v5, not_authorized_reason_codes) {
 Test(v5, v5_publisher_reaches_v311_subscriber) {
   tc *old = tc_open(bed, "old", true);
   cr_assert(eq(int, tc_subscribe(old, "mix/#", 1), 1));
-  tc *p = open5("p", 0);
+  tc *p = open5(bed, "p", 0);
   pb props = {.n = 0};
   pb_byte(&props, MQTTB_PROP_PAYLOAD_FORMAT, 1);
   pb_str(&props, MQTTB_PROP_CONTENT_TYPE, "text/plain");
@@ -2456,7 +1969,7 @@ Test(v5, v5_publisher_reaches_v311_subscriber) {
 /* A 3.1.1 PUBLISH reaches an MQTT 5 subscriber with an empty property
  * block. */
 Test(v5, v311_publisher_reaches_v5_subscriber) {
-  tc *s = open5("s", 0);
+  tc *s = open5(bed, "s", 0);
   cr_assert(eq(int, subscribe5(s, "mix", 1, 0), 1));
   tc *old = tc_open(bed, "old", true);
   cr_assert(tc_publish(old, "mix", "hello", 1, false));
