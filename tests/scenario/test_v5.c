@@ -1923,6 +1923,37 @@ Test(v5, not_authorized_reason_codes) {
   cr_assert(eq(int, subscribe5(c, "open", 1, 0), 1));
 }
 
+/* The authorize callback chooses the refusal: 0x97 (quota exceeded) for
+ * "quota/", 0x80 for "odd/"; a value outside 0x80..0xFF means 0x87. MQTT 3.1.1
+ * clients still get SUBACK 0x80. */
+static int refuse_by_topic(mqttb_access access, const char *topic, size_t len) {
+  (void)access;
+  if (len >= 6 && memcmp(topic, "quota/", 6) == 0)
+    return MQTTB_REASON_QUOTA_EXCEEDED;
+  if (len >= 4 && memcmp(topic, "odd/", 4) == 0)
+    return MQTTB_REASON_UNSPECIFIED_ERROR;
+  if (len >= 4 && memcmp(topic, "neg/", 4) == 0)
+    return -1;
+  return MQTTB_REASON_SUCCESS;
+}
+
+Test(v5, authorize_callback_chooses_the_reason_code) {
+  tc *s = open5(bed, "s", 0);
+  cr_assert(eq(int, subscribe5(s, "#", 1, 0), 1));
+  bed->authorize = refuse_by_topic;
+  tc *c = open5(bed, "c", 0);
+  cr_assert(eq(int, pub5(c, "quota/x", "x", 1, false, NULL), MQTTB_REASON_QUOTA_EXCEEDED));
+  cr_assert(eq(int, pub5(c, "odd/x", "x", 2, false, NULL), MQTTB_REASON_UNSPECIFIED_ERROR));
+  cr_assert(eq(int, pub5(c, "neg/x", "x", 1, false, NULL), MQTTB_REASON_NOT_AUTHORIZED_5));
+  cr_assert(tc_quiet(s), "nothing refused was delivered");
+  cr_assert(eq(int, subscribe5(c, "quota/#", 1, 0), MQTTB_REASON_QUOTA_EXCEEDED));
+  cr_assert(eq(int, subscribe5(c, "odd/#", 1, 0), MQTTB_REASON_UNSPECIFIED_ERROR));
+  cr_assert(eq(int, subscribe5(c, "neg/#", 1, 0), MQTTB_REASON_NOT_AUTHORIZED_5));
+  cr_assert(eq(int, pub5(c, "fine", "x", 1, false, NULL), 0));
+  tc *old = tc_open(bed, "old", true);
+  cr_assert(eq(int, tc_subscribe(old, "quota/#", 1), MQTTB_REASON_SUBSCRIBE_FAILURE));
+}
+
 /* ====================================================================== */
 /* 14. Mixed protocol versions                                             */
 /* ====================================================================== */
