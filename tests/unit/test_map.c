@@ -79,7 +79,8 @@ Test(map, interleaved_puts_and_deletes_keep_every_key_reachable) {
     present[i] = false;
     if (i % 97 == 0)
       for (int k = 0; k < NKEYS; k++)
-        cr_assert(eq(ptr, mqttb_map_get(&m, keys[k], strlen(keys[k])), present[k] ? keys[k] : NULL));
+        cr_assert(
+            eq(ptr, mqttb_map_get(&m, keys[k], strlen(keys[k])), present[k] ? keys[k] : NULL));
   }
   cr_assert(eq(u32, m.count, 0));
   for (uint32_t i = 0; i < m.cap; i++)
@@ -158,7 +159,8 @@ Test(map, keys_sharing_a_prefix_are_distinct) {
     cr_assert(eq(int, mqttb_map_put(&m, &a.mem, as, len, (void *)(uintptr_t)len), 0));
   const char *topics[] = {"topic", "topic/", "topic/1", "topic/10", "topic/100", "topic/1000"};
   for (size_t i = 0; i < 6; i++)
-    cr_assert(eq(int, mqttb_map_put(&m, &a.mem, topics[i], strlen(topics[i]), (void *)topics[i]), 0));
+    cr_assert(
+        eq(int, mqttb_map_put(&m, &a.mem, topics[i], strlen(topics[i]), (void *)topics[i]), 0));
   cr_assert(eq(u32, m.count, 306));
   for (size_t len = 1; len <= 300; len++)
     cr_assert(eq(ptr, mqttb_map_get(&m, as, len), (void *)(uintptr_t)len), "len %zu", len);
@@ -172,7 +174,8 @@ Test(map, keys_sharing_a_prefix_are_distinct) {
   for (size_t len = 1; len <= 300; len++)
     cr_assert(eq(ptr, mqttb_map_get(&m, as, len), len % 2 ? NULL : (void *)(uintptr_t)len));
   for (size_t i = 0; i < 6; i++)
-    cr_assert(eq(ptr, mqttb_map_get(&m, topics[i], strlen(topics[i])), i == 3 ? NULL : (void *)topics[i]));
+    cr_assert(eq(ptr, mqttb_map_get(&m, topics[i], strlen(topics[i])),
+                 i == 3 ? NULL : (void *)topics[i]));
   cr_assert(eq(u32, m.count, 155));
   mqttb_map_free(&m, &a.mem);
   cr_assert(eq(long, a.live, 0));

@@ -14,7 +14,7 @@ static mqttb_msg *new_msg(unit_alloc *a, size_t payload_len) {
   uint8_t payload[1024];
   cr_assert(le(sz, payload_len, sizeof(payload)));
   for (size_t i = 0; i < payload_len; i++)
-    payload[i] = (uint8_t)"0123456789abcdefghijklmnopqrstuvwxyz"[i % 36];
+    payload[i] = (uint8_t) "0123456789abcdefghijklmnopqrstuvwxyz"[i % 36];
   mqttb_msg *m =
       mqttb_msg_new(&a->mem, (const uint8_t *)"t/x", 3, payload, payload_len, NULL, 0, 1, false);
   cr_assert(not(eq(ptr, m, NULL)));
