@@ -26,7 +26,9 @@ static int own_settings(mqttb_broker *b) {
   if (st->max_qos > 2)
     st->max_qos = 2;
   if (st->receive_maximum == 0)
-    st->receive_maximum = 65535;
+    st->receive_maximum = st->max_inflight_messages && st->max_inflight_messages < 65535
+                              ? (uint16_t)st->max_inflight_messages
+                              : 65535;
   if (st->response_information) {
     size_t n = strlen(st->response_information);
     b->response_information = mqttb_mem_malloc(&b->ctx.mem, n + 1);

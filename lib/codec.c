@@ -109,8 +109,8 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
     return MQTTB_CODEC_MALFORMED;
   }
   flags = body[pos++];
-  if (flags & MQTTB_CF_RESERVED) {
-    return MQTTB_CODEC_MALFORMED; /* [MQTT-3.1.2-3] */
+  if ((flags & MQTTB_CF_RESERVED) && c->level != 3) {
+    return MQTTB_CODEC_MALFORMED; /* [MQTT-3.1.2-3]; MQTT 3.1 did not reserve it */
   }
   c->clean = (flags & MQTTB_CF_CLEAN) != 0;
   c->will = (flags & MQTTB_CF_WILL) != 0;

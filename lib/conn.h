@@ -125,7 +125,7 @@ int mqttb_conn_fail(mqttb_conn *c, uint8_t v5, int err, const char *why);
 int mqttb_conn_codec_err(mqttb_conn *c, int r);
 
 /* ---- conn_connect.c ---- */
-int mqttb_conn_on_connect(mqttb_conn *c, const uint8_t *body, size_t len);
+int mqttb_conn_on_connect(mqttb_conn *c, uint8_t flags, const uint8_t *body, size_t len);
 int mqttb_conn_on_auth(mqttb_conn *c, const uint8_t *body, size_t len);
 int mqttb_conn_on_disconnect(mqttb_conn *c, const uint8_t *body, size_t len);
 

@@ -333,10 +333,22 @@ static int decode(mqttb_conn *c, const uint8_t *body, size_t len, mqttb_connect 
   return 0;
 }
 
-int mqttb_conn_on_connect(mqttb_conn *c, const uint8_t *body, size_t len) {
+/* Whether a CONNECT body names MQTT 3.1's protocol, "MQIsdp". */
+static bool is_mqtt31(const uint8_t *body, size_t len) {
+  static const uint8_t name[8] = {0, 6, 'M', 'Q', 'I', 's', 'd', 'p'};
+  return len >= sizeof(name) && memcmp(body, name, sizeof(name)) == 0;
+}
+
+int mqttb_conn_on_connect(mqttb_conn *c, uint8_t flags, const uint8_t *body, size_t len) {
   mqttb_broker *b = c->broker;
   mqttb_ctx *ctx = &b->ctx;
   const mqttb_settings *st = &ctx->settings;
+  if (flags != 0 && !is_mqtt31(body, len)) {
+    /* [MQTT-2.2.2-2]: reserved since MQTT 3.1.1; MQTT 3.1 had DUP, QoS and
+     * RETAIN bits here, unused for CONNECT. */
+    mqttb_log(ctx, MQTTB_LOG_NOTICE, "invalid fixed header (type 1, flags %#x)", flags);
+    return MQTTB_ERR_MALFORMED;
+  }
   mqttb_connect ck;
   mqttb_connect_props cp;
   int rv = decode(c, body, len, &ck, &cp);

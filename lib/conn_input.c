@@ -10,7 +10,7 @@ static int handle_packet(mqttb_conn *c, const mqttb_frame *f, const uint8_t *bod
   c->last_rx = now;
   size_t len = f->remaining;
   if (f->type == MQTTB_PKT_CONNECT)
-    return mqttb_conn_on_connect(c, body, len);
+    return mqttb_conn_on_connect(c, f->flags, body, len);
   if (f->type == MQTTB_PKT_AUTH)
     return mqttb_conn_on_auth(c, body, len);
   switch (f->type) {
@@ -42,7 +42,9 @@ static int handle_packet(mqttb_conn *c, const mqttb_frame *f, const uint8_t *bod
 /* Checks made as soon as a fixed header is complete, before the body is
  * buffered. */
 static int check_header(mqttb_conn *c, const mqttb_frame *f) {
-  int r = mqttb_codec_check_flags(f->type, f->flags);
+  /* CONNECT's flags are checked with its body: MQTT 3.1 did not reserve
+   * them. */
+  int r = mqttb_codec_check_flags(f->type, f->type == MQTTB_PKT_CONNECT ? 0 : f->flags);
   if (r != MQTTB_CODEC_OK) {
     mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE,
               "client %s: invalid fixed header (type %u, flags %#x)", mqttb_conn_cid(c), f->type,
@@ -89,7 +91,7 @@ static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) {
   size_t off = 0;
   mqttb_frame f;
   if (len > 0 && c->rlen == 0 && c->state == MQTTB_CONN_AWAIT_CONNECT &&
-      !mqttb_conn_x(c)->pending_connect && in[0] != (MQTTB_PKT_CONNECT << 4)) {
+      !mqttb_conn_x(c)->pending_connect && (in[0] >> 4) != MQTTB_PKT_CONNECT) {
     /* [MQTT-3.1.0-1]: the very first byte already tells. */
     mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "first packet is not CONNECT (first byte %#x)",
               in[0]);

@@ -182,20 +182,22 @@ int mqttb_conn_on_ack(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, 
               mqttb_conn_cid(c), f->type);
     return mqttb_conn_codec_err(c, r);
   }
+  int rv = 0;
   switch (f->type) {
   case MQTTB_PKT_PUBACK:
-    mqttb_session_on_puback(c->session, pid);
-    return 0;
+    rv = mqttb_session_on_puback(c->session, pid);
+    break;
   case MQTTB_PKT_PUBREC: {
-    uint8_t rel;
-    if (mqttb_session_on_pubrec(c->session, pid, reason, &rel) &&
-        mqttb_tx_ack(hub, &c->tx, MQTTB_PKT_PUBREL, pid, rel) != 0)
+    bool rel;
+    uint8_t rel_reason;
+    rv = mqttb_session_on_pubrec(c->session, pid, reason, &rel, &rel_reason);
+    if (rv == 0 && rel && mqttb_tx_ack(hub, &c->tx, MQTTB_PKT_PUBREL, pid, rel_reason) != 0)
       return MQTTB_ERR_CONN_NOMEM;
-    return 0;
+    break;
   }
   case MQTTB_PKT_PUBCOMP:
-    mqttb_session_on_pubcomp(c->session, pid);
-    return 0;
+    rv = mqttb_session_on_pubcomp(c->session, pid);
+    break;
   default: {
     /* PUBREL: the inbound QoS 2 flow ends; PUBCOMP even for an unknown id
      * [MQTT-4.3.3-2] (MQTT 5 says it was unknown). */
@@ -207,6 +209,18 @@ int mqttb_conn_on_ack(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, 
     return 0;
   }
   }
+  if (rv != 0) {
+    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE,
+              "client %s: %s for packet id %u, which awaits another acknowledgement",
+              mqttb_conn_cid(c),
+              f->type == MQTTB_PKT_PUBACK   ? "PUBACK"
+              : f->type == MQTTB_PKT_PUBREC ? "PUBREC"
+                                            : "PUBCOMP",
+              pid);
+    return mqttb_conn_fail(c, MQTTB_REASON_PROTOCOL_ERROR, MQTTB_ERR_PROTOCOL,
+                           "wrong acknowledgement for a message in flight");
+  }
+  return 0;
 }
 
 static bool has_wildcard(mqttb_slice f) {

@@ -115,6 +115,9 @@ static int check(const mqttb_prop *p, uint8_t context, uint64_t *seen) {
   case MQTTB_PROP_SUB_ID_AVAILABLE:
   case MQTTB_PROP_SHARED_SUB_AVAILABLE:
     return p->value <= 1 ? MQTTB_CODEC_OK : MQTTB_CODEC_PROTOCOL;
+  case MQTTB_PROP_RESPONSE_TOPIC:
+    /* A topic name: not empty, no wildcards [MQTT-3.3.2-14]. */
+    return mqttb_topic_name_valid(p->a.ptr, p->a.len) ? MQTTB_CODEC_OK : MQTTB_CODEC_PROTOCOL;
   case MQTTB_PROP_RECEIVE_MAXIMUM:
   case MQTTB_PROP_MAXIMUM_PACKET_SIZE:
   case MQTTB_PROP_SUBSCRIPTION_ID:

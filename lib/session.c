@@ -50,7 +50,6 @@ mqttb_session *mqttb_session_new(mqttb_sessions *set, const char *client_id, siz
   s->id_len = (uint16_t)len; /* client ids are MQTT strings: at most 65535 bytes */
   memcpy(s->client_id, client_id, len);
   s->client_id[len] = '\0';
-  s->next_pid = 1;
   s->expires_at = UINT64_MAX;
   mqttb_timer_init(&s->timer, MQTTB_TIMER_SESSION);
   if (mqttb_map_put(&set->by_id, mem, s->client_id, len, s) != 0) {
@@ -100,9 +99,53 @@ bool mqttb_share_parse(const char *f, size_t len, mqttb_slice *name, mqttb_slice
   return true;
 }
 
+/* Subscriptions a session holds before they are indexed by filter. */
+#define SUB_INDEX_AT 8
+
+static mqttb_sub *find_sub(const mqttb_session *s, const char *filter, size_t len) {
+  if (s->sub_index)
+    return mqttb_map_get(s->sub_index, filter, len);
+  for (size_t i = 0; i < s->nsubs; i++) {
+    mqttb_sub *sub = s->subs[i];
+    if (sub->filter_len == len && memcmp(sub->filter, filter, len) == 0)
+      return sub;
+  }
+  return NULL;
+}
+
+static void index_drop(mqttb_session *s) {
+  if (s->sub_index) {
+    mqttb_map_free(s->sub_index, &s->set->ctx->mem);
+    mqttb_mem_free(&s->set->ctx->mem, s->sub_index);
+    s->sub_index = NULL;
+  }
+}
+
+/* Index a new subscription (building the index once there are enough). On
+ * out-of-memory the index goes: lookups scan again. */
+static void index_add(mqttb_session *s, mqttb_sub *sub) {
+  const mqttb_mem *mem = &s->set->ctx->mem;
+  if (s->sub_index) {
+    if (mqttb_map_put(s->sub_index, mem, sub->filter, sub->filter_len, sub) != 0)
+      index_drop(s);
+    return;
+  }
+  if (s->nsubs < SUB_INDEX_AT || !(s->sub_index = mqttb_mem_calloc(mem, 1, sizeof(mqttb_map))))
+    return;
+  for (size_t i = 0; i < s->nsubs; i++) {
+    mqttb_sub *x = s->subs[i];
+    if (mqttb_map_put(s->sub_index, mem, x->filter, x->filter_len, x) != 0) {
+      index_drop(s);
+      return;
+    }
+  }
+}
+
 static void sub_remove(mqttb_session *s, size_t i) {
   mqttb_sessions *set = s->set;
   mqttb_sub *sub = s->subs[i];
+  if (s->sub_index)
+    mqttb_map_del(s->sub_index, sub->filter, sub->filter_len);
   mqttb_tnode *n = sub->node;
   if (sub->share) {
     mqttb_share *sh = sub->share;
@@ -123,13 +166,15 @@ static void sub_remove(mqttb_session *s, size_t i) {
       moved->node_idx = sub->node_idx;
   }
   mqttb_trie_prune(&set->subs, n);
-  s->subs[i] = s->subs[s->nsubs - 1];
-  s->nsubs--;
+  s->subs[i] = s->subs[--s->nsubs];
+  if (i < s->nsubs)
+    s->subs[i]->sess_idx = (uint32_t)i;
   set->ctx->stats.subscription_count--;
   mqttb_mem_free(&set->ctx->mem, sub);
 }
 
 void mqttb_session_unsubscribe_all(mqttb_session *s) {
+  index_drop(s);
   while (s->nsubs > 0)
     sub_remove(s, s->nsubs - 1);
 }
@@ -138,8 +183,9 @@ void mqttb_session_del(mqttb_session *s) {
   mqttb_sessions *set = s->set;
   const mqttb_mem *mem = &set->ctx->mem;
   mqttb_session_unsubscribe_all(s);
-  for (size_t i = 0; i < s->ninflight; i++)
-    dlv_free(set, &s->inflight[i].d);
+  for (uint32_t i = s->win ? s->win->head : MQTTB_WINDOW_END; i != MQTTB_WINDOW_END;
+       i = mqttb_window_at(s->win, i)->next)
+    dlv_free(set, &mqttb_window_at(s->win, i)->d);
   for (size_t i = 0; i < s->qcount; i++)
     dlv_free(set, &s->queue[(s->qhead + i) % s->qcap]);
   set->queued_bytes_total -= s->queued_bytes;
@@ -149,8 +195,12 @@ void mqttb_session_del(mqttb_session *s) {
   mqttb_timers_remove(set->timers, &s->timer);
   mqttb_map_del(&set->by_id, s->client_id, s->id_len);
   mqttb_mem_free(mem, s->subs);
-  mqttb_mem_free(mem, s->inflight);
+  if (s->win)
+    mqttb_window_free(s->win, mem);
+  mqttb_mem_free(mem, s->win);
   mqttb_mem_free(mem, s->queue);
+  if (s->in_qos2)
+    mqttb_pidmap_free(s->in_qos2, mem);
   mqttb_mem_free(mem, s->in_qos2);
   mqttb_mem_free(mem, s->match.ids);
   mqttb_mem_free(mem, s);
@@ -186,15 +236,13 @@ int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, ui
   *existed = false;
   /* A subscription to an identical filter replaces the old one
    * [MQTT-3.8.4-3]. */
-  for (size_t i = 0; i < s->nsubs; i++) {
-    mqttb_sub *old = s->subs[i];
-    if (old->filter_len == len && memcmp(old->filter, filter, len) == 0) {
-      old->qos = qos;
-      old->opts = opts;
-      old->sub_id = sub_id;
-      *existed = true;
-      return 0;
-    }
+  mqttb_sub *old = find_sub(s, filter, len);
+  if (old) {
+    old->qos = qos;
+    old->opts = opts;
+    old->sub_id = sub_id;
+    *existed = true;
+    return 0;
   }
   mqttb_slice name, real = {(const uint8_t *)filter, len};
   bool valid;
@@ -250,20 +298,19 @@ int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, ui
   sub->filter_len = (uint16_t)len;
   memcpy(sub->filter, filter, len);
   sub->filter[len] = '\0';
+  sub->sess_idx = s->nsubs;
   s->subs[s->nsubs++] = sub;
   set->ctx->stats.subscription_count++;
+  index_add(s, sub);
   return 0;
 }
 
 bool mqttb_session_unsubscribe(mqttb_session *s, const char *filter, size_t len) {
-  for (size_t i = 0; i < s->nsubs; i++) {
-    mqttb_sub *sub = s->subs[i];
-    if (sub->filter_len == len && memcmp(sub->filter, filter, len) == 0) {
-      sub_remove(s, i);
-      return true;
-    }
-  }
-  return false;
+  mqttb_sub *sub = find_sub(s, filter, len);
+  if (!sub)
+    return false;
+  sub_remove(s, sub->sess_idx);
+  return true;
 }
 
 static void pump(mqttb_session *s);
@@ -288,23 +335,6 @@ static uint32_t max_inflight(const mqttb_session *s) {
   return m;
 }
 
-static bool pid_in_use(const mqttb_session *s, uint16_t pid) {
-  for (size_t i = 0; i < s->ninflight; i++)
-    if (s->inflight[i].pid == pid)
-      return true;
-  return false;
-}
-
-static uint16_t alloc_pid(mqttb_session *s) {
-  for (;;) {
-    uint16_t pid = s->next_pid++;
-    if (s->next_pid == 0)
-      s->next_pid = 1;
-    if (!pid_in_use(s, pid))
-      return pid;
-  }
-}
-
 static void drop(mqttb_session *s, const char *why) {
   mqttb_sessions *set = s->set;
   set->ctx->stats.publish_dropped++;
@@ -316,34 +346,34 @@ static void drop(mqttb_session *s, const char *why) {
               why, (unsigned long long)n);
 }
 
+static uint32_t ninflight(const mqttb_session *s) {
+  return s->win ? s->win->n : 0;
+}
+
 /* Send a QoS 1/2 delivery now, taking an in-flight slot. Takes d. */
 static void send_inflight(mqttb_session *s, mqttb_dlv *d) {
   mqttb_sessions *set = s->set;
-  void *arr = s->inflight;
-  int rv = mqttb_mem_grow32(&set->ctx->mem, &arr, &s->inflight_cap, s->ninflight + 1,
-                            sizeof(*s->inflight));
-  uint16_t pid = 0;
-  if (rv == 0) {
-    s->inflight = arr;
-    pid = alloc_pid(s);
+  const mqttb_mem *mem = &set->ctx->mem;
+  int rv = MQTTB_ERR_NOMEM;
+  if (!s->win && (s->win = mqttb_mem_malloc(mem, sizeof(*s->win))) != NULL)
+    mqttb_window_init(s->win);
+  uint32_t slot = MQTTB_WINDOW_END;
+  if (s->win)
+    slot = mqttb_window_add(s->win, mem, d, d->qos == 1 ? MQTTB_INF_PUBACK : MQTTB_INF_PUBREC);
+  if (slot != MQTTB_WINDOW_END) {
+    uint16_t pid = mqttb_window_at(s->win, slot)->pid;
     rv = mqttb_tx_publish(set->hub, s->tx, d->msg, d->qos, d->retain, d->ids, d->nids, false, pid);
+    if (rv != 0)
+      mqttb_window_remove(s->win, slot); /* the packet id stays free */
   }
   if (rv == MQTTB_ERR_PACKET_TOO_LARGE) {
-    /* Nothing was queued and the packet id stays free. */
     drop(s, "larger than the client's Maximum Packet Size");
     dlv_free(set, d);
-    return;
-  }
-  if (rv != 0) {
+  } else if (rv != 0) {
     mqttb_tx_fail(set->hub, s->tx, MQTTB_ERR_CONN_NOMEM);
     drop(s, "out of memory");
     dlv_free(set, d);
-    return;
   }
-  mqttb_inflight *f = &s->inflight[s->ninflight++];
-  f->d = *d;
-  f->pid = pid;
-  f->state = d->qos == 1 ? MQTTB_INF_PUBACK : MQTTB_INF_PUBREC;
 }
 
 /* Send a QoS 0 delivery now. Takes d. */
@@ -434,7 +464,7 @@ void mqttb_session_deliver(mqttb_session *s, mqttb_msg *msg, uint8_t qos, bool r
     return;
   }
   /* Order is kept: nothing overtakes what is already queued. */
-  if (connected(s) && s->qcount == 0 && s->ninflight < max_inflight(s)) {
+  if (connected(s) && s->qcount == 0 && ninflight(s) < max_inflight(s)) {
     send_inflight(s, &d);
     return;
   }
@@ -447,7 +477,7 @@ static void pump(mqttb_session *s) {
   while (connected(s) && s->qcount > 0) {
     mqttb_dlv *it = &s->queue[s->qhead];
     bool expired = mqttb_msg_expired(it->msg, set->ctx->now);
-    if (!expired && it->qos > 0 && s->ninflight >= max_inflight(s))
+    if (!expired && it->qos > 0 && ninflight(s) >= max_inflight(s))
       break;
     mqttb_dlv d = *it;
     s->qhead = (s->qhead + 1) % s->qcap;
@@ -469,8 +499,12 @@ static void pump(mqttb_session *s) {
 void mqttb_session_resume(mqttb_session *s) {
   /* Re-send unacknowledged PUBLISH with DUP set, and PUBREL for messages
    * whose PUBREC was seen [MQTT-4.4.0-1]. */
-  for (size_t i = 0; i < s->ninflight && connected(s); i++) {
-    mqttb_inflight *f = &s->inflight[i];
+  mqttb_window *w = s->win;
+  uint32_t next = w ? w->head : MQTTB_WINDOW_END;
+  while (next != MQTTB_WINDOW_END && connected(s)) {
+    uint32_t slot = next;
+    mqttb_inflight *f = mqttb_window_at(w, slot);
+    next = f->next;
     int rv;
     if (f->state == MQTTB_INF_PUBCOMP)
       rv = mqttb_tx_ack(s->set->hub, s->tx, MQTTB_PKT_PUBREL, f->pid, 0);
@@ -481,9 +515,7 @@ void mqttb_session_resume(mqttb_session *s) {
       /* The client now accepts smaller packets than when it was sent. */
       drop(s, "larger than the client's Maximum Packet Size");
       dlv_free(s->set, &f->d);
-      memmove(f, f + 1, (s->ninflight - i - 1) * sizeof(*f));
-      s->ninflight--;
-      i--;
+      mqttb_window_remove(w, slot);
     } else if (rv != 0) {
       mqttb_tx_fail(s->set->hub, s->tx, MQTTB_ERR_CONN_NOMEM);
     }
@@ -491,43 +523,43 @@ void mqttb_session_resume(mqttb_session *s) {
   pump(s);
 }
 
-static mqttb_inflight *find_inflight(mqttb_session *s, uint16_t pid, size_t *idx) {
-  for (size_t i = 0; i < s->ninflight; i++) {
-    if (s->inflight[i].pid == pid) {
-      *idx = i;
-      return &s->inflight[i];
-    }
-  }
-  return NULL;
+static mqttb_inflight *find_inflight(mqttb_session *s, uint16_t pid, uint32_t *slot) {
+  *slot = s->win ? mqttb_window_find(s->win, pid) : MQTTB_WINDOW_END;
+  return *slot == MQTTB_WINDOW_END ? NULL : mqttb_window_at(s->win, *slot);
 }
 
-static void inflight_remove(mqttb_session *s, size_t idx) {
-  dlv_free(s->set, &s->inflight[idx].d);
-  memmove(&s->inflight[idx], &s->inflight[idx + 1],
-          (s->ninflight - idx - 1) * sizeof(*s->inflight));
-  s->ninflight--;
+static void inflight_remove(mqttb_session *s, uint32_t slot) {
+  dlv_free(s->set, &mqttb_window_at(s->win, slot)->d);
+  mqttb_window_remove(s->win, slot);
 }
 
-void mqttb_session_on_puback(mqttb_session *s, uint16_t pid) {
-  size_t idx;
+int mqttb_session_on_puback(mqttb_session *s, uint16_t pid) {
+  uint32_t idx;
   mqttb_inflight *f = find_inflight(s, pid, &idx);
-  if (!f || f->state != MQTTB_INF_PUBACK) {
+  if (!f) {
     mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "client %s: PUBACK for unknown packet id %u",
               s->client_id, pid);
-    return;
+    return 0;
   }
+  if (f->state != MQTTB_INF_PUBACK)
+    return MQTTB_ERR_PROTOCOL; /* a QoS 2 message */
   inflight_remove(s, idx);
   pump(s);
+  return 0;
 }
 
-bool mqttb_session_on_pubrec(mqttb_session *s, uint16_t pid, uint8_t reason, uint8_t *rel_reason) {
-  size_t idx;
+int mqttb_session_on_pubrec(mqttb_session *s, uint16_t pid, uint8_t reason, bool *rel,
+                            uint8_t *rel_reason) {
+  uint32_t idx;
   mqttb_inflight *f = find_inflight(s, pid, &idx);
+  *rel = false;
+  if (f && f->state == MQTTB_INF_PUBACK)
+    return MQTTB_ERR_PROTOCOL; /* a QoS 1 message */
   if (f && f->state == MQTTB_INF_PUBREC && reason >= 0x80) {
     /* MQTT 5: the client refused the message; the flow ends here. */
     inflight_remove(s, idx);
     pump(s);
-    return false;
+    return 0;
   }
   if (f && f->state == MQTTB_INF_PUBREC) {
     /* The message is now the client's; keep only the packet id's state. */
@@ -543,50 +575,44 @@ bool mqttb_session_on_pubrec(mqttb_session *s, uint16_t pid, uint8_t reason, uin
   }
   /* PUBREL even for a duplicate or unknown id, so the client can finish its
    * side of the flow. */
+  *rel = true;
   *rel_reason = f ? 0 : MQTTB_REASON_PACKET_ID_NOT_FOUND;
-  return true;
-}
-
-void mqttb_session_on_pubcomp(mqttb_session *s, uint16_t pid) {
-  size_t idx;
-  mqttb_inflight *f = find_inflight(s, pid, &idx);
-  if (!f || f->state != MQTTB_INF_PUBCOMP) {
-    mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "client %s: PUBCOMP for unknown packet id %u",
-              s->client_id, pid);
-    return;
-  }
-  inflight_remove(s, idx);
-  pump(s);
-}
-
-bool mqttb_session_qos2_has(const mqttb_session *s, uint16_t pid) {
-  for (size_t i = 0; i < s->nin_qos2; i++)
-    if (s->in_qos2[i] == pid)
-      return true;
-  return false;
-}
-
-int mqttb_session_qos2_add(mqttb_session *s, uint16_t pid) {
-  void *arr = s->in_qos2;
-  if (mqttb_mem_grow32(&s->set->ctx->mem, &arr, &s->in_qos2_cap, s->nin_qos2 + 1,
-                       sizeof(*s->in_qos2)) != 0)
-    return MQTTB_ERR_NOMEM;
-  s->in_qos2 = arr;
-  s->in_qos2[s->nin_qos2++] = pid;
   return 0;
 }
 
-void mqttb_session_qos2_del(mqttb_session *s, uint16_t pid) {
-  for (size_t i = 0; i < s->nin_qos2; i++) {
-    if (s->in_qos2[i] == pid) {
-      s->in_qos2[i] = s->in_qos2[--s->nin_qos2];
-      return;
-    }
+int mqttb_session_on_pubcomp(mqttb_session *s, uint16_t pid) {
+  uint32_t idx;
+  mqttb_inflight *f = find_inflight(s, pid, &idx);
+  if (!f) {
+    mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "client %s: PUBCOMP for unknown packet id %u",
+              s->client_id, pid);
+    return 0;
   }
+  if (f->state != MQTTB_INF_PUBCOMP)
+    return MQTTB_ERR_PROTOCOL; /* a QoS 1 message, or before PUBREC */
+  inflight_remove(s, idx);
+  pump(s);
+  return 0;
+}
+
+bool mqttb_session_qos2_has(const mqttb_session *s, uint16_t pid) {
+  return s->in_qos2 && mqttb_pidmap_get(s->in_qos2, pid, NULL);
+}
+
+int mqttb_session_qos2_add(mqttb_session *s, uint16_t pid) {
+  const mqttb_mem *mem = &s->set->ctx->mem;
+  if (!s->in_qos2 && !(s->in_qos2 = mqttb_mem_calloc(mem, 1, sizeof(*s->in_qos2))))
+    return MQTTB_ERR_NOMEM;
+  return mqttb_pidmap_put(s->in_qos2, mem, pid, 0);
+}
+
+void mqttb_session_qos2_del(mqttb_session *s, uint16_t pid) {
+  if (s->in_qos2)
+    mqttb_pidmap_del(s->in_qos2, pid);
 }
 
 uint32_t mqttb_session_qos2_count(const mqttb_session *s) {
-  return s->nin_qos2;
+  return s->in_qos2 ? s->in_qos2->count : 0;
 }
 
 /* ---- attaching, leaving, expiry, wills ---- */
@@ -667,9 +693,12 @@ mqttb_session_due mqttb_session_detach(mqttb_session *s, mqttb_msg *will, uint32
 
 void mqttb_session_each_shared(mqttb_session *s, void (*fn)(const mqttb_dlv *d, void *ctx),
                                void *ctx) {
-  for (size_t i = 0; i < s->ninflight; i++)
-    if (s->inflight[i].state != MQTTB_INF_PUBCOMP && s->inflight[i].d.share)
-      fn(&s->inflight[i].d, ctx);
+  for (uint32_t i = s->win ? s->win->head : MQTTB_WINDOW_END; i != MQTTB_WINDOW_END;) {
+    const mqttb_inflight *f = mqttb_window_at(s->win, i);
+    i = f->next;
+    if (f->state != MQTTB_INF_PUBCOMP && f->d.share)
+      fn(&f->d, ctx);
+  }
   for (size_t i = 0; i < s->qcount; i++) {
     const mqttb_dlv *d = &s->queue[(s->qhead + i) % s->qcap];
     if (d->share)

@@ -21,9 +21,11 @@
 #include "ctx.h"
 #include "map.h"
 #include "msg.h"
+#include "pidmap.h"
 #include "timer.h"
 #include "trie.h"
 #include "tx.h"
+#include "window.h"
 #include "wire.h"
 
 typedef struct mqttb_session mqttb_session;
@@ -41,9 +43,10 @@ typedef struct mqttb_sub {
   size_t node_idx;           /* position in node->subs or share->members */
   uint8_t qos;               /* granted QoS */
   uint8_t opts;              /* MQTTB_SUB_* */
-  uint32_t sub_id;           /* MQTT 5 Subscription Identifier, 0 for none */
   uint16_t filter_len;
-  char filter[]; /* as subscribed ($share/... included), NUL-terminated */
+  uint32_t sub_id;   /* MQTT 5 Subscription Identifier, 0 for none */
+  uint32_t sess_idx; /* position in session->subs */
+  char filter[];     /* as subscribed ($share/... included), NUL-terminated */
 } mqttb_sub;
 
 /* A shared subscription group: $share/name/filter. One member gets each
@@ -59,24 +62,6 @@ typedef struct mqttb_share {
   uint16_t name_len;
   char name[];
 } mqttb_share;
-
-/* One message on its way to one session. */
-typedef struct mqttb_dlv {
-  mqttb_msg *msg;
-  mqttb_share *share; /* set when delivered through a shared subscription */
-  uint32_t *ids;      /* MQTT 5 Subscription Identifiers (owned) */
-  uint16_t nids;
-  uint8_t qos;
-  bool retain;
-} mqttb_dlv;
-
-enum { MQTTB_INF_PUBACK = 1, MQTTB_INF_PUBREC = 2, MQTTB_INF_PUBCOMP = 3 };
-
-typedef struct mqttb_inflight {
-  mqttb_dlv d;
-  uint16_t pid;
-  uint8_t state; /* MQTTB_INF_*: what the broker waits for */
-} mqttb_inflight;
 
 /* A fan-out's per-session scratch. Owned by the router (one copy per
  * session per publish, at the highest QoS, with every matching
@@ -112,24 +97,26 @@ struct mqttb_session {
   uint64_t will_at;
   mqttb_timer timer;
   mqttb_sub **subs;
-  /* Outbound QoS 1/2 messages sent and not yet fully acknowledged, oldest
-   * first. */
-  mqttb_inflight *inflight;
+  /* Filter -> subscription, once the session holds enough of them for a
+   * scan to cost more than a lookup; NULL below that (or after running out
+   * of memory for it: it is only an index). */
+  mqttb_map *sub_index;
+  /* Outbound QoS 1/2 messages sent and not yet fully acknowledged (the
+   * window is allocated on first use). */
+  mqttb_window *win;
   /* Messages waiting for an in-flight slot (or for the client to return):
    * a ring. */
   mqttb_dlv *queue;
   uint64_t queued_bytes;
-  /* Inbound QoS 2 packet ids that got PUBREC and await PUBREL. */
-  uint16_t *in_qos2;
+  /* Inbound QoS 2 packet ids that got PUBREC and await PUBREL (allocated on
+   * first use). */
+  mqttb_pidmap *in_qos2;
   mqttb_match match;
   uint32_t nsubs, subs_cap;
-  uint32_t ninflight, inflight_cap;
   uint32_t qhead, qcount, qcap;
-  uint32_t nin_qos2, in_qos2_cap;
   /* Seconds the session outlives its connection: 0 for MQTT 3.x clean
    * session, UINT32_MAX (never expires) for MQTT 3.x persistent sessions. */
   uint32_t expiry_interval;
-  uint16_t next_pid;
   uint16_t id_len;
   bool offline;     /* detached and kept: counted in clients_disconnected */
   char client_id[]; /* NUL-terminated */
@@ -210,13 +197,17 @@ void mqttb_session_deliver(mqttb_session *s, mqttb_msg *msg, uint8_t qos, bool r
 void mqttb_session_each_shared(mqttb_session *s, void (*fn)(const mqttb_dlv *d, void *ctx),
                                void *ctx);
 
-/* Outbound acknowledgements from the client. */
-void mqttb_session_on_puback(mqttb_session *s, uint16_t pid);
-/* PUBREC: true when a PUBREL is due, with *rel_reason (0, or 0x92 for an
- * unknown packet id); false when the client refused the message (MQTT 5
- * reason >= 0x80) and the flow ends. */
-bool mqttb_session_on_pubrec(mqttb_session *s, uint16_t pid, uint8_t reason, uint8_t *rel_reason);
-void mqttb_session_on_pubcomp(mqttb_session *s, uint16_t pid);
+/* Outbound acknowledgements from the client. An unknown packet id is
+ * ignored (0); the wrong acknowledgement for a message in flight (PUBACK
+ * for QoS 2, PUBREC for QoS 1, PUBCOMP for QoS 1 or before PUBREC) is
+ * MQTTB_ERR_PROTOCOL. */
+int mqttb_session_on_puback(mqttb_session *s, uint16_t pid);
+/* PUBREC: *rel tells whether a PUBREL is due, with *rel_reason (0, or 0x92
+ * for an unknown packet id); none when the client refused the message
+ * (MQTT 5 reason >= 0x80) and the flow ends. */
+int mqttb_session_on_pubrec(mqttb_session *s, uint16_t pid, uint8_t reason, bool *rel,
+                            uint8_t *rel_reason);
+int mqttb_session_on_pubcomp(mqttb_session *s, uint16_t pid);
 
 /* Inbound QoS 2 packet ids. */
 bool mqttb_session_qos2_has(const mqttb_session *s, uint16_t pid);

@@ -50,7 +50,7 @@ void mqttb_settings_defaults(mqttb_settings *s) {
   s->auto_id_prefix = "auto-";
   s->retain_available = 1;
   s->sys_interval_ms = 10000;
-  s->receive_maximum = 65535;
+  s->receive_maximum = 0; /* max_inflight_messages */
   s->topic_alias_maximum = 10;
   s->max_qos = 2;
   s->wildcard_subscriptions = 1;

@@ -472,7 +472,10 @@ typedef struct mqttb_settings {
    *  seconds. 0 turns the tree off. */
   uint32_t sys_interval_ms;
   /** MQTT 5 Receive Maximum the broker announces: QoS 1 and 2 PUBLISH a
-   *  client may have unacknowledged at the broker. Default 65535. */
+   *  client may have unacknowledged at the broker; a client with more QoS 2
+   *  messages awaiting PUBREL is disconnected (0x93). Default 0: the same
+   *  as max_inflight_messages (65535 when that is 0), as Mosquitto
+   *  announces its max_inflight_messages. */
   uint16_t receive_maximum;
   /** MQTT 5 Topic Alias Maximum the broker announces: how many aliases a
    *  client may use towards the broker. Default 10 (as Mosquitto's

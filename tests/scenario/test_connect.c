@@ -81,6 +81,44 @@ Test(connect, reserved_flag_closes) {
   cr_assert(tc_quiet(c));
 }
 
+/* MQTT 3.1 reserved neither connect flag bit 0 nor the fixed-header flags
+ * of CONNECT (its header had DUP, QoS and RETAIN bits, unused there): a
+ * 3.1 client setting them connects. */
+Test(connect, mqtt31_connect_flags_are_not_reserved) {
+  static const uint8_t first[] = {0x10, 0x12, 0x1a};
+  for (size_t i = 0; i < sizeof(first); i++) {
+    tc *c = tc_new(bed);
+    uint8_t pkt[] = {first[i],
+                     0x0f,
+                     0x00,
+                     0x06,
+                     'M',
+                     'Q',
+                     'I',
+                     's',
+                     'd',
+                     'p',
+                     0x03,
+                     (uint8_t)(i == 0 ? 0x03 : 0x02),
+                     0x00,
+                     0x3c,
+                     0x00,
+                     0x01,
+                     'a' + (uint8_t)i};
+    cr_assert(eq(int, tc_send(c, pkt, sizeof(pkt)), 0), "case %zu", i);
+    cr_assert(tc_read(c));
+    cr_assert(eq(u8, c->f.type, MQTTB_PKT_CONNACK));
+    cr_assert(eq(u8, c->body[1], 0), "case %zu refused", i);
+    cr_assert(not(c->closed));
+  }
+  /* MQTT 3.1.1 reserves both. */
+  tc *c = tc_new(bed);
+  uint8_t pkt[] = {0x12, 0x0d, 0x00, 0x04, 'M',  'Q',  'T', 'T',
+                   0x04, 0x02, 0x00, 0x3c, 0x00, 0x01, 'x'};
+  cr_assert(eq(int, tc_send(c, pkt, sizeof(pkt)), MQTTB_ERR_MALFORMED));
+  cr_assert(tc_quiet(c));
+}
+
 /* [MQTT-3.1.2-22] A password without a user name is malformed. */
 Test(connect, password_without_username_closes) {
   tc *c = tc_new(bed);
@@ -273,8 +311,9 @@ Test(connect, api_rejects_bad_arguments) {
   cr_assert(eq(int, mqttb_conn_new(NULL, bed->broker, 0, NULL), MQTTB_ERR_INVALID_ARGUMENT));
   cr_assert(eq(int, mqttb_conn_recv(NULL, NULL, 0, 0), MQTTB_ERR_INVALID_ARGUMENT));
   mqttb_broker *b;
-  cr_assert(
-      eq(int, mqttb_broker_new_versioned(&b, 999, NULL, MQTTB_CALLBACKS_VERSION, NULL, NULL, NULL), MQTTB_ERR_VERSION));
+  cr_assert(eq(int,
+               mqttb_broker_new_versioned(&b, 999, NULL, MQTTB_CALLBACKS_VERSION, NULL, NULL, NULL),
+               MQTTB_ERR_VERSION));
   cr_assert(eq(int, mqttb_broker_handle_timers(NULL, 0), MQTTB_ERR_INVALID_ARGUMENT));
   cr_assert(eq(str, (char *)mqttb_strerror(MQTTB_ERR_MALFORMED), "malformed packet"));
   cr_assert(eq(str, (char *)mqttb_strerror(12345), "unknown error"));

@@ -128,10 +128,10 @@ static bad_case bad_connects[] = {
      {0x10, 0x0e, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x02, 0xED, 0xA0},
      16,
      MQTTB_ERR_MALFORMED},
-    {"CONNECT with reserved fixed-header flags",
+    {"CONNECT with reserved fixed-header flags", /* [MQTT-2.2.2-2] */
      {0x11, 0x0d, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x01, 'x'},
      15,
-     MQTTB_ERR_PROTOCOL},
+     MQTTB_ERR_MALFORMED},
     {"CONNECT empty body", {0x10, 0x00}, 2, MQTTB_ERR_MALFORMED},
 };
 
@@ -169,10 +169,12 @@ Test(malformed, packet_over_max_packet_size_closes_before_buffering) {
   tb_del(bed);
 }
 
-/* [MQTT-3.1.0-1]: the first byte alone shows the packet is not CONNECT. */
+/* [MQTT-3.1.0-1]: the first byte alone shows the packet is not CONNECT.
+ * (0x11 may start one: MQTT 3.1 did not reserve CONNECT's flags, so those
+ * are checked with the body; see bad_connects.) */
 Test(malformed, first_byte_not_connect_closes_at_once) {
   tb *bed = tb_new(NULL);
-  uint8_t firsts[] = {0xff, 0x30, 0x20, 0x11, 0x00};
+  uint8_t firsts[] = {0xff, 0x30, 0x20, 0x01, 0x00};
   for (size_t i = 0; i < sizeof(firsts); i++) {
     tc *c = tc_new(bed);
     cr_assert(eq(int, tc_send(c, &firsts[i], 1), MQTTB_ERR_PROTOCOL), "first byte %#x", firsts[i]);

@@ -128,8 +128,9 @@ Test(v5, connack_assigned_client_identifier_for_empty_id) {
   cr_assert(not(pb_find(&a.props, MQTTB_PROP_ASSIGNED_CLIENT_ID, &p)));
 }
 
-/* [MQTT-3.2.2-17]: Topic Alias Maximum announced (default 10); properties
- * whose value is the protocol default are left out. */
+/* [MQTT-3.2.2-17]: Topic Alias Maximum announced (default 10); Receive
+ * Maximum announced as max_inflight_messages (default 20), as Mosquitto
+ * does; properties whose value is the protocol default are left out. */
 Test(v5, connack_default_properties) {
   tc *c = tc_new(bed);
   c5o o = {.id = "c", .clean = true};
@@ -137,7 +138,7 @@ Test(v5, connack_default_properties) {
   cr_assert(eq(int, connect5(c, &o, &a), 0));
   cr_assert(not(a.sp));
   cr_assert(eq(long, pb_int(&a.props, MQTTB_PROP_TOPIC_ALIAS_MAXIMUM), 10));
-  cr_assert(eq(long, pb_int(&a.props, MQTTB_PROP_RECEIVE_MAXIMUM), -1));
+  cr_assert(eq(long, pb_int(&a.props, MQTTB_PROP_RECEIVE_MAXIMUM), 20));
   cr_assert(eq(long, pb_int(&a.props, MQTTB_PROP_MAXIMUM_QOS), -1));
   cr_assert(eq(long, pb_int(&a.props, MQTTB_PROP_RETAIN_AVAILABLE), -1));
   cr_assert(eq(long, pb_int(&a.props, MQTTB_PROP_MAXIMUM_PACKET_SIZE), -1));
@@ -701,6 +702,105 @@ Test(v5, broker_receive_maximum_exceeded_disconnects) {
   cr_assert(p->closed, "a third unreleased QoS 2 PUBLISH was accepted");
   cr_assert(eq(int, p->close_reason, MQTTB_ERR_PROTOCOL));
   cr_assert(eq(int, read_disconnect5(p, NULL), MQTTB_REASON_RECEIVE_MAXIMUM_EXCEEDED));
+}
+
+/* Receive Maximum follows max_inflight_messages unless set: announced in
+ * CONNACK and enforced; with max_inflight_messages 0 none is announced. */
+Test(v5, receive_maximum_follows_max_inflight_messages) {
+  mqttb_settings st = settings_default();
+  st.max_inflight_messages = 3;
+  use_settings(&st);
+  tc *p = tc_new(bed);
+  c5o o = {.id = "p", .clean = true};
+  connack5 a;
+  cr_assert(eq(int, connect5(p, &o, &a), 0));
+  cr_assert(eq(long, pb_int(&a.props, MQTTB_PROP_RECEIVE_MAXIMUM), 3));
+  for (uint16_t i = 1; i <= 3; i++) {
+    send_pub5(p, "x", "q", 1, 2, false, i, NULL);
+    cr_assert(read_ack5(p, MQTTB_PKT_PUBREC, NULL, NULL));
+  }
+  send_pub5(p, "x", "q", 1, 2, false, 4, NULL);
+  cr_assert(p->closed, "a fourth unreleased QoS 2 PUBLISH was accepted");
+  cr_assert(eq(int, read_disconnect5(p, NULL), MQTTB_REASON_RECEIVE_MAXIMUM_EXCEEDED));
+
+  st.max_inflight_messages = 0;
+  use_settings(&st);
+  tc *q = tc_new(bed);
+  cr_assert(eq(int, connect5(q, &o, &a), 0));
+  cr_assert(eq(long, pb_int(&a.props, MQTTB_PROP_RECEIVE_MAXIMUM), -1));
+}
+
+/* [MQTT-3.3.2-14]: a Response Topic is a topic name: wildcards are a
+ * protocol error, in a PUBLISH (DISCONNECT 0x82) and in a will (CONNACK
+ * 0x82). */
+Test(v5, response_topic_with_wildcards_is_a_protocol_error) {
+  tc *s = open5(bed, "s", 0);
+  cr_assert(eq(int, subscribe5(s, "#", 0, 0), 0));
+  static const char *const bad[] = {"reply/+", "reply/#", "#", ""};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    tc *p = open5(bed, "p", 0);
+    pb props = {.n = 0};
+    pb_str(&props, MQTTB_PROP_RESPONSE_TOPIC, bad[i]);
+    send_pub5(p, "req", "x", 1, 0, false, 0, &props);
+    cr_assert(p->closed, "Response Topic '%s' accepted", bad[i]);
+    cr_assert(eq(int, p->close_reason, MQTTB_ERR_PROTOCOL));
+    cr_assert(eq(int, read_disconnect5(p, NULL), MQTTB_REASON_PROTOCOL_ERROR));
+  }
+  cr_assert(tc_quiet(s), "a refused request was delivered");
+  pb will = {.n = 0};
+  pb_str(&will, MQTTB_PROP_RESPONSE_TOPIC, "a/+/b");
+  tc *w = tc_new(bed);
+  c5o o = {.id = "w", .clean = true, .will_topic = "w", .will_payload = "x", .will_props = &will};
+  cr_assert(eq(int, connect5(w, &o, NULL), MQTTB_REASON_PROTOCOL_ERROR));
+  cr_assert(w->closed);
+  /* A proper one is forwarded. */
+  tc *p = open5(bed, "p2", 0);
+  pb props = {.n = 0};
+  pb_str(&props, MQTTB_PROP_RESPONSE_TOPIC, "reply/p2");
+  cr_assert(eq(int, pub5(p, "req", "x", 0, false, &props), 0));
+  rpub r;
+  expect_pub5(s, &r, "req", "x");
+  cr_assert(pb_str_is(&r.props, MQTTB_PROP_RESPONSE_TOPIC, "reply/p2"));
+}
+
+/* The wrong acknowledgement for a packet id in flight is a protocol
+ * error: PUBREC or PUBCOMP for a QoS 1 message, PUBACK or an early PUBCOMP
+ * for a QoS 2 one. An acknowledgement for an id not in flight is still
+ * ignored. */
+Test(v5, wrong_acknowledgement_for_a_message_in_flight_is_a_protocol_error) {
+  static const struct {
+    uint8_t qos, ack;
+  } cases[] = {
+      {1, MQTTB_PKT_PUBREC}, {1, MQTTB_PKT_PUBCOMP}, {2, MQTTB_PKT_PUBACK}, {2, MQTTB_PKT_PUBCOMP}};
+  tc *p = open5(bed, "p", 0);
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    tc *s = open5(bed, "s", 0);
+    cr_assert(eq(int, subscribe5(s, "t", 2, 0), 2));
+    cr_assert(eq(int, pub5(p, "t", "m", cases[i].qos, false, NULL), 0));
+    rpub r;
+    expect_pub5(s, &r, "t", "m");
+    send_ack5(s, cases[i].ack, (uint16_t)(r.pid + 1000), 0); /* not in flight: ignored */
+    cr_assert(not(s->closed));
+    if (cases[i].ack == MQTTB_PKT_PUBREC) /* answered, so the client can finish */
+      cr_assert(read_ack5(s, MQTTB_PKT_PUBREL, NULL, NULL));
+    send_ack5(s, cases[i].ack, r.pid, 0);
+    cr_assert(s->closed, "case %zu: ack type %u for QoS %u accepted", i, cases[i].ack,
+              cases[i].qos);
+    cr_assert(eq(int, s->close_reason, MQTTB_ERR_PROTOCOL));
+    cr_assert(eq(int, read_disconnect5(s, NULL), MQTTB_REASON_PROTOCOL_ERROR));
+  }
+  /* The right ones still work, and a duplicate PUBREC gets PUBREL again. */
+  tc *s = open5(bed, "s", 0);
+  cr_assert(eq(int, subscribe5(s, "t", 2, 0), 2));
+  cr_assert(eq(int, pub5(p, "t", "m", 2, false, NULL), 0));
+  rpub r;
+  expect_pub5(s, &r, "t", "m");
+  send_ack5(s, MQTTB_PKT_PUBREC, r.pid, 0);
+  cr_assert(read_ack5(s, MQTTB_PKT_PUBREL, NULL, NULL));
+  send_ack5(s, MQTTB_PKT_PUBREC, r.pid, 0);
+  cr_assert(read_ack5(s, MQTTB_PKT_PUBREL, NULL, NULL));
+  send_ack5(s, MQTTB_PKT_PUBCOMP, r.pid, 0);
+  cr_assert(not(s->closed));
 }
 
 /* PUBREL frees a slot of the broker's Receive Maximum; a re-sent PUBLISH

@@ -169,7 +169,7 @@ static void assert_documented_defaults(const settings_v1 *s) {
   cr_assert(eq(str, (char *)s->auto_id_prefix, "auto-"));
   cr_assert(eq(int, s->retain_available, 1));
   cr_assert(eq(u32, s->sys_interval_ms, 10000));
-  cr_assert(eq(u16, s->receive_maximum, 65535));
+  cr_assert(eq(u16, s->receive_maximum, 0)); /* max_inflight_messages */
   cr_assert(eq(u16, s->topic_alias_maximum, 10));
   cr_assert(eq(u8, s->max_qos, 2));
   cr_assert(eq(int, s->wildcard_subscriptions, 1));
@@ -395,6 +395,9 @@ Test(versions, broker_new_v1_with_null_structs_uses_defaults) {
   settings_w w;
   memset(&w, 0, sizeof(w));
   memcpy(&w.s, &b->ctx.settings, sizeof(w.s));
+  /* The broker resolves Receive Maximum 0 to max_inflight_messages. */
+  cr_assert(eq(u16, w.s.receive_maximum, 20));
+  w.s.receive_maximum = 0;
   assert_documented_defaults(&w.s);
   cr_assert(eq(ptr, (void *)b->ctx.cb.want_write, NULL));
   mqttb_broker_del(b);

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pidmap: a hash map from packet identifiers (1..65535) to 32-bit values,
+ * for the per-session tables that a client can fill with up to 65,535
+ * entries (outbound QoS 1/2 in flight, inbound QoS 2 awaiting PUBREL), so
+ * that every lookup, insertion and removal takes constant expected time
+ * whatever the client holds. Open addressing with linear probing and
+ * backward-shift deletion; key 0 marks an empty slot. An empty map holds no
+ * memory until its first insertion.
+ */
+#ifndef MQTTB_PIDMAP_H
+#define MQTTB_PIDMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mem.h"
+
+typedef struct mqttb_pidmap_entry {
+  uint16_t key; /* 0: empty */
+  uint32_t val;
+} mqttb_pidmap_entry;
+
+typedef struct mqttb_pidmap {
+  mqttb_pidmap_entry *e;
+  uint32_t cap; /* 0 or a power of two */
+  uint32_t count;
+} mqttb_pidmap;
+
+/* Insert key (1..65535, not present). 0 or MQTTB_ERR_NOMEM (unchanged). */
+int mqttb_pidmap_put(mqttb_pidmap *m, const mqttb_mem *mem, uint16_t key, uint32_t val);
+/* Whether key is present; its value in *val (may be NULL). */
+bool mqttb_pidmap_get(const mqttb_pidmap *m, uint16_t key, uint32_t *val);
+/* Change the value of a present key. */
+void mqttb_pidmap_set(mqttb_pidmap *m, uint16_t key, uint32_t val);
+/* Remove key; false when it was absent. */
+bool mqttb_pidmap_del(mqttb_pidmap *m, uint16_t key);
+void mqttb_pidmap_free(mqttb_pidmap *m, const mqttb_mem *mem);
+/* Slots a lookup of a present key examines (1 when it sits in its home
+ * slot); 0 when absent. For tests that check lookups stay short. */
+uint32_t mqttb_pidmap_probes(const mqttb_pidmap *m, uint16_t key);
+
+#endif /* MQTTB_PIDMAP_H */
