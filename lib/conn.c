@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* A connection's lifecycle: creation, timers, output, closing, deletion,
  * and the public accessors. See conn.h. */
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "conn.h"
@@ -16,6 +18,50 @@ struct mqttb_conn_ext *mqttb_conn_ext(mqttb_conn *c) {
 
 const char *mqttb_conn_cid(const mqttb_conn *c) {
   return c->client_id ? c->client_id : "<none>";
+}
+
+/* "client ID" for log lines, the id cut short. */
+static void who(const mqttb_conn *c, char *buf, size_t n) {
+  const char *id = mqttb_conn_cid(c);
+  snprintf(buf, n, "client %.*s", mqttb_log_cut(strlen(id)), id);
+}
+
+static void conn_logv(mqttb_conn *c, bool prefix, mqttb_log_level level, const char *fmt,
+                      va_list ap) MQTTB_PRINTF(4, 0);
+static void conn_logv(mqttb_conn *c, bool prefix, mqttb_log_level level, const char *fmt,
+                      va_list ap) {
+  mqttb_ctx *ctx = &c->broker->ctx;
+  if (!ctx->cb.log)
+    return;
+  char w[8 + MQTTB_LOG_MAX_STR];
+  who(c, w, sizeof(w));
+  if (level <= MQTTB_LOG_NOTICE) {
+    /* Without room for the counter the line goes out unlimited. */
+    struct mqttb_conn_ext *x = mqttb_conn_ext(c);
+    if (x && !mqttb_log_allow(ctx, &x->log, w))
+      return;
+  }
+  if (!prefix) {
+    mqttb_logv(ctx, level, fmt, ap);
+    return;
+  }
+  char line[440];
+  vsnprintf(line, sizeof(line), fmt, ap);
+  mqttb_log(ctx, level, "%s: %s", w, line);
+}
+
+void mqttb_conn_log(mqttb_conn *c, mqttb_log_level level, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  conn_logv(c, true, level, fmt, ap);
+  va_end(ap);
+}
+
+void mqttb_conn_log_anon(mqttb_conn *c, mqttb_log_level level, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  conn_logv(c, false, level, fmt, ap);
+  va_end(ap);
 }
 
 char *mqttb_conn_strdup(const mqttb_conn *c, const void *s, size_t len) {
@@ -125,7 +171,7 @@ int mqttb_conn_codec_err(mqttb_conn *c, int r) {
 }
 
 int mqttb_conn_fail(mqttb_conn *c, uint8_t v5, int err, const char *why) {
-  mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "client %s: %s", mqttb_conn_cid(c), why);
+  mqttb_conn_log(c, MQTTB_LOG_NOTICE, "%s", why);
   c->disconnect_reason = v5;
   return err;
 }
@@ -190,21 +236,25 @@ void mqttb_conn_close(mqttb_conn *c, int reason) {
     c->session = NULL;
     ctx->stats.clients_connected--;
     if (will)
-      mqttb_log(ctx, MQTTB_LOG_DEBUG, "client %s: will on %.*s", mqttb_conn_cid(c),
-                (int)will->topic_len, MQTTB_MSG_TOPIC(will));
+      mqttb_conn_log(c, MQTTB_LOG_DEBUG, "will on %.*s", mqttb_log_cut(will->topic_len),
+                     MQTTB_MSG_TOPIC(will));
     if (s)
       mqttb_router_do(&b->router, s, mqttb_session_detach(s, will, c->will_delay));
     else if (will)
       mqttb_router_publish(&b->router, will, NULL);
     mqttb_msg_unref(&ctx->mem, will);
   }
+  /* The last line about this client always goes out, after the count of
+   * what was suppressed. */
+  char w[8 + MQTTB_LOG_MAX_STR];
+  who(c, w, sizeof(w));
+  if (c->x)
+    mqttb_log_flush(ctx, &c->x->log, w);
   if (reason == MQTTB_ERR_CLIENT_DISCONNECTED || reason == MQTTB_ERR_TRANSPORT_CLOSED ||
       reason == MQTTB_ERR_SHUTDOWN)
-    mqttb_log(ctx, MQTTB_LOG_DEBUG, "client %s: closed: %s", mqttb_conn_cid(c),
-              mqttb_strerror(reason));
+    mqttb_log(ctx, MQTTB_LOG_DEBUG, "%s: closed: %s", w, mqttb_strerror(reason));
   else
-    mqttb_log(ctx, MQTTB_LOG_NOTICE, "client %s: closing connection: %s", mqttb_conn_cid(c),
-              mqttb_strerror(reason));
+    mqttb_log(ctx, MQTTB_LOG_NOTICE, "%s: closing connection: %s", w, mqttb_strerror(reason));
   if (!c->close_notified && ctx->cb.on_close) {
     c->close_notified = true;
     ctx->cb.on_close(c, reason, ctx->user_data);

@@ -50,6 +50,7 @@ struct mqttb_conn_ext {
   uint8_t *pending_connect; /* CONNECT body held while authenticating */
   size_t pending_connect_len;
   char *server_reference;
+  mqttb_log_limit log; /* lines this client caused */
 };
 
 struct mqttb_conn {
@@ -92,6 +93,14 @@ static inline const struct mqttb_conn_ext *mqttb_conn_x(const mqttb_conn *c) {
 struct mqttb_conn_ext *mqttb_conn_ext(mqttb_conn *c);
 /* The client id for log lines. */
 const char *mqttb_conn_cid(const mqttb_conn *c);
+/* Log a line this client caused, as "client ID: ...", with the client id
+ * cut to MQTTB_LOG_MAX_STR bytes; error, warning and notice lines are
+ * rate-limited per connection (mqttb_log_allow). Strings the client chose
+ * go in with "%.*s" and mqttb_log_cut. */
+void mqttb_conn_log(mqttb_conn *c, mqttb_log_level level, const char *fmt, ...) MQTTB_PRINTF(3, 4);
+/* The same without the "client ID: " prefix (before CONNECT names one). */
+void mqttb_conn_log_anon(mqttb_conn *c, mqttb_log_level level, const char *fmt, ...)
+    MQTTB_PRINTF(3, 4);
 /* A copy of len bytes with a NUL after them; NULL on out-of-memory. */
 char *mqttb_conn_strdup(const mqttb_conn *c, const void *s, size_t len);
 

@@ -60,7 +60,7 @@ static int send_connack(mqttb_conn *c, bool session_present, uint8_t rc, const u
 /* Refuse a CONNECT: CONNACK with the reason (MQTT 5 code; MQTT 3.x clients
  * get the nearest 3.x code), then close. */
 static int refuse(mqttb_conn *c, uint8_t rc, int err, const char *why) {
-  mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "refusing connection (CONNACK %#x): %s", rc, why);
+  mqttb_conn_log_anon(c, MQTTB_LOG_NOTICE, "refusing connection (CONNACK %#x): %s", rc, why);
   uint8_t props[3 + 256];
   size_t plen = 0;
   const char *ref = mqttb_conn_x(c)->server_reference;
@@ -186,8 +186,8 @@ static mqttb_session *claim_session(mqttb_conn *c, const char *client_id, size_t
   mqttb_session *s = mqttb_sessions_find(&b->sessions, client_id, idlen);
   if (s && s->tx) {
     /* [MQTT-3.1.4-2]: the existing client is disconnected. */
-    mqttb_log(ctx, MQTTB_LOG_NOTICE, "client %s already connected: closing the old connection",
-              client_id);
+    mqttb_log(ctx, MQTTB_LOG_NOTICE, "client %.*s already connected: closing the old connection",
+              mqttb_log_cut(idlen), client_id);
     mqttb_conn_close(mqttb_conn_of_tx(s->tx), MQTTB_ERR_TAKEN_OVER);
     s = mqttb_sessions_find(&b->sessions, client_id, idlen);
   }
@@ -284,8 +284,8 @@ static int complete_connect(mqttb_conn *c, const mqttb_connect *ck, char *client
   mqttb_mem_free(mem, props);
   if (rv != 0)
     return MQTTB_ERR_CONN_NOMEM;
-  mqttb_log(ctx, MQTTB_LOG_DEBUG, "client %s connected (level %u, clean %d, keep-alive %u)",
-            client_id, c->tx.level, c->clean, c->keepalive);
+  mqttb_conn_log(c, MQTTB_LOG_DEBUG, "connected (level %u, clean %d, keep-alive %u)", c->tx.level,
+                 c->clean, c->keepalive);
   if (ctx->cb.on_connect)
     ctx->cb.on_connect(c, ctx->user_data);
   if (present)
@@ -319,7 +319,7 @@ static int decode(mqttb_conn *c, const uint8_t *body, size_t len, mqttb_connect 
                   "unsupported protocol level");
   }
   if (r != MQTTB_CODEC_OK) {
-    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "malformed CONNECT (%d)", r);
+    mqttb_conn_log_anon(c, MQTTB_LOG_NOTICE, "malformed CONNECT (%d)", r);
     if (ck->level == 5) {
       /* An MQTT 5 client is told why [MQTT-3.1.4-1]. */
       c->tx.level = 5;
@@ -346,7 +346,7 @@ int mqttb_conn_on_connect(mqttb_conn *c, uint8_t flags, const uint8_t *body, siz
   if (flags != 0 && !is_mqtt31(body, len)) {
     /* [MQTT-2.2.2-2]: reserved since MQTT 3.1.1; MQTT 3.1 had DUP, QoS and
      * RETAIN bits here, unused for CONNECT. */
-    mqttb_log(ctx, MQTTB_LOG_NOTICE, "invalid fixed header (type 1, flags %#x)", flags);
+    mqttb_conn_log_anon(c, MQTTB_LOG_NOTICE, "invalid fixed header (type 1, flags %#x)", flags);
     return MQTTB_ERR_MALFORMED;
   }
   mqttb_connect ck;

@@ -33,8 +33,7 @@ static int handle_packet(mqttb_conn *c, const mqttb_frame *f, const uint8_t *bod
     return mqttb_conn_on_disconnect(c, body, len);
   default:
     /* Server-to-client packets (CONNACK, SUBACK, UNSUBACK, PINGRESP). */
-    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "client %s: unexpected packet type %u",
-              mqttb_conn_cid(c), f->type);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "unexpected packet type %u", f->type);
     return MQTTB_ERR_PROTOCOL;
   }
 }
@@ -46,21 +45,20 @@ static int check_header(mqttb_conn *c, const mqttb_frame *f) {
    * them. */
   int r = mqttb_codec_check_flags(f->type, f->type == MQTTB_PKT_CONNECT ? 0 : f->flags);
   if (r != MQTTB_CODEC_OK) {
-    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE,
-              "client %s: invalid fixed header (type %u, flags %#x)", mqttb_conn_cid(c), f->type,
-              f->flags);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "invalid fixed header (type %u, flags %#x)", f->type,
+                   f->flags);
     return MQTTB_ERR_MALFORMED;
   }
   if (c->state == MQTTB_CONN_AWAIT_CONNECT && f->type != MQTTB_PKT_CONNECT &&
       !(f->type == MQTTB_PKT_AUTH && mqttb_conn_x(c)->pending_connect)) {
     /* [MQTT-3.1.0-1] */
-    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "first packet is not CONNECT (type %u)", f->type);
+    mqttb_conn_log_anon(c, MQTTB_LOG_NOTICE, "first packet is not CONNECT (type %u)", f->type);
     return MQTTB_ERR_PROTOCOL;
   }
   if (f->type == MQTTB_PKT_CONNECT &&
       (c->state == MQTTB_CONN_CONNECTED || mqttb_conn_x(c)->pending_connect)) {
     /* [MQTT-3.1.0-2] */
-    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "client %s: second CONNECT", mqttb_conn_cid(c));
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "second CONNECT");
     return MQTTB_ERR_PROTOCOL;
   }
   return 0;
@@ -68,11 +66,10 @@ static int check_header(mqttb_conn *c, const mqttb_frame *f) {
 
 static int frame_err(mqttb_conn *c, int r) {
   if (r == MQTTB_CODEC_TOO_LARGE)
-    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "client %s: packet larger than max_packet_size %u",
-              mqttb_conn_cid(c), c->broker->ctx.settings.max_packet_size);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "packet larger than max_packet_size %u",
+                   c->broker->ctx.settings.max_packet_size);
   else
-    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "client %s: invalid remaining length",
-              mqttb_conn_cid(c));
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "invalid remaining length");
   return mqttb_conn_codec_err(c, r);
 }
 
@@ -93,8 +90,7 @@ static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) {
   if (len > 0 && c->rlen == 0 && c->state == MQTTB_CONN_AWAIT_CONNECT &&
       !mqttb_conn_x(c)->pending_connect && (in[0] >> 4) != MQTTB_PKT_CONNECT) {
     /* [MQTT-3.1.0-1]: the very first byte already tells. */
-    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "first packet is not CONNECT (first byte %#x)",
-              in[0]);
+    mqttb_conn_log_anon(c, MQTTB_LOG_NOTICE, "first packet is not CONNECT (first byte %#x)", in[0]);
     return MQTTB_ERR_PROTOCOL;
   }
   while (off < len && c->state < MQTTB_CONN_CLOSING) {

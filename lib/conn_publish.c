@@ -90,33 +90,29 @@ static int check_publish5(mqttb_conn *c, mqttb_publish *p, const mqttb_pub_props
 /* Why a well-formed PUBLISH is acknowledged but not delivered; 0 when it
  * is delivered. */
 static uint8_t refusal(mqttb_conn *c, const mqttb_publish *p, const mqttb_pub_props *pp) {
-  mqttb_ctx *ctx = &c->broker->ctx;
-  const mqttb_settings *st = &ctx->settings;
-  const char *id = mqttb_conn_cid(c);
-  int tlen = (int)p->topic.len;
+  const mqttb_settings *st = &c->broker->ctx.settings;
+  int tlen = mqttb_log_cut(p->topic.len);
   const char *topic = (const char *)p->topic.ptr;
   if (st->max_topic_levels &&
       mqttb_topic_levels(p->topic.ptr, p->topic.len) > st->max_topic_levels) {
-    mqttb_log(ctx, MQTTB_LOG_NOTICE, "client %s: topic with more than %u levels refused", id,
-              st->max_topic_levels);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "topic with more than %u levels refused",
+                   st->max_topic_levels);
     return MQTTB_REASON_TOPIC_NAME_INVALID;
   }
   if (mqttb_sys_topic(p->topic.ptr, p->topic.len)) {
     /* The $SYS tree is the broker's own. */
-    mqttb_log(ctx, MQTTB_LOG_NOTICE, "client %s: publishing to %.*s refused: $SYS is read-only", id,
-              tlen, topic);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "publishing to %.*s refused: $SYS is read-only", tlen,
+                   topic);
     return MQTTB_REASON_NOT_AUTHORIZED_5;
   }
   uint8_t code = authorize(c, MQTTB_ACCESS_PUBLISH, p->topic.ptr, p->topic.len, p->qos, p->retain);
   if (code) {
-    mqttb_log(ctx, MQTTB_LOG_NOTICE, "client %s: not authorized to publish to %.*s", id, tlen,
-              topic);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "not authorized to publish to %.*s", tlen, topic);
     return code;
   }
   if (pp->payload_format == 1 && !mqttb_utf8_valid(p->payload.ptr, p->payload.len)) {
     /* The Payload Format Indicator promises UTF-8: checked, as allowed. */
-    mqttb_log(ctx, MQTTB_LOG_NOTICE, "client %s: payload on %.*s is not the UTF-8 it claims", id,
-              tlen, topic);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "payload on %.*s is not the UTF-8 it claims", tlen, topic);
     return MQTTB_REASON_PAYLOAD_FORMAT_INVALID;
   }
   return 0;
@@ -130,7 +126,7 @@ int mqttb_conn_on_publish(mqttb_conn *c, uint8_t flags, const uint8_t *body, siz
   mqttb_publish p;
   int r = mqttb_decode_publish_v(flags, body, len, c->tx.level, &p);
   if (r != MQTTB_CODEC_OK) {
-    mqttb_log(ctx, MQTTB_LOG_NOTICE, "client %s: malformed PUBLISH (%d)", mqttb_conn_cid(c), r);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "malformed PUBLISH (%d)", r);
     return mqttb_conn_codec_err(c, r);
   }
   ctx->stats.publish_received++;
@@ -178,8 +174,7 @@ int mqttb_conn_on_ack(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, 
     r = mqttb_decode_ack(body, len, &pid);
   }
   if (r != MQTTB_CODEC_OK) {
-    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE, "client %s: malformed acknowledgement (type %u)",
-              mqttb_conn_cid(c), f->type);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "malformed acknowledgement (type %u)", f->type);
     return mqttb_conn_codec_err(c, r);
   }
   int rv = 0;
@@ -210,13 +205,11 @@ int mqttb_conn_on_ack(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, 
   }
   }
   if (rv != 0) {
-    mqttb_log(&c->broker->ctx, MQTTB_LOG_NOTICE,
-              "client %s: %s for packet id %u, which awaits another acknowledgement",
-              mqttb_conn_cid(c),
-              f->type == MQTTB_PKT_PUBACK   ? "PUBACK"
-              : f->type == MQTTB_PKT_PUBREC ? "PUBREC"
-                                            : "PUBCOMP",
-              pid);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "%s for packet id %u, which awaits another acknowledgement",
+                   f->type == MQTTB_PKT_PUBACK   ? "PUBACK"
+                   : f->type == MQTTB_PKT_PUBREC ? "PUBREC"
+                                                 : "PUBCOMP",
+                   pid);
     return mqttb_conn_fail(c, MQTTB_REASON_PROTOCOL_ERROR, MQTTB_ERR_PROTOCOL,
                            "wrong acknowledgement for a message in flight");
   }
@@ -252,16 +245,16 @@ static uint8_t subscribe_one(mqttb_conn *c, mqttb_slice f, uint8_t opts, uint32_
   if (shared && !st->shared_subscriptions)
     return v5 ? MQTTB_REASON_SHARED_SUBS_NOT_SUPPORTED : MQTTB_REASON_SUBSCRIBE_FAILURE;
   if (st->max_topic_levels && mqttb_topic_levels(real.ptr, real.len) > st->max_topic_levels) {
-    mqttb_log(ctx, MQTTB_LOG_NOTICE, "client %s: filter with more than %u levels refused",
-              mqttb_conn_cid(c), st->max_topic_levels);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "filter with more than %u levels refused",
+                   st->max_topic_levels);
     return v5 ? MQTTB_REASON_TOPIC_FILTER_INVALID : MQTTB_REASON_SUBSCRIBE_FAILURE;
   }
   if (!st->wildcard_subscriptions && has_wildcard(real))
     return v5 ? MQTTB_REASON_WILDCARD_SUBS_NOT_SUPPORTED : MQTTB_REASON_SUBSCRIBE_FAILURE;
   uint8_t code = authorize(c, MQTTB_ACCESS_SUBSCRIBE, f.ptr, f.len, qos, false);
   if (code) {
-    mqttb_log(ctx, MQTTB_LOG_NOTICE, "client %s: not authorized to subscribe to %.*s",
-              mqttb_conn_cid(c), (int)f.len, (const char *)f.ptr);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "not authorized to subscribe to %.*s", mqttb_log_cut(f.len),
+                   (const char *)f.ptr);
     return v5 ? code : MQTTB_REASON_SUBSCRIBE_FAILURE;
   }
   if (qos > st->max_qos)
@@ -270,9 +263,8 @@ static uint8_t subscribe_one(mqttb_conn *c, mqttb_slice f, uint8_t opts, uint32_
   int sr =
       mqttb_session_subscribe(c->session, (const char *)f.ptr, f.len, qos, sopts, sub_id, &existed);
   if (sr == MQTTB_ERR_QUOTA) {
-    mqttb_log(ctx, MQTTB_LOG_NOTICE,
-              "client %s: subscription to %.*s refused: max_subscriptions reached",
-              mqttb_conn_cid(c), (int)f.len, (const char *)f.ptr);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "subscription to %.*s refused: max_subscriptions reached",
+                   mqttb_log_cut(f.len), (const char *)f.ptr);
     return v5 ? MQTTB_REASON_QUOTA_EXCEEDED : MQTTB_REASON_SUBSCRIBE_FAILURE;
   }
   if (sr != 0)
@@ -292,7 +284,7 @@ int mqttb_conn_on_subscribe(mqttb_conn *c, const uint8_t *body, size_t len) {
   mqttb_slice props;
   int r = mqttb_decode_subscribe_v(body, len, c->tx.level, &sp, &props);
   if (r != MQTTB_CODEC_OK) {
-    mqttb_log(ctx, MQTTB_LOG_NOTICE, "client %s: malformed SUBSCRIBE (%d)", mqttb_conn_cid(c), r);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "malformed SUBSCRIBE (%d)", r);
     return mqttb_conn_codec_err(c, r);
   }
   uint32_t sub_id = 0;
@@ -348,8 +340,7 @@ int mqttb_conn_on_unsubscribe(mqttb_conn *c, const uint8_t *body, size_t len) {
   mqttb_slice props;
   int r = mqttb_decode_unsubscribe_v(body, len, c->tx.level, &up, &props);
   if (r != MQTTB_CODEC_OK) {
-    mqttb_log(&b->ctx, MQTTB_LOG_NOTICE, "client %s: malformed UNSUBSCRIBE (%d)", mqttb_conn_cid(c),
-              r);
+    mqttb_conn_log(c, MQTTB_LOG_NOTICE, "malformed UNSUBSCRIBE (%d)", r);
     return mqttb_conn_codec_err(c, r);
   }
   size_t pos = 0;

@@ -10,6 +10,7 @@
 #ifndef MQTTB_CTX_H
 #define MQTTB_CTX_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <mqttb/mqttb.h>
@@ -27,11 +28,44 @@ typedef struct mqttb_ctx {
   mqttb_broker *broker;
 } mqttb_ctx;
 
+#include <stdarg.h>
+#include <stddef.h>
+
+#if defined(__GNUC__)
+#define MQTTB_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define MQTTB_PRINTF(f, a)
+#endif
+
 /* Format and hand a line to the log callback (if any). */
 void mqttb_log(const mqttb_ctx *ctx, mqttb_log_level level, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
+    MQTTB_PRINTF(3, 4);
+void mqttb_logv(const mqttb_ctx *ctx, mqttb_log_level level, const char *fmt, va_list ap)
+    MQTTB_PRINTF(3, 0);
+
+/* Bytes of a string a client chose (client id, topic, filter) that go into
+ * a log line: "%.*s" with mqttb_log_cut(len). */
+#define MQTTB_LOG_MAX_STR 64
+static inline int mqttb_log_cut(size_t len) {
+  return len > MQTTB_LOG_MAX_STR ? MQTTB_LOG_MAX_STR : (int)len;
+}
+
+/* Lines one client causes are rate-limited: at most MQTTB_LOG_BURST per
+ * MQTTB_LOG_WINDOW_MS; the rest are counted, and the count is logged with
+ * the next line let through, or when the client goes. The caller keeps one
+ * of these per client. */
+#define MQTTB_LOG_BURST 10u
+#define MQTTB_LOG_WINDOW_MS 10000u
+typedef struct mqttb_log_limit {
+  uint64_t since;      /* start of the current window */
+  uint32_t lines;      /* let through in it */
+  uint32_t suppressed; /* not let through since the last count was logged */
+} mqttb_log_limit;
+
+/* Whether a line may go out now; logs the count of suppressed lines first
+ * when a new window lets one through (who: the "client X" it is about). */
+bool mqttb_log_allow(const mqttb_ctx *ctx, mqttb_log_limit *lim, const char *who);
+/* Log the count of suppressed lines, if any (the client is going). */
+void mqttb_log_flush(const mqttb_ctx *ctx, mqttb_log_limit *lim, const char *who);
 
 #endif /* MQTTB_CTX_H */

@@ -112,8 +112,8 @@ size_t mqttb_router_publish(mqttb_router *r, mqttb_msg *msg, mqttb_session *publ
   r->publisher = publisher;
   if (mqttb_trie_match_subs(&r->sessions->subs, MQTTB_MSG_TOPIC(msg), msg->topic_len, collect,
                             collect_share, r) != 0)
-    mqttb_log(ctx, MQTTB_LOG_WARNING, "out of memory while matching %.*s", (int)msg->topic_len,
-              MQTTB_MSG_TOPIC(msg));
+    mqttb_log(ctx, MQTTB_LOG_WARNING, "out of memory while matching %.*s",
+              mqttb_log_cut(msg->topic_len), MQTTB_MSG_TOPIC(msg));
   r->publisher = NULL;
   for (size_t i = 0; i < r->nmatch; i++) {
     mqttb_session *s = r->match[i];
@@ -156,7 +156,7 @@ void mqttb_router_retain(mqttb_router *r, mqttb_msg *msg) {
   mqttb_tnode *n = mqttb_trie_insert(&r->retained, topic, msg->topic_len);
   if (!n) {
     mqttb_log(r->ctx, MQTTB_LOG_WARNING, "out of memory: retained message on %.*s not stored",
-              (int)msg->topic_len, topic);
+              mqttb_log_cut(msg->topic_len), topic);
     return;
   }
   if (n->retained)

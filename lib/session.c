@@ -342,8 +342,8 @@ static void drop(mqttb_session *s, const char *why) {
   uint64_t n = set->ctx->stats.publish_dropped;
   if ((n & (n - 1)) == 0)
     mqttb_log(set->ctx, MQTTB_LOG_WARNING,
-              "dropped a message for client %s: %s (%llu messages dropped so far)", s->client_id,
-              why, (unsigned long long)n);
+              "dropped a message for client %.*s: %s (%llu messages dropped so far)",
+              mqttb_log_cut(s->id_len), s->client_id, why, (unsigned long long)n);
 }
 
 static uint32_t ninflight(const mqttb_session *s) {
@@ -537,8 +537,8 @@ int mqttb_session_on_puback(mqttb_session *s, uint16_t pid) {
   uint32_t idx;
   mqttb_inflight *f = find_inflight(s, pid, &idx);
   if (!f) {
-    mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "client %s: PUBACK for unknown packet id %u",
-              s->client_id, pid);
+    mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "client %.*s: PUBACK for unknown packet id %u",
+              mqttb_log_cut(s->id_len), s->client_id, pid);
     return 0;
   }
   if (f->state != MQTTB_INF_PUBACK)
@@ -570,8 +570,8 @@ int mqttb_session_on_pubrec(mqttb_session *s, uint16_t pid, uint8_t reason, bool
       mqttb_share_unref(s->set, f->d.share);
     f->d.share = NULL;
   } else if (!f) {
-    mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "client %s: PUBREC for unknown packet id %u",
-              s->client_id, pid);
+    mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "client %.*s: PUBREC for unknown packet id %u",
+              mqttb_log_cut(s->id_len), s->client_id, pid);
   }
   /* PUBREL even for a duplicate or unknown id, so the client can finish its
    * side of the flow. */
@@ -584,8 +584,8 @@ int mqttb_session_on_pubcomp(mqttb_session *s, uint16_t pid) {
   uint32_t idx;
   mqttb_inflight *f = find_inflight(s, pid, &idx);
   if (!f) {
-    mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "client %s: PUBCOMP for unknown packet id %u",
-              s->client_id, pid);
+    mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "client %.*s: PUBCOMP for unknown packet id %u",
+              mqttb_log_cut(s->id_len), s->client_id, pid);
     return 0;
   }
   if (f->state != MQTTB_INF_PUBCOMP)
@@ -657,7 +657,8 @@ static bool arm(mqttb_session *s) {
   if (dl == UINT64_MAX) {
     mqttb_timers_remove(set->timers, &s->timer);
   } else if (mqttb_timers_set(set->timers, &s->timer, dl) != 0) {
-    mqttb_log(set->ctx, MQTTB_LOG_ERROR, "out of memory: ending session %s early", s->client_id);
+    mqttb_log(set->ctx, MQTTB_LOG_ERROR, "out of memory: ending session %.*s early",
+              mqttb_log_cut(s->id_len), s->client_id);
     return false;
   }
   return true;
@@ -709,7 +710,8 @@ void mqttb_session_each_shared(mqttb_session *s, void (*fn)(const mqttb_dlv *d, 
 mqttb_session_due mqttb_session_on_timer(mqttb_session *s, uint64_t now) {
   mqttb_session_due due = {mqttb_session_take_due_will(s, now), false};
   if (!s->tx && s->expires_at <= now) {
-    mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "session %s expired", s->client_id);
+    mqttb_log(s->set->ctx, MQTTB_LOG_DEBUG, "session %.*s expired", mqttb_log_cut(s->id_len),
+              s->client_id);
     due.end = true;
     return due;
   }

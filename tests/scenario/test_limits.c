@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ctx.h"
 #include "harness.h"
 
 static tb *with(void (*tweak)(mqttb_settings *)) {
@@ -162,5 +163,82 @@ Test(limits, unacknowledging_subscriber_memory_is_bounded) {
   mqttb_stats st;
   mqttb_broker_get_stats(bed->broker, &st);
   cr_assert(eq(u64, st.publish_dropped, 1000 - 5 - 50));
+  tb_del(bed);
+}
+
+/* Log lines one client causes are rate-limited: a client refused 5,000
+ * times in a burst produces MQTTB_LOG_BURST notices, then, in the next
+ * window, one line counting the rest; its close line always goes out. A
+ * client-chosen string (client id, filter) appears cut to
+ * MQTTB_LOG_MAX_STR bytes. */
+static char last_logs[64][512];
+static int nlast;
+static void (*harness_log)(mqttb_broker *, mqttb_log_level, const char *, void *);
+static void keep_log(mqttb_broker *b, mqttb_log_level level, const char *msg, void *ud) {
+  snprintf(last_logs[nlast++ % 64], sizeof(last_logs[0]), "%s", msg);
+  harness_log(b, level, msg, ud);
+}
+
+static void no_sys(mqttb_settings *s) {
+  (void)s;
+}
+
+static int deny_all(mqttb_access access, const char *topic, size_t len) {
+  (void)access;
+  (void)topic;
+  (void)len;
+  return MQTTB_REASON_NOT_AUTHORIZED_5;
+}
+
+Test(limits, one_clients_log_lines_are_rate_limited_and_cut_short) {
+  tb *bed = with(no_sys);
+  /* Wrap the harness's log callback to see each line. */
+  mqttb_broker_del(bed->broker);
+  harness_log = bed->cb.log;
+  bed->cb.log = keep_log;
+  cr_assert(eq(int, mqttb_broker_new(&bed->broker, &bed->settings, &bed->cb, &bed->mem, bed), 0));
+  char id[1001];
+  memset(id, 'i', 1000);
+  id[1000] = '\0';
+  tc *c = tc_open(bed, id, true);
+  cr_assert(not(c->closed));
+  char filter[900];
+  memset(filter, 'f', sizeof(filter) - 1);
+  filter[sizeof(filter) - 1] = '\0';
+  bed->authorize = deny_all;
+  int before = bed->logs[MQTTB_LOG_NOTICE];
+  for (int i = 0; i < 5000; i++)
+    cr_assert(eq(int, tc_subscribe(c, filter, 0), MQTTB_REASON_SUBSCRIBE_FAILURE));
+  cr_assert(eq(int, bed->logs[MQTTB_LOG_NOTICE] - before, (int)MQTTB_LOG_BURST));
+  for (int i = 0; i < 64 && i < nlast; i++) {
+    cr_assert(lt(sz, strlen(last_logs[i]), 200), "a long line: %s", last_logs[i]);
+    cr_assert(eq(ptr, strstr(last_logs[i], id), NULL), "the whole client id was logged");
+    cr_assert(eq(ptr, strstr(last_logs[i], filter + sizeof(filter) - 1 - 100), NULL),
+              "more than a prefix of the filter was logged");
+  }
+  /* Another client is not affected. */
+  tc *d = tc_open(bed, "d", true);
+  before = bed->logs[MQTTB_LOG_NOTICE];
+  cr_assert(eq(int, tc_subscribe(d, filter, 0), MQTTB_REASON_SUBSCRIBE_FAILURE));
+  cr_assert(eq(int, bed->logs[MQTTB_LOG_NOTICE] - before, 1));
+  /* The next window lets a line through, after the count. */
+  tb_advance(bed, MQTTB_LOG_WINDOW_MS);
+  cr_assert(eq(int, tc_subscribe(c, filter, 0), MQTTB_REASON_SUBSCRIBE_FAILURE));
+  char want[64];
+  snprintf(want, sizeof(want), "%u more log lines suppressed", 5000u - MQTTB_LOG_BURST);
+  cr_assert(not(eq(ptr, strstr(last_logs[(nlast - 2) % 64], want), NULL)), "%s",
+            last_logs[(nlast - 2) % 64]);
+  /* Suppressed again, then counted when the client goes. */
+  for (int i = 0; i < 20; i++)
+    tc_subscribe(c, filter, 0);
+  tc_send(c, "\xc1\x00", 2); /* PINGREQ with reserved flags: closed */
+  cr_assert(c->closed);
+  /* The window has room for MQTTB_LOG_BURST - 1 more of the 20 refusals;
+   * the notice about the bad packet is suppressed too. */
+  snprintf(want, sizeof(want), "%u more log lines suppressed", 20u - (MQTTB_LOG_BURST - 1) + 1);
+  cr_assert(not(eq(ptr, strstr(last_logs[(nlast - 2) % 64], want), NULL)), "%s",
+            last_logs[(nlast - 2) % 64]);
+  cr_assert(not(eq(ptr, strstr(last_logs[(nlast - 1) % 64], "closing connection"), NULL)), "%s",
+            last_logs[(nlast - 1) % 64]);
   tb_del(bed);
 }
