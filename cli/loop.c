@@ -8,6 +8,12 @@
  * every mqttb_conn_del outside callbacks and every free outside event
  * dispatch.
  *
+ * A connection whose input the library held back (it did its work budget
+ * for one call) is "busy": it is not read from until the library has
+ * processed what it holds, one call per loop iteration, in turn with every
+ * other busy connection and between the other events, so a client that
+ * floods shares the loop with everyone else.
+ *
  * SPDX-License-Identifier: MIT
  */
 #include "loop.h"
@@ -65,9 +71,14 @@ struct conn {
   struct conn *prev, *next;
   struct conn *dirty_next;
   struct conn *reap_next;
+  struct conn *busy_next;
   /* Events currently registered with epoll. */
   uint32_t events;
   bool in_dirty;
+  /* The library holds input of this connection back: not read from. */
+  bool busy;
+  /* The socket took less than was pending: waiting for EPOLLOUT. */
+  bool out_blocked;
   /* The broker closed it: write what is pending, then close. */
   bool closing;
   /* Queued for reaping: no more I/O, never put on the dirty list again. */
@@ -87,6 +98,8 @@ struct mqttb_cli_loop {
   struct conn *conns;
   struct conn *dirty;
   struct conn *reap;
+  /* Busy connections, first in first out. */
+  struct conn *busy_head, *busy_tail;
   uint64_t now;
   bool stop;
   /* During teardown callbacks must not queue anything. */
@@ -172,6 +185,50 @@ static void conn_set_events(struct conn *c, uint32_t events) {
   c->events = events;
 }
 
+/* What to wait for: input unless busy or closing, output when blocked. */
+static void conn_update_events(struct conn *c) {
+  uint32_t ev = c->out_blocked ? EPOLLOUT : 0;
+  if (!c->closing && !c->busy) {
+    ev |= EPOLLIN;
+  }
+  conn_set_events(c, ev);
+}
+
+static void busy_add(struct conn *c) {
+  struct mqttb_cli_loop *loop = c->loop;
+  if (c->busy) {
+    return;
+  }
+  c->busy = true;
+  c->busy_next = NULL;
+  if (loop->busy_tail != NULL) {
+    loop->busy_tail->busy_next = c;
+  } else {
+    loop->busy_head = c;
+  }
+  loop->busy_tail = c;
+  conn_update_events(c);
+}
+
+static void busy_remove(struct conn *c) {
+  struct mqttb_cli_loop *loop = c->loop;
+  struct conn *prev = NULL;
+  for (struct conn *x = loop->busy_head; x != NULL; prev = x, x = x->busy_next) {
+    if (x == c) {
+      if (prev != NULL) {
+        prev->busy_next = c->busy_next;
+      } else {
+        loop->busy_head = c->busy_next;
+      }
+      if (loop->busy_tail == c) {
+        loop->busy_tail = prev;
+      }
+      break;
+    }
+  }
+  c->busy = false;
+}
+
 /* The transport is gone (EOF, I/O error): tell the broker, then reap. */
 static void conn_lost(struct conn *c) {
   if (!c->closing && !c->dead) {
@@ -183,6 +240,9 @@ static void conn_lost(struct conn *c) {
 
 static void conn_destroy(struct conn *c) {
   struct mqttb_cli_loop *loop = c->loop;
+  if (c->busy) {
+    busy_remove(c);
+  }
   if (c->prev != NULL) {
     c->prev->next = c->next;
   } else {
@@ -231,17 +291,33 @@ static void on_log(mqttb_broker *broker, mqttb_log_level level, const char *msg,
 
 /* ---- I/O ---- */
 
+/* Feed bytes (none: go on with held input); a connection whose input the
+ * library holds back becomes busy. False when reading should stop. */
+static bool conn_feed(struct conn *c, const uint8_t *buf, size_t n) {
+  int rc = mqttb_conn_recv(c->mc, buf, n, c->loop->now);
+  if (rc != MQTTB_OK && !c->closing) {
+    /* The library should have called on_close; close anyway rather than spin. */
+    log_close(c, c->mc, rc);
+    c->closing = true;
+    dirty_add(c);
+  }
+  if (c->closing || c->dead) {
+    return false;
+  }
+  if (mqttb_conn_input_pending(c->mc) > 0) {
+    busy_add(c);
+    return false;
+  }
+  return true;
+}
+
 static void conn_read(struct conn *c) {
   uint8_t buf[READ_BUF_SIZE];
-  for (int i = 0; i < READS_PER_EVENT && !c->closing && !c->dead; i++) {
+  for (int i = 0; i < READS_PER_EVENT && !c->closing && !c->dead && !c->busy; i++) {
     ssize_t n = recv(c->h.fd, buf, sizeof buf, 0);
     if (n > 0) {
-      int rc = mqttb_conn_recv(c->mc, buf, (size_t)n, c->loop->now);
-      if (rc != MQTTB_OK && !c->closing) {
-        /* The library should have called on_close; close anyway rather than spin. */
-        log_close(c, c->mc, rc);
-        c->closing = true;
-        dirty_add(c);
+      if (!conn_feed(c, buf, (size_t)n)) {
+        return;
       }
       if ((size_t)n < sizeof buf) {
         return; /* most likely drained; level-triggered epoll reports any rest */
@@ -279,7 +355,8 @@ static void conn_flush(struct conn *c) {
         continue;
       }
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        conn_set_events(c, c->closing ? EPOLLOUT : EPOLLIN | EPOLLOUT);
+        c->out_blocked = true;
+        conn_update_events(c);
         return;
       }
       mqttb_cli_log(MQTTB_LOG_DEBUG, "write to %s: %s", c->peer, strerror(errno));
@@ -288,10 +365,31 @@ static void conn_flush(struct conn *c) {
     }
     mqttb_conn_output_ack(c->mc, (size_t)w, c->loop->now);
   }
+  c->out_blocked = false;
   if (c->closing) {
     reap_add(c);
   } else {
-    conn_set_events(c, EPOLLIN);
+    conn_update_events(c);
+  }
+}
+
+/* One call into the library for each connection that was busy when the
+ * round started; those still busy go to the back. */
+static void serve_busy(struct mqttb_cli_loop *loop) {
+  struct conn *end = loop->busy_tail;
+  while (loop->busy_head != NULL) {
+    struct conn *c = loop->busy_head;
+    loop->busy_head = c->busy_next;
+    if (loop->busy_head == NULL) {
+      loop->busy_tail = NULL;
+    }
+    c->busy = false;
+    if (!c->closing && !c->dead && conn_feed(c, NULL, 0)) {
+      conn_update_events(c); /* read again */
+    }
+    if (c == end) {
+      break;
+    }
   }
 }
 
@@ -472,7 +570,8 @@ static int next_timeout(const struct mqttb_cli_loop *loop) {
 int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
   struct epoll_event events[MAX_EVENTS];
   while (!loop->stop) {
-    int n = epoll_wait(loop->epfd, events, MAX_EVENTS, next_timeout(loop));
+    int n = epoll_wait(loop->epfd, events, MAX_EVENTS,
+                       loop->busy_head != NULL ? 0 : next_timeout(loop));
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -484,6 +583,7 @@ int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
     for (int i = 0; i < n; i++) {
       dispatch(loop, events[i].data.ptr, events[i].events);
     }
+    serve_busy(loop);
     if (mqttb_broker_next_deadline(loop->broker) <= loop->now) {
       mqttb_broker_handle_timers(loop->broker, loop->now);
     }

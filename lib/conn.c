@@ -326,6 +326,7 @@ static void ext_free(mqttb_conn *c) {
   mqttb_mem_free(mem, x->auth_data);
   mqttb_mem_free(mem, x->pending_connect);
   mqttb_mem_free(mem, x->server_reference);
+  mqttb_mem_free(mem, x->held);
   mqttb_mem_free(mem, x);
   c->x = NULL;
 }
@@ -408,6 +409,10 @@ int mqttb_conn_output_ack(mqttb_conn *c, size_t nbytes, uint64_t now) {
 
 size_t mqttb_conn_output_pending(const mqttb_conn *c) {
   return c ? mqttb_outq_pending(&c->tx.q) : 0;
+}
+
+size_t mqttb_conn_input_pending(const mqttb_conn *c) {
+  return c && c->x && c->state < MQTTB_CONN_CLOSING ? c->x->held_len : 0;
 }
 
 /* ---------------------------------------------------------------- setters */

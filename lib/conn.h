@@ -51,6 +51,10 @@ struct mqttb_conn_ext {
   size_t pending_connect_len;
   char *server_reference;
   mqttb_log_limit log; /* lines this client caused */
+  /* Input received but not yet processed, held when a call had done its
+   * share of work (settings.work_budget). */
+  uint8_t *held;
+  size_t held_len, held_cap;
 };
 
 struct mqttb_conn {

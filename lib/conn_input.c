@@ -7,6 +7,7 @@
 
 static int handle_packet(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, uint64_t now) {
   c->broker->ctx.stats.packets_received++;
+  c->broker->ctx.work++;
   c->last_rx = now;
   size_t len = f->remaining;
   if (f->type == MQTTB_PKT_CONNECT)
@@ -83,7 +84,32 @@ static int rbuf_append(mqttb_conn *c, const uint8_t *p, size_t n) {
   return 0;
 }
 
-static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) {
+/* Keep in[0..len) to process later, after what is already held. */
+static int hold(mqttb_conn *c, const uint8_t *in, size_t len) {
+  if (len == 0)
+    return 0;
+  struct mqttb_conn_ext *x = mqttb_conn_ext(c);
+  if (!x)
+    return MQTTB_ERR_CONN_NOMEM;
+  void *arr = x->held;
+  if (mqttb_mem_grow(&c->broker->ctx.mem, &arr, &x->held_cap, x->held_len + len, 1) != 0)
+    return MQTTB_ERR_CONN_NOMEM;
+  x->held = arr;
+  memcpy(x->held + x->held_len, in, len);
+  x->held_len += len;
+  return 0;
+}
+
+/* Whether this call has done its share of work: then the packets left are
+ * held for the next call, so that one client cannot keep the embedder's
+ * loop from everyone else. At least one packet is handled per call. */
+static bool budget_spent(const mqttb_conn *c, uint64_t start, bool handled) {
+  uint32_t budget = c->broker->ctx.settings.work_budget;
+  return handled && budget && c->broker->ctx.work - start >= budget;
+}
+
+static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now, uint64_t start,
+                   bool *handled) {
   uint32_t maxp = c->broker->ctx.settings.max_packet_size;
   size_t off = 0;
   mqttb_frame f;
@@ -120,6 +146,7 @@ static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) {
       off += take;
       if (c->rlen == total) {
         c->rlen = 0;
+        *handled = true;
         rv = handle_packet(c, &f, c->rbuf + f.hdr_len, now);
         if (c->rcap > 65536) {
           /* Give back the memory of a large packet. */
@@ -132,6 +159,8 @@ static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) {
       }
       continue;
     }
+    if (budget_spent(c, start, *handled))
+      return hold(c, in + off, len - off);
     int r = mqttb_codec_frame(in + off, len - off, maxp, &f);
     if (r == MQTTB_CODEC_INCOMPLETE) {
       if (rbuf_append(c, in + off, len - off) != 0)
@@ -149,6 +178,7 @@ static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) {
         return MQTTB_ERR_CONN_NOMEM;
       break;
     }
+    *handled = true;
     rv = handle_packet(c, &f, in + off + f.hdr_len, now);
     off += total;
     if (rv != 0)
@@ -165,7 +195,25 @@ int mqttb_conn_recv(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) 
   mqttb_broker *b = c->broker;
   b->ctx.now = now;
   b->ctx.stats.bytes_received += len;
-  int rv = c->tx.failed ? c->tx.failed : process(c, in, len, now);
+  int rv = c->tx.failed;
+  uint64_t start = b->ctx.work;
+  bool handled = false;
+  struct mqttb_conn_ext *x = c->x;
+  if (rv == 0 && x && x->held_len) {
+    /* First what an earlier call held back. */
+    uint8_t *held = x->held;
+    size_t held_len = x->held_len;
+    x->held = NULL;
+    x->held_len = x->held_cap = 0;
+    rv = process(c, held, held_len, now, start, &handled);
+    mqttb_mem_free(&b->ctx.mem, held);
+    if (rv == 0 && x->held_len) /* still behind: the new bytes go after */
+      rv = hold(c, in, len);
+    else if (rv == 0)
+      rv = process(c, in, len, now, start, &handled);
+  } else if (rv == 0) {
+    rv = process(c, in, len, now, start, &handled);
+  }
   if (rv != 0)
     mqttb_conn_close(c, rv);
   else if (c->state == MQTTB_CONN_CONNECTED && mqttb_conn_arm(c) != 0)

@@ -235,6 +235,7 @@ static uint8_t subscribe_one(mqttb_conn *c, mqttb_slice f, uint8_t opts, uint32_
   bool valid;
   bool shared = mqttb_share_parse((const char *)f.ptr, f.len, &name, &real, &valid);
   *send_retained = false;
+  ctx->work++;
   if (shared && v5 && (sopts & MQTTB_SUB_NO_LOCAL)) {
     *fatal = mqttb_conn_fail(c, MQTTB_REASON_PROTOCOL_ERROR, MQTTB_ERR_PROTOCOL,
                              "No Local on a shared subscription"); /* [MQTT-3.8.3-4] */

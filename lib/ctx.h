@@ -24,6 +24,9 @@ typedef struct mqttb_ctx {
   /* The time of the public call in progress (message expiry, output since,
    * session expiry). Set by every public entry point that takes a time. */
   uint64_t now;
+  /* Units of work done so far (packets handled, deliveries, subscription
+   * filters, retained messages sent), for settings.work_budget. */
+  uint64_t work;
   /* The handle given to callbacks that take the broker; only passed on. */
   mqttb_broker *broker;
 } mqttb_ctx;

@@ -130,6 +130,7 @@ size_t mqttb_router_publish(mqttb_router *r, mqttb_msg *msg, mqttb_session *publ
     mqttb_session_deliver(m->session, msg, qos, retain, m->share, &m->sub_id, m->sub_id ? 1u : 0u);
   }
   size_t n = r->nmatch + r->nshare_match;
+  ctx->work += n;
   r->nmatch = 0;
   r->nshare_match = 0;
   return n;
@@ -211,6 +212,7 @@ static void deliver_retained(mqttb_msg *m, void *ctx) {
   if (mqttb_msg_expired(m, rc->now))
     return;
   uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
+  rc->s->set->ctx->work++;
   mqttb_session_deliver(rc->s, m, qos, true, NULL, &rc->sub_id, rc->sub_id ? 1u : 0u);
 }
 

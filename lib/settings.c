@@ -13,6 +13,8 @@ static size_t settings_len(int v) {
   switch (v) {
   case MQTTB_SETTINGS_V1:
     return offsetof(mqttb_settings, auto_id_key) + sizeof(((mqttb_settings *)0)->auto_id_key);
+  case MQTTB_SETTINGS_V2:
+    return offsetof(mqttb_settings, work_budget) + sizeof(((mqttb_settings *)0)->work_budget);
   default:
     return 0;
   }
@@ -62,6 +64,7 @@ void mqttb_settings_defaults(mqttb_settings *s) {
   s->max_queued_bytes_total = 268435456u;
   s->max_output_bytes = 1048576u;
   s->output_stall_timeout_ms = 60000;
+  s->work_budget = 4096;
 }
 
 void mqttb_settings_default_versioned(int settings_version, mqttb_settings *settings) {

@@ -411,8 +411,10 @@ typedef struct mqttb_callbacks {
  */
 /** The first version of ::mqttb_settings. */
 #define MQTTB_SETTINGS_V1 1
+/** The second version of ::mqttb_settings: adds work_budget. */
+#define MQTTB_SETTINGS_V2 2
 /** The version of ::mqttb_settings this header describes. */
-#define MQTTB_SETTINGS_VERSION MQTTB_SETTINGS_V1
+#define MQTTB_SETTINGS_VERSION MQTTB_SETTINGS_V2
 /** The first version of ::mqttb_callbacks. */
 #define MQTTB_CALLBACKS_V1 1
 /** The version of ::mqttb_callbacks this header describes. */
@@ -521,6 +523,19 @@ typedef struct mqttb_settings {
    *  the key (mqttb reads it from the kernel). Default all zero, which gives
    *  the same identifiers in every run. */
   uint64_t auto_id_key[2];
+
+  /* ---- version 2 ---- */
+
+  /** Units of work one call of ::mqttb_conn_recv does before it holds the
+   *  rest of the input back (a unit: a packet handled, a delivery to one
+   *  session, a subscription filter, a retained message sent). The held
+   *  input is processed by the next call (::mqttb_conn_input_pending tells
+   *  how much is held; call ::mqttb_conn_recv with no new bytes to go on),
+   *  so that an embedder serving connections in turn serves everyone while
+   *  one client floods. A single packet is never split: a PUBLISH to
+   *  100,000 subscribers is 100,000 units in one call. Default 4096. 0
+   *  means no limit. */
+  uint32_t work_budget;
 } mqttb_settings;
 
 /**
@@ -690,12 +705,17 @@ MQTTB_EXTERN void mqttb_conn_del(mqttb_conn *conn, uint64_t now);
  * @brief Feed bytes the peer sent.
  *
  * Input may be split at any byte and may hold many packets. All of @p len
- * is consumed: an incomplete packet is buffered inside the connection.
+ * is taken: an incomplete packet is buffered inside the connection, and
+ * once the call has done settings.work_budget units of work the packets
+ * left are held for the next call (see ::mqttb_conn_input_pending). Input
+ * held by an earlier call is processed first. @p len may be 0 to go on
+ * with held input only.
  * @param conn the connection.
  * @param len the number of bytes at @p in.
- * @param in the bytes; borrowed for the duration of the call.
+ * @param in the bytes (NULL when @p len is 0); borrowed for the duration
+ *        of the call.
  * @param now the current time in milliseconds.
- * @retval MQTTB_OK all input processed.
+ * @retval MQTTB_OK the input was taken (processed, or held).
  * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument.
  * @retval MQTTB_ERR_INVALID_STATE the connection is already closing; the
  *         input was discarded.
@@ -744,6 +764,20 @@ MQTTB_EXTERN int mqttb_conn_output_ack(mqttb_conn *conn, size_t nbytes, uint64_t
  * @return the number of bytes ::mqttb_conn_output would expose in total.
  */
 MQTTB_EXTERN size_t mqttb_conn_output_pending(const mqttb_conn *conn);
+
+/**
+ * @brief Bytes of input received but not yet processed.
+ *
+ * ::mqttb_conn_recv stops handling packets once the call has done
+ * settings.work_budget units of work, and holds the rest of its input
+ * (copied). While this is non-zero, call ::mqttb_conn_recv again with no
+ * new bytes (@c in NULL, @c len 0), in turn with other connections, rather
+ * than read more from this transport; bytes fed meanwhile are held after
+ * the rest, in order.
+ * @param conn the connection; NULL gives 0.
+ * @return the bytes held; 0 once the connection is closing.
+ */
+MQTTB_EXTERN size_t mqttb_conn_input_pending(const mqttb_conn *conn);
 
 /**
  * @brief Tell the broker the transport is gone (peer closed, I/O error).

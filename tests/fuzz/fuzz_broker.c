@@ -56,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   s.max_inflight_messages = 3;
   s.max_queued_messages = 8;
   s.max_packet_size = 4096;
+  s.work_budget = 16; /* input is held back often, and fed again while held */
   mqttb_broker *b;
   if (mqttb_broker_new(&b, &s, NULL, &mem, NULL) != 0)
     return 0;
@@ -96,7 +97,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         mqttb_conn_output_ack(conns[i], n, now);
       }
       break;
-    default:
+    default: /* go on with held input, then drain */
+      if (conns[i] && mqttb_conn_input_pending(conns[i]))
+        mqttb_conn_recv(conns[i], NULL, 0, now);
       if (conns[i])
         drain(conns[i], now);
       break;

@@ -242,3 +242,66 @@ Test(limits, one_clients_log_lines_are_rate_limited_and_cut_short) {
             last_logs[(nlast - 1) % 64]);
   tb_del(bed);
 }
+
+/* Bounded work per call: a burst of publishes in one read is handled
+ * work_budget units at a time; the rest is held, in order, and another
+ * client is served in between. */
+static void small_work_budget(mqttb_settings *s) {
+  s->work_budget = 40;
+}
+
+Test(limits, work_budget_holds_the_rest_of_a_burst) {
+  tb *bed = with(small_work_budget);
+  tc *sub = tc_open(bed, "sub", true);
+  cr_assert(eq(int, tc_subscribe(sub, "burst/#", 0), 0));
+  tc *pub = tc_open(bed, "pub", true);
+  tc *other = tc_open(bed, "other", true);
+  /* 200 QoS 0 publishes in one buffer: each costs 2 units (the packet and
+   * its one delivery). */
+  uint8_t buf[200 * 16];
+  size_t n = 0;
+  for (int i = 0; i < 200; i++) {
+    char topic[16];
+    int tl = snprintf(topic, sizeof(topic), "burst/%03d", i);
+    buf[n++] = 0x30;
+    buf[n++] = (uint8_t)(2 + tl + 1);
+    buf[n++] = 0;
+    buf[n++] = (uint8_t)tl;
+    memcpy(buf + n, topic, (size_t)tl);
+    n += (size_t)tl;
+    buf[n++] = 'x';
+  }
+  cr_assert(eq(int, tc_send_once(pub, buf, n), 0));
+  size_t held = mqttb_conn_input_pending(pub->conn);
+  cr_assert(gt(sz, held, 0), "nothing held back");
+  cr_assert(lt(sz, held, n));
+  int got = 0;
+  mqttb_publish p;
+  while (tc_expect_publish(sub, &p))
+    got++;
+  cr_assert(eq(int, got, 20), "one call handled %d publishes", got);
+  /* Another client is served now, while the burst is held. */
+  uint8_t ping[] = {0xC0, 0x00};
+  cr_assert(eq(int, tc_send(other, ping, sizeof(ping)), 0));
+  cr_assert(tc_read_type(other, MQTTB_PKT_PINGRESP));
+  /* Bytes fed while input is held go after it. */
+  uint8_t last[] = {0x30, 0x0a, 0x00, 0x07, 'b', 'u', 'r', 's', 't', '/', 'z', '!'};
+  cr_assert(eq(int, tc_send_once(pub, last, sizeof(last)), 0));
+  int calls = 1;
+  while (mqttb_conn_input_pending(pub->conn) > 0) {
+    cr_assert(eq(int, tc_send_once(pub, NULL, 0), 0));
+    calls++;
+  }
+  cr_assert(ge(int, calls, 200 / 20), "%d calls", calls);
+  for (int i = 20; i < 200; i++) {
+    cr_assert(tc_expect_publish(sub, &p), "publish %d missing", i);
+    char topic[16];
+    snprintf(topic, sizeof(topic), "burst/%03d", i);
+    cr_assert(slice_eq(p.topic, topic), "out of order at %d", i);
+  }
+  cr_assert(tc_expect_publish(sub, &p));
+  cr_assert(slice_eq(p.topic, "burst/z"));
+  cr_assert(tc_quiet(sub));
+  cr_assert(not(pub->closed));
+  tb_del(bed);
+}

@@ -66,8 +66,11 @@ void tb_advance(tb *bed, uint64_t ms);
 
 tc *tc_new(tb *bed);
 void tc_del(tc *c);
-/* Feed raw bytes; returns mqttb_conn_recv's result. */
+/* Feed raw bytes, and go on until nothing is held back by the work
+ * budget; returns mqttb_conn_recv's result. */
 int tc_send(tc *c, const void *bytes, size_t len);
+/* One mqttb_conn_recv call: held input stays held. */
+int tc_send_once(tc *c, const void *bytes, size_t len);
 /* Feed bytes split into chunks of at most `chunk` bytes. */
 int tc_send_split(tc *c, const void *bytes, size_t len, size_t chunk);
 /* Drain the broker's output into c->in. */

@@ -79,8 +79,12 @@ typedef struct stats_v1 {
                      sizeof(((FROZEN *)0)->F) == sizeof(((HDR *)0)->F),                            \
                  #HDR "." #F " moved or changed size")
 
-/* Version 1 is the header's struct today: the same size ... */
-_Static_assert(sizeof(settings_v1) == sizeof(mqttb_settings), "mqttb_settings is not version 1");
+/* Version 1 of the settings is the start of the header's struct (version 2
+ * added fields at the end) ... */
+_Static_assert(sizeof(settings_v1) < sizeof(mqttb_settings), "mqttb_settings did not grow");
+_Static_assert(offsetof(mqttb_settings, work_budget) >= sizeof(settings_v1),
+               "a version 2 field inside version 1");
+/* ... the callbacks and stats are still version 1 ... */
 _Static_assert(sizeof(callbacks_v1) == sizeof(mqttb_callbacks), "mqttb_callbacks is not version 1");
 _Static_assert(sizeof(stats_v1) == sizeof(mqttb_stats), "mqttb_stats is not version 1");
 _Static_assert(MQTTB_SETTINGS_V1 == 1 && MQTTB_CALLBACKS_V1 == 1 && MQTTB_STATS_V1 == 1,
@@ -206,7 +210,7 @@ Test(versions, settings_default_v1_fits_a_heap_block_of_exactly_its_size) {
 }
 
 Test(versions, settings_default_with_an_unknown_version_writes_nothing) {
-  const int bad[] = {0, 2, 999, -1};
+  const int bad[] = {0, 3, 999, -1};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     settings_w w;
     memset(&w, 0xA5, sizeof(w));
@@ -407,7 +411,7 @@ Test(versions, broker_new_v1_with_null_structs_uses_defaults) {
 /* ---------------------------------------------------------------- (d) unknown versions */
 
 Test(versions, unknown_versions_are_refused) {
-  const int bad[] = {0, 2, 999, -1};
+  const int bad[] = {0, 3, 999, -1};
   settings_v1 s;
   callbacks_v1 cb;
   fill_v1(&s, &cb);
@@ -472,4 +476,35 @@ Test(versions, err_is_fatal_follows_the_error_tiers) {
   cr_assert(eq(int, mqttb_err_is_fatal(MQTTB_ERR_VERSION), 0));
   cr_assert(eq(int, mqttb_err_is_fatal(MQTTB_ERR_QUOTA), 0));
   cr_assert(eq(int, mqttb_err_is_fatal(MQTTB_ERR_OUTPUT_STALLED), 1));
+}
+
+/* ---------------------------------------------------------------- version 2 */
+
+/* A version 1 caller gets version 2's fields at their defaults; a version
+ * 2 caller's values are used. */
+Test(versions, v1_callers_get_v2_defaults_and_v2_values_are_used) {
+  settings_v1 *s1 = malloc(sizeof(*s1));
+  cr_assert(not(eq(ptr, s1, NULL)));
+  mqttb_settings_default_versioned(MQTTB_SETTINGS_V1, (mqttb_settings *)s1);
+  s1->max_inflight_messages = 7;
+  mqttb_broker *b;
+  cr_assert(eq(int,
+               mqttb_broker_new_versioned(&b, MQTTB_SETTINGS_V1, (const mqttb_settings *)s1,
+                                          MQTTB_CALLBACKS_V1, NULL, NULL, NULL),
+               MQTTB_OK));
+  cr_assert(eq(u32, b->ctx.settings.max_inflight_messages, 7));
+  cr_assert(eq(u32, b->ctx.settings.work_budget, 4096));
+  mqttb_broker_del(b);
+  free(s1);
+
+  mqttb_settings s2;
+  mqttb_settings_default_versioned(MQTTB_SETTINGS_V2, &s2);
+  cr_assert(eq(u32, s2.work_budget, 4096));
+  s2.work_budget = 10;
+  cr_assert(eq(
+      int,
+      mqttb_broker_new_versioned(&b, MQTTB_SETTINGS_V2, &s2, MQTTB_CALLBACKS_V1, NULL, NULL, NULL),
+      MQTTB_OK));
+  cr_assert(eq(u32, b->ctx.settings.work_budget, 10));
+  mqttb_broker_del(b);
 }
