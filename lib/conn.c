@@ -404,6 +404,10 @@ int mqttb_conn_output_ack(mqttb_conn *c, size_t nbytes, uint64_t now) {
   ctx->now = now;
   ctx->stats.bytes_sent += nbytes;
   mqttb_outq_ack(&c->tx.q, &ctx->mem, nbytes, now);
+  if (c->session && c->session->retained && c->state == MQTTB_CONN_CONNECTED) {
+    mqttb_router_pump_retained(&c->broker->router, c->session);
+    mqttb_conn_reap(c->broker);
+  }
   return 0;
 }
 

@@ -288,8 +288,10 @@ static int complete_connect(mqttb_conn *c, const mqttb_connect *ck, char *client
                  c->clean, c->keepalive);
   if (ctx->cb.on_connect)
     ctx->cb.on_connect(c, ctx->user_data);
-  if (present)
+  if (present) {
     mqttb_session_resume(s);
+    mqttb_router_pump_retained(&b->router, s);
+  }
   return 0;
 }
 

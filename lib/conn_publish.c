@@ -204,6 +204,8 @@ int mqttb_conn_on_ack(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, 
     return 0;
   }
   }
+  if (rv == 0 && c->session->retained)
+    mqttb_router_pump_retained(&c->broker->router, c->session); /* a slot may be free */
   if (rv != 0) {
     mqttb_conn_log(c, MQTTB_LOG_NOTICE, "%s for packet id %u, which awaits another acknowledgement",
                    f->type == MQTTB_PKT_PUBACK   ? "PUBACK"

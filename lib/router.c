@@ -204,22 +204,42 @@ typedef struct retained_ctx {
   uint64_t now;
   uint8_t qos;
   uint32_t sub_id;
+  int rv;
 } retained_ctx;
 
-static void deliver_retained(mqttb_msg *m, void *ctx) {
+static void queue_retained(mqttb_msg *m, void *ctx) {
   retained_ctx *rc = ctx;
   /* Past its Message Expiry Interval it is no longer retained [MQTT-3.3.2-5]. */
-  if (mqttb_msg_expired(m, rc->now))
+  if (rc->rv != 0 || mqttb_msg_expired(m, rc->now))
     return;
-  uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
-  rc->s->set->ctx->work++;
-  mqttb_session_deliver(rc->s, m, qos, true, NULL, &rc->sub_id, rc->sub_id ? 1u : 0u);
+  rc->rv = mqttb_session_retained_push(rc->s, m, rc->qos, rc->sub_id);
 }
 
 int mqttb_router_send_retained(mqttb_router *r, mqttb_session *s, const char *filter, size_t len,
                                uint8_t qos, uint32_t sub_id) {
-  retained_ctx rc = {s, r->ctx->now, qos, sub_id};
-  return mqttb_trie_match_retained(&r->retained, filter, len, deliver_retained, &rc);
+  retained_ctx rc = {s, r->ctx->now, qos, sub_id, 0};
+  int rv = mqttb_trie_match_retained(&r->retained, filter, len, queue_retained, &rc);
+  mqttb_router_pump_retained(r, s);
+  return rv ? rv : rc.rv;
+}
+
+void mqttb_router_pump_retained(mqttb_router *r, mqttb_session *s) {
+  const mqttb_ret_item *it;
+  while ((it = mqttb_session_retained_front(s)) != NULL) {
+    mqttb_msg *m = it->msg;
+    uint8_t qos = m->qos < it->qos ? m->qos : it->qos;
+    if (!mqttb_session_has_room(s, qos))
+      return;
+    /* Still retained, and not expired: a message that replaced it was
+     * retained too and went to this subscriber live. */
+    mqttb_tnode *n = mqttb_trie_find(&r->retained, MQTTB_MSG_TOPIC(m), m->topic_len);
+    if (n && n->retained == m && !mqttb_msg_expired(m, r->ctx->now)) {
+      uint32_t sub_id = it->sub_id;
+      r->ctx->work++;
+      mqttb_session_deliver(s, m, qos, true, NULL, &sub_id, sub_id ? 1u : 0u);
+    }
+    mqttb_session_retained_pop(s);
+  }
 }
 
 /* ---------------------------------------------------------------- endings */

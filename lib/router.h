@@ -49,9 +49,17 @@ void mqttb_router_retain(mqttb_router *r, mqttb_msg *msg);
  * '$'). */
 void mqttb_router_retain_sweep(mqttb_router *r);
 /* Send s the retained messages matching filter, at most at qos, with the
- * subscription identifier sub_id (0: none). 0 or MQTTB_ERR_NOMEM. */
+ * subscription identifier sub_id (0: none): they are queued in the session
+ * and sent as its client takes them (mqttb_router_pump_retained). 0 or
+ * MQTTB_ERR_NOMEM. */
 int mqttb_router_send_retained(mqttb_router *r, mqttb_session *s, const char *filter, size_t len,
                                uint8_t qos, uint32_t sub_id);
+/* Send s's pending retained messages while its client has room for them
+ * (mqttb_session_has_room); called after SUBSCRIBE and whenever room may
+ * have appeared (output written, an acknowledgement, a reconnect). A
+ * message no longer retained when its turn comes (cleared, replaced,
+ * expired) is skipped. */
+void mqttb_router_pump_retained(mqttb_router *r, mqttb_session *s);
 
 /* Carry out what a session's life asked for: publish the will, end the
  * session if it must. */

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <string.h>
 
+static void retained_free(mqttb_session *s);
+
 int mqttb_sessions_init(mqttb_sessions *set, mqttb_ctx *ctx, mqttb_tx_hub *hub,
                         mqttb_timers *timers) {
   memset(set, 0, sizeof(*set));
@@ -203,6 +205,7 @@ void mqttb_session_del(mqttb_session *s) {
     mqttb_pidmap_free(s->in_qos2, mem);
   mqttb_mem_free(mem, s->in_qos2);
   mqttb_mem_free(mem, s->match.ids);
+  retained_free(s);
   mqttb_mem_free(mem, s);
 }
 
@@ -319,6 +322,20 @@ static bool connected(const mqttb_session *s) {
   return s->tx && mqttb_tx_ok(s->tx);
 }
 
+static uint32_t max_inflight(const mqttb_session *s);
+static uint32_t ninflight(const mqttb_session *s);
+
+bool mqttb_session_has_room(const mqttb_session *s, uint8_t qos) {
+  if (!connected(s))
+    return false;
+  if (qos == 0) {
+    uint64_t max = s->set->ctx->settings.max_output_bytes;
+    uint64_t low = max ? max / 2 : 262144u;
+    return mqttb_outq_pending(&s->tx->q) < low;
+  }
+  return s->qcount == 0 && ninflight(s) < max_inflight(s);
+}
+
 bool mqttb_session_online(const mqttb_session *s) {
   return connected(s);
 }
@@ -348,6 +365,57 @@ static void drop(mqttb_session *s, const char *why) {
 
 static uint32_t ninflight(const mqttb_session *s) {
   return s->win ? s->win->n : 0;
+}
+
+int mqttb_session_retained_push(mqttb_session *s, mqttb_msg *msg, uint8_t qos, uint32_t sub_id) {
+  const mqttb_mem *mem = &s->set->ctx->mem;
+  mqttb_retq *q = s->retained;
+  if (!q && !(q = s->retained = mqttb_mem_calloc(mem, 1, sizeof(*q))))
+    return MQTTB_ERR_NOMEM;
+  if (q->n == q->cap) {
+    size_t ncap = q->cap ? q->cap * 2 : 16;
+    mqttb_ret_item *e =
+        ncap <= SIZE_MAX / sizeof(*e) ? mqttb_mem_malloc(mem, ncap * sizeof(*e)) : NULL;
+    if (!e)
+      return MQTTB_ERR_NOMEM;
+    for (size_t i = 0; i < q->n; i++)
+      e[i] = q->e[(q->head + i) % q->cap];
+    mqttb_mem_free(mem, q->e);
+    q->e = e;
+    q->cap = ncap;
+    q->head = 0;
+  }
+  mqttb_ret_item *it = &q->e[(q->head + q->n) % q->cap];
+  it->msg = mqttb_msg_ref(msg);
+  it->qos = qos;
+  it->sub_id = sub_id;
+  q->n++;
+  return 0;
+}
+
+const mqttb_ret_item *mqttb_session_retained_front(const mqttb_session *s) {
+  const mqttb_retq *q = s->retained;
+  return q && q->n ? &q->e[q->head] : NULL;
+}
+
+static void retained_free(mqttb_session *s) {
+  const mqttb_mem *mem = &s->set->ctx->mem;
+  mqttb_retq *q = s->retained;
+  if (!q)
+    return;
+  for (size_t i = 0; i < q->n; i++)
+    mqttb_msg_unref(mem, q->e[(q->head + i) % q->cap].msg);
+  mqttb_mem_free(mem, q->e);
+  mqttb_mem_free(mem, q);
+  s->retained = NULL;
+}
+
+void mqttb_session_retained_pop(mqttb_session *s) {
+  mqttb_retq *q = s->retained;
+  mqttb_msg_unref(&s->set->ctx->mem, q->e[q->head].msg);
+  q->head = (q->head + 1) % q->cap;
+  if (--q->n == 0)
+    retained_free(s); /* done: give the memory back */
 }
 
 /* Send a QoS 1/2 delivery now, taking an in-flight slot. Takes d. */

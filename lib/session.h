@@ -75,6 +75,20 @@ typedef struct mqttb_match {
   bool rap; /* Retain As Published */
 } mqttb_match;
 
+/* Retained messages matched by a SUBSCRIBE and not yet sent: they go out
+ * as the subscriber's output drains (the router paces them), so a reader
+ * gets all of them and a client that stops reading holds little. */
+typedef struct mqttb_ret_item {
+  mqttb_msg *msg; /* a reference */
+  uint32_t sub_id;
+  uint8_t qos; /* the subscription's granted QoS */
+} mqttb_ret_item;
+
+typedef struct mqttb_retq {
+  mqttb_ret_item *e;
+  size_t head, n, cap;
+} mqttb_retq;
+
 /* The set of all sessions of a broker. */
 typedef struct mqttb_sessions {
   mqttb_ctx *ctx;
@@ -112,6 +126,7 @@ struct mqttb_session {
    * first use). */
   mqttb_pidmap *in_qos2;
   mqttb_match match;
+  mqttb_retq *retained; /* pending retained messages; NULL when none */
   uint32_t nsubs, subs_cap;
   uint32_t qhead, qcount, qcap;
   /* Seconds the session outlives its connection: 0 for MQTT 3.x clean
@@ -196,6 +211,18 @@ void mqttb_session_deliver(mqttb_session *s, mqttb_msg *msg, uint8_t qos, bool r
  * in flight before PUBREC. */
 void mqttb_session_each_shared(mqttb_session *s, void (*fn)(const mqttb_dlv *d, void *ctx),
                                void *ctx);
+
+/* Pending retained messages (see mqttb_retq). push takes a reference; 0
+ * or MQTTB_ERR_NOMEM. front is NULL when none is pending; pop drops the
+ * front's reference. */
+int mqttb_session_retained_push(mqttb_session *s, mqttb_msg *msg, uint8_t qos, uint32_t sub_id);
+const mqttb_ret_item *mqttb_session_retained_front(const mqttb_session *s);
+void mqttb_session_retained_pop(mqttb_session *s);
+/* Whether a delivery at qos can go to the client now without waiting:
+ * online; for QoS 0 its output below half of max_output_bytes (or 256 KiB
+ * without a limit); for QoS 1 and 2 nothing queued and a free in-flight
+ * slot. */
+bool mqttb_session_has_room(const mqttb_session *s, uint8_t qos);
 
 /* Outbound acknowledgements from the client. An unknown packet id is
  * ignored (0); the wrong acknowledgement for a message in flight (PUBACK

@@ -305,3 +305,119 @@ Test(limits, work_budget_holds_the_rest_of_a_burst) {
   cr_assert(not(pub->closed));
   tb_del(bed);
 }
+
+/* Retained messages go out as the subscriber takes them: a subscriber to
+ * '#' over 100,000 retained messages that keeps reading gets every one, at
+ * QoS 0 and at QoS 1; one that stops reading holds at most its output
+ * limit, loses nothing, and gets the rest once it reads again. */
+#define NRETAINED 100000
+
+static void publish_retained(tb *bed, tc *pub, uint8_t qos) {
+  uint8_t *buf = malloc((size_t)NRETAINED * 24);
+  cr_assert(not(eq(ptr, buf, NULL)));
+  size_t n = 0;
+  for (int i = 0; i < NRETAINED; i++) {
+    char topic[16];
+    int tl = snprintf(topic, sizeof(topic), "r/%d/%d", i / 1000, i % 1000);
+    buf[n++] = (uint8_t)(0x31 | (qos << 1));
+    buf[n++] = (uint8_t)(2 + tl + (qos ? 2 : 0) + 4);
+    buf[n++] = 0;
+    buf[n++] = (uint8_t)tl;
+    memcpy(buf + n, topic, (size_t)tl);
+    n += (size_t)tl;
+    if (qos) {
+      buf[n++] = (uint8_t)((i % 65535 + 1) >> 8);
+      buf[n++] = (uint8_t)(i % 65535 + 1);
+    }
+    memcpy(buf + n, "data", 4);
+    n += 4;
+  }
+  cr_assert(eq(int, tc_send(pub, buf, n), 0));
+  free(buf);
+  tc_drain(pub); /* the PUBACKs */
+  pub->inlen = 0;
+  mqttb_stats st;
+  mqttb_broker_get_stats(bed->broker, &st);
+  cr_assert(eq(u64, st.retained_count, NRETAINED));
+}
+
+/* Take what the broker sent c, acknowledge QoS 1 PUBLISHes; returns the
+ * PUBLISHes read. */
+static int take_publishes(tc *c) {
+  tc_drain(c);
+  int got = 0;
+  size_t off = 0;
+  uint8_t acks[4 * 1024];
+  size_t na = 0;
+  mqttb_frame f;
+  while (off < c->inlen &&
+         mqttb_codec_frame(c->in + off, c->inlen - off, UINT32_MAX, &f) == MQTTB_CODEC_OK &&
+         f.hdr_len + f.remaining <= c->inlen - off) {
+    const uint8_t *body = c->in + off + f.hdr_len;
+    if (f.type == MQTTB_PKT_PUBLISH) {
+      cr_assert(f.flags & 1, "a retained message without the retain flag");
+      got++;
+      if (((f.flags >> 1) & 3) == 1) {
+        size_t tl = (size_t)body[0] << 8 | body[1];
+        acks[na++] = 0x40;
+        acks[na++] = 2;
+        acks[na++] = body[2 + tl];
+        acks[na++] = body[3 + tl];
+        if (na == sizeof(acks)) {
+          cr_assert(eq(int, tc_send(c, acks, na), 0));
+          na = 0;
+        }
+      }
+    }
+    off += f.hdr_len + f.remaining;
+  }
+  memmove(c->in, c->in + off, c->inlen - off);
+  c->inlen -= off;
+  if (na)
+    cr_assert(eq(int, tc_send(c, acks, na), 0));
+  return got;
+}
+
+Test(limits, retained_delivery_is_paced_by_the_subscriber, .timeout = 120) {
+  tb *bed = with(no_sys);
+  for (uint8_t qos = 0; qos <= 1; qos++) {
+    tc *pub = tc_open(bed, qos ? "pub1" : "pub0", true);
+    publish_retained(bed, pub, qos);
+    mqttb_stats before;
+    mqttb_broker_get_stats(bed->broker, &before);
+    tc *sub = tc_open(bed, "reader", true);
+    /* Subscribe by hand: the SUBACK comes first, then the stream. */
+    uint8_t s[] = {0x82, 0x06, 0x00, 0x01, 0x00, 0x01, '#', qos};
+    cr_assert(eq(int, tc_send(sub, s, sizeof(s)), 0));
+    cr_assert(tc_read(sub));
+    cr_assert(eq(u8, sub->f.type, MQTTB_PKT_SUBACK));
+    int total = 0, got;
+    while ((got = take_publishes(sub)) > 0)
+      total += got;
+    cr_assert(eq(int, total, NRETAINED), "QoS %u: %d of %d retained messages", qos, total,
+              NRETAINED);
+    mqttb_stats after;
+    mqttb_broker_get_stats(bed->broker, &after);
+    cr_assert(eq(u64, after.publish_dropped, before.publish_dropped), "messages were dropped");
+
+    /* One that does not read: its output stays under the limit. */
+    tc *lazy = tc_open(bed, "lazy", true);
+    cr_assert(eq(int, tc_send(lazy, s, sizeof(s)), 0));
+    cr_assert(le(sz, mqttb_conn_output_pending(lazy->conn), bed->settings.max_output_bytes));
+    cr_assert(gt(sz, mqttb_conn_output_pending(lazy->conn), 0));
+    /* It reads after all, and gets everything. */
+    cr_assert(tc_read(lazy));
+    cr_assert(eq(u8, lazy->f.type, MQTTB_PKT_SUBACK));
+    total = 0;
+    while ((got = take_publishes(lazy)) > 0)
+      total += got;
+    cr_assert(eq(int, total, NRETAINED), "QoS %u late reader: %d", qos, total);
+    mqttb_broker_get_stats(bed->broker, &after);
+    cr_assert(eq(u64, after.publish_dropped, before.publish_dropped));
+    tc_del(lazy);
+    tc_del(sub);
+    /* Clear the store for the next round. */
+    tc_del(pub);
+  }
+  tb_del(bed);
+}
