@@ -198,6 +198,10 @@ static const struct {
     {"max_queued_bytes_total", 1, 1},
     {"max_output_bytes", 1, 1},
     {"output_stall_timeout", 1, 1},
+    {"memory_limit", 1, 1},
+    {"max_connect_size", 1, 1},
+    {"max_input_bytes_total", 1, 1},
+    {"work_budget", 1, 1},
     {"response_information", 1, 1},
 };
 
@@ -338,6 +342,26 @@ static int apply_option(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
       return -1;
     }
     s->max_output_bytes = v;
+  } else if (strcmp(opt, "memory_limit") == 0) {
+    if (get_uint(ctx, opt, arg, UINT64_MAX, &v) != 0) {
+      return -1;
+    }
+    s->memory_limit = v;
+  } else if (strcmp(opt, "max_connect_size") == 0) {
+    if (get_uint(ctx, opt, arg, MAX_PACKET_SIZE, &v) != 0) {
+      return -1;
+    }
+    s->max_connect_size = (uint32_t)v;
+  } else if (strcmp(opt, "max_input_bytes_total") == 0) {
+    if (get_uint(ctx, opt, arg, UINT64_MAX, &v) != 0) {
+      return -1;
+    }
+    s->max_input_bytes_total = v;
+  } else if (strcmp(opt, "work_budget") == 0) {
+    if (get_uint(ctx, opt, arg, UINT32_MAX, &v) != 0) {
+      return -1;
+    }
+    s->work_budget = (uint32_t)v;
   } else if (strcmp(opt, "output_stall_timeout") == 0) {
     if (get_uint(ctx, opt, arg, UINT32_MAX / 1000u, &v) != 0) {
       return -1;

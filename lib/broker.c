@@ -25,6 +25,8 @@ static int own_settings(mqttb_broker *b) {
     st->max_packet_size = MQTTB_MAX_REMAINING_LENGTH + 5u;
   if (st->max_qos > 2)
     st->max_qos = 2;
+  if (st->max_connect_size == 0 || st->max_connect_size > st->max_packet_size)
+    st->max_connect_size = st->max_packet_size;
   if (st->receive_maximum == 0)
     st->receive_maximum = st->max_inflight_messages && st->max_inflight_messages < 65535
                               ? (uint16_t)st->max_inflight_messages
@@ -69,7 +71,10 @@ int mqttb_broker_new_versioned(mqttb_broker **pb, int settings_version,
   if (!b)
     return MQTTB_ERR_NOMEM;
   mqttb_ctx *ctx = &b->ctx;
+  b->outer = *mem;
   ctx->mem = *mem;
+  if (st.memory_limit)
+    mqttb_mem_limit_init(&b->limit, mem, st.memory_limit, &ctx->mem);
   ctx->settings = st;
   ctx->cb = cb;
   ctx->user_data = user_data;
@@ -82,7 +87,7 @@ int mqttb_broker_new_versioned(mqttb_broker **pb, int settings_version,
       mqttb_sessions_init(&b->sessions, ctx, &b->hub, &b->timers) != 0 ||
       mqttb_sys_new(&b->sys, ctx, &b->router) != 0) {
     parts_free(b);
-    mqttb_mem_free(&ctx->mem, b);
+    mqttb_mem_free(&b->outer, b);
     return MQTTB_ERR_NOMEM;
   }
   *pb = b;
@@ -103,7 +108,7 @@ void mqttb_broker_del(mqttb_broker *b) {
   }
   /* Every remaining session is offline and persistent. */
   parts_free(b);
-  mqttb_mem mem = b->ctx.mem;
+  mqttb_mem mem = b->outer;
   mqttb_mem_free(&mem, b);
 }
 

@@ -327,6 +327,7 @@ static void ext_free(mqttb_conn *c) {
   mqttb_mem_free(mem, x->pending_connect);
   mqttb_mem_free(mem, x->server_reference);
   mqttb_mem_free(mem, x->held);
+  c->broker->ctx.input_bytes -= x->held_cap;
   mqttb_mem_free(mem, x);
   c->x = NULL;
 }
@@ -354,6 +355,7 @@ void mqttb_conn_free(mqttb_conn *c) {
   mqttb_msg_unref(mem, c->will);
   ext_free(c);
   mqttb_mem_free(mem, c->rbuf);
+  b->ctx.input_bytes -= c->rcap;
   mqttb_mem_free(mem, c->client_id);
   mqttb_mem_free(mem, c);
 }

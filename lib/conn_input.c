@@ -42,6 +42,15 @@ static int handle_packet(mqttb_conn *c, const mqttb_frame *f, const uint8_t *bod
 /* Checks made as soon as a fixed header is complete, before the body is
  * buffered. */
 static int check_header(mqttb_conn *c, const mqttb_frame *f) {
+  uint32_t max_connect = c->broker->ctx.settings.max_connect_size;
+  if (c->state == MQTTB_CONN_AWAIT_CONNECT && (uint64_t)f->hdr_len + f->remaining > max_connect) {
+    /* Before CONNECT completes nobody knows who this is: it may not make
+     * the broker buffer much. */
+    mqttb_conn_log_anon(c, MQTTB_LOG_NOTICE,
+                        "packet of %llu bytes before CONNECT completed (max_connect_size %u)",
+                        (unsigned long long)f->hdr_len + f->remaining, max_connect);
+    return MQTTB_ERR_PACKET_TOO_LARGE;
+  }
   /* CONNECT's flags are checked with its body: MQTT 3.1 did not reserve
    * them. */
   int r = mqttb_codec_check_flags(f->type, f->type == MQTTB_PKT_CONNECT ? 0 : f->flags);
@@ -74,11 +83,36 @@ static int frame_err(mqttb_conn *c, int r) {
   return mqttb_conn_codec_err(c, r);
 }
 
-static int rbuf_append(mqttb_conn *c, const uint8_t *p, size_t n) {
-  void *arr = c->rbuf;
-  if (mqttb_mem_grow(&c->broker->ctx.mem, &arr, &c->rcap, c->rlen + n, 1) != 0)
+/* Grow an input buffer of c to hold need bytes, within the bound on the
+ * input all connections buffer together. */
+static int input_grow(mqttb_conn *c, uint8_t **buf, size_t *cap, size_t need) {
+  if (need <= *cap)
+    return 0;
+  mqttb_ctx *ctx = &c->broker->ctx;
+  uint64_t lim = ctx->settings.max_input_bytes_total;
+  if (lim && ctx->input_bytes + (need - *cap) > lim) {
+    mqttb_conn_log(c, MQTTB_LOG_WARNING,
+                   "input of all connections at max_input_bytes_total (%llu bytes): closing",
+                   (unsigned long long)lim);
     return MQTTB_ERR_CONN_NOMEM;
-  c->rbuf = arr;
+  }
+  size_t old = *cap;
+  void *arr = *buf;
+  if (!mqttb_mem_room(&ctx->mem, need - old)) {
+    mqttb_conn_log(c, MQTTB_LOG_WARNING, "memory_limit reached: input not buffered, closing");
+    return MQTTB_ERR_CONN_NOMEM;
+  }
+  if (mqttb_mem_grow(&ctx->mem, &arr, cap, need, 1) != 0)
+    return MQTTB_ERR_CONN_NOMEM;
+  *buf = arr;
+  ctx->input_bytes += *cap - old;
+  return 0;
+}
+
+static int rbuf_append(mqttb_conn *c, const uint8_t *p, size_t n) {
+  int rv = input_grow(c, &c->rbuf, &c->rcap, c->rlen + n);
+  if (rv != 0)
+    return rv;
   memcpy(c->rbuf + c->rlen, p, n);
   c->rlen += n;
   return 0;
@@ -91,10 +125,9 @@ static int hold(mqttb_conn *c, const uint8_t *in, size_t len) {
   struct mqttb_conn_ext *x = mqttb_conn_ext(c);
   if (!x)
     return MQTTB_ERR_CONN_NOMEM;
-  void *arr = x->held;
-  if (mqttb_mem_grow(&c->broker->ctx.mem, &arr, &x->held_cap, x->held_len + len, 1) != 0)
-    return MQTTB_ERR_CONN_NOMEM;
-  x->held = arr;
+  int rv = input_grow(c, &x->held, &x->held_cap, x->held_len + len);
+  if (rv != 0)
+    return rv;
   memcpy(x->held + x->held_len, in, len);
   x->held_len += len;
   return 0;
@@ -151,6 +184,7 @@ static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now, u
         if (c->rcap > 65536) {
           /* Give back the memory of a large packet. */
           mqttb_mem_free(&c->broker->ctx.mem, c->rbuf);
+          c->broker->ctx.input_bytes -= c->rcap;
           c->rbuf = NULL;
           c->rcap = 0;
         }
@@ -202,11 +236,12 @@ int mqttb_conn_recv(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) 
   if (rv == 0 && x && x->held_len) {
     /* First what an earlier call held back. */
     uint8_t *held = x->held;
-    size_t held_len = x->held_len;
+    size_t held_len = x->held_len, held_cap = x->held_cap;
     x->held = NULL;
     x->held_len = x->held_cap = 0;
     rv = process(c, held, held_len, now, start, &handled);
     mqttb_mem_free(&b->ctx.mem, held);
+    b->ctx.input_bytes -= held_cap;
     if (rv == 0 && x->held_len) /* still behind: the new bytes go after */
       rv = hold(c, in, len);
     else if (rv == 0)

@@ -118,6 +118,23 @@ static uint8_t refusal(mqttb_conn *c, const mqttb_publish *p, const mqttb_pub_pr
   return 0;
 }
 
+/* A PUBLISH the broker has no memory for (memory_limit, or out of
+ * memory). Nothing acknowledged may be lost: QoS 0 is dropped and counted,
+ * an MQTT 5 client is told 0x97 in its PUBACK or PUBREC (which ends the
+ * flow), and an MQTT 3.x client, which cannot be told, is disconnected. */
+static int not_stored(mqttb_conn *c, const mqttb_publish *p) {
+  mqttb_ctx *ctx = &c->broker->ctx;
+  mqttb_conn_log(c, MQTTB_LOG_WARNING, "out of memory: PUBLISH to %.*s not stored",
+                 mqttb_log_cut(p->topic.len), (const char *)p->topic.ptr);
+  if (p->qos == 0) {
+    ctx->stats.publish_dropped++;
+    return 0;
+  }
+  if (c->tx.level == 5)
+    return ack_publish(c, p->qos, p->packet_id, MQTTB_REASON_QUOTA_EXCEEDED);
+  return MQTTB_ERR_CONN_NOMEM;
+}
+
 int mqttb_conn_on_publish(mqttb_conn *c, uint8_t flags, const uint8_t *body, size_t len) {
   mqttb_broker *b = c->broker;
   mqttb_ctx *ctx = &b->ctx;
@@ -146,14 +163,11 @@ int mqttb_conn_on_publish(mqttb_conn *c, uint8_t flags, const uint8_t *body, siz
   uint8_t code = refusal(c, &p, &pp);
   if (code)
     return ack_publish(c, p.qos, p.packet_id, code);
-  if (p.qos == 2 && mqttb_session_qos2_add(s, p.packet_id) != 0)
-    return MQTTB_ERR_CONN_NOMEM;
   mqttb_msg *m =
       mqttb_conn_make_msg(c, p.topic, p.payload, &p.props, v5 ? &pp : NULL, p.qos, p.retain);
-  if (!m) {
-    if (p.qos == 2)
-      mqttb_session_qos2_del(s, p.packet_id);
-    return MQTTB_ERR_CONN_NOMEM;
+  if (!m || (p.qos == 2 && mqttb_session_qos2_add(s, p.packet_id) != 0)) {
+    mqttb_msg_unref(&ctx->mem, m);
+    return not_stored(c, &p);
   }
   if (pp.has_expiry)
     m->expiry_at = ctx->now + (uint64_t)pp.expiry * 1000u;

@@ -23,6 +23,8 @@ struct mqttb_conn;
 
 struct mqttb_broker {
   mqttb_ctx ctx;              /* allocator, settings, callbacks, counters, now */
+  mqttb_mem_limit limit;      /* behind ctx.mem when settings.memory_limit is set */
+  mqttb_mem outer;            /* the embedder's hooks, which hold this struct */
   mqttb_tx_hub hub;           /* output signals and failed connections */
   mqttb_timers timers;        /* every connection and session deadline */
   mqttb_sessions sessions;    /* sessions, subscriptions, shared groups */

@@ -27,6 +27,8 @@ typedef struct mqttb_ctx {
   /* Units of work done so far (packets handled, deliveries, subscription
    * filters, retained messages sent), for settings.work_budget. */
   uint64_t work;
+  /* Bytes of input buffers of all connections (max_input_bytes_total). */
+  uint64_t input_bytes;
   /* The handle given to callbacks that take the broker; only passed on. */
   mqttb_broker *broker;
 } mqttb_ctx;

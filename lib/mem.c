@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include "mem.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void *std_malloc(size_t size, void *ud) {
   (void)ud;
@@ -72,4 +74,78 @@ int mqttb_mem_grow32(const mqttb_mem *mem, void **arr, uint32_t *cap, size_t nee
   if (rv == 0)
     *cap = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
   return rv;
+}
+
+/* ---- the memory limit ---- */
+
+/* Room for the size in front of every block, keeping max_align_t alignment. */
+#define HDR 16u
+
+static bool fits(const mqttb_mem_limit *l, size_t more) {
+  return more <= l->hard && l->used <= l->hard - more;
+}
+
+static void *lim_malloc(size_t size, void *ud) {
+  mqttb_mem_limit *l = ud;
+  if (size > SIZE_MAX - HDR || !fits(l, size + HDR))
+    return NULL;
+  uint8_t *p = l->inner.malloc(size + HDR, l->inner.user_data);
+  if (!p)
+    return NULL;
+  *(size_t *)(void *)p = size;
+  l->used += size + HDR;
+  return p + HDR;
+}
+
+static void lim_free(void *ptr, void *ud) {
+  mqttb_mem_limit *l = ud;
+  uint8_t *p = (uint8_t *)ptr - HDR;
+  l->used -= *(size_t *)(void *)p + HDR;
+  l->inner.free(p, l->inner.user_data);
+}
+
+static void *lim_calloc(size_t n, size_t size, void *ud) {
+  if (size && n > SIZE_MAX / size)
+    return NULL;
+  uint8_t *p = lim_malloc(n * size, ud);
+  if (p)
+    memset(p, 0, n * size);
+  return p;
+}
+
+static void *lim_realloc(void *ptr, size_t size, void *ud) {
+  mqttb_mem_limit *l = ud;
+  if (!ptr)
+    return lim_malloc(size, ud);
+  uint8_t *p = (uint8_t *)ptr - HDR;
+  size_t old = *(size_t *)(void *)p;
+  if (size > SIZE_MAX - HDR || (size > old && !fits(l, size - old)))
+    return NULL;
+  uint8_t *q = l->inner.realloc(p, size + HDR, l->inner.user_data);
+  if (!q)
+    return NULL;
+  *(size_t *)(void *)q = size;
+  l->used = l->used - old + size;
+  return q + HDR;
+}
+
+bool mqttb_mem_room(const mqttb_mem *mem, size_t size) {
+  if (mem->malloc != lim_malloc)
+    return true;
+  const mqttb_mem_limit *l = mem->user_data;
+  return size <= l->limit && l->used <= l->limit - size;
+}
+
+void mqttb_mem_limit_init(mqttb_mem_limit *l, const mqttb_mem *inner, uint64_t limit,
+                          mqttb_mem *out) {
+  l->inner = *inner;
+  l->limit = limit;
+  uint64_t reserve = limit / 8 > 1048576u ? limit / 8 : 1048576u;
+  l->hard = limit > UINT64_MAX - reserve ? UINT64_MAX : limit + reserve;
+  l->used = 0;
+  out->malloc = lim_malloc;
+  out->free = lim_free;
+  out->calloc = lim_calloc;
+  out->realloc = lim_realloc;
+  out->user_data = l;
 }

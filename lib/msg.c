@@ -11,6 +11,10 @@ mqttb_msg *mqttb_msg_new(const mqttb_mem *mem, const uint8_t *topic, size_t topi
   if (topic_len > UINT16_MAX || payload_len > MQTTB_MAX_REMAINING_LENGTH ||
       props_len > MQTTB_MAX_REMAINING_LENGTH)
     return NULL;
+  /* Past a memory limit only messages without payload (a retained topic
+   * cleared) are still stored. */
+  if (payload_len && !mqttb_mem_room(mem, sizeof(mqttb_msg) + topic_len + payload_len + props_len))
+    return NULL;
   /* One block: the header, then the wire-format topic, the payload and the
    * properties. */
   mqttb_msg *m = mqttb_mem_malloc(mem, sizeof(*m) + 2 + topic_len + payload_len + props_len);

@@ -14,7 +14,8 @@ static size_t settings_len(int v) {
   case MQTTB_SETTINGS_V1:
     return offsetof(mqttb_settings, auto_id_key) + sizeof(((mqttb_settings *)0)->auto_id_key);
   case MQTTB_SETTINGS_V2:
-    return offsetof(mqttb_settings, work_budget) + sizeof(((mqttb_settings *)0)->work_budget);
+    return offsetof(mqttb_settings, max_input_bytes_total) +
+           sizeof(((mqttb_settings *)0)->max_input_bytes_total);
   default:
     return 0;
   }
@@ -65,6 +66,9 @@ void mqttb_settings_defaults(mqttb_settings *s) {
   s->max_output_bytes = 1048576u;
   s->output_stall_timeout_ms = 60000;
   s->work_budget = 4096;
+  s->max_connect_size = 262144;
+  s->memory_limit = 0;
+  s->max_input_bytes_total = 536870912u;
 }
 
 void mqttb_settings_default_versioned(int settings_version, mqttb_settings *settings) {

@@ -411,7 +411,8 @@ typedef struct mqttb_callbacks {
  */
 /** The first version of ::mqttb_settings. */
 #define MQTTB_SETTINGS_V1 1
-/** The second version of ::mqttb_settings: adds work_budget. */
+/** The second version of ::mqttb_settings: adds work_budget, memory_limit,
+ *  max_connect_size and max_input_bytes_total. */
 #define MQTTB_SETTINGS_V2 2
 /** The version of ::mqttb_settings this header describes. */
 #define MQTTB_SETTINGS_VERSION MQTTB_SETTINGS_V2
@@ -536,6 +537,25 @@ typedef struct mqttb_settings {
    *  100,000 subscribers is 100,000 units in one call. Default 4096. 0
    *  means no limit. */
   uint32_t work_budget;
+  /** Largest packet accepted before a CONNECT is complete (the CONNECT
+   *  itself, and AUTH packets of its exchange), in bytes including the
+   *  fixed header; a larger one closes the connection before its body is
+   *  buffered. Default 262144. 0 means max_packet_size. */
+  uint32_t max_connect_size;
+  /** Bytes of heap the broker may use through its allocator hooks (as
+   *  Mosquitto's memory_limit). Past it every allocation fails as
+   *  out-of-memory: MQTT 5 publishers get PUBACK/PUBREC 0x97 for what
+   *  cannot be stored, QoS 0 messages are dropped and counted, other
+   *  requests that need memory close their connection (MQTT 5: DISCONNECT
+   *  0x97); the broker keeps serving within the limit. Each block then
+   *  carries a 16-byte header. Default 0: no limit. */
+  uint64_t memory_limit;
+  /** Bytes of input all connections together may buffer (partial packets,
+   *  and input held by the work budget); a connection whose packet would go
+   *  past it is closed (MQTT 5: DISCONNECT 0x97). Default 536870912 (512
+   *  MiB, room for two packets of the protocol's maximum size). 0 means no
+   *  limit. */
+  uint64_t max_input_bytes_total;
 } mqttb_settings;
 
 /**

@@ -8,6 +8,7 @@
 
 #include "ctx.h"
 #include "harness.h"
+#include "v5.h"
 
 static tb *with(void (*tweak)(mqttb_settings *)) {
   mqttb_settings s;
@@ -419,5 +420,113 @@ Test(limits, retained_delivery_is_paced_by_the_subscriber, .timeout = 120) {
     /* Clear the store for the next round. */
     tc_del(pub);
   }
+  tb_del(bed);
+}
+
+/* Before CONNECT completes a packet may be at most max_connect_size:
+ * eight connections announcing huge packets are closed at their fixed
+ * header, and nothing is buffered for them. */
+Test(limits, huge_packets_before_connect_are_refused_at_the_header) {
+  tb *bed = with(no_sys);
+  long before = bed->alloc.bytes;
+  tc *c[8];
+  for (int i = 0; i < 8; i++) {
+    c[i] = tc_new(bed);
+    /* CONNECT announcing 200 MB, and its first bytes. */
+    uint8_t hdr[] = {0x10, 0x80, 0x80, 0x80, 0x60, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x04};
+    cr_assert(eq(int, tc_send(c[i], hdr, sizeof(hdr)), MQTTB_ERR_PACKET_TOO_LARGE));
+    cr_assert(c[i]->closed);
+  }
+  cr_assert(lt(long, bed->alloc.bytes - before, 8 * 4096), "%ld bytes held",
+            bed->alloc.bytes - before);
+  /* A normal client connects as ever. */
+  tc *ok = tc_open(bed, "ok", true);
+  cr_assert(not(ok->closed));
+  tb_del(bed);
+}
+
+/* All connections together buffer at most max_input_bytes_total: the one
+ * whose packet would go past it is closed, the others go on. */
+static void small_input_total(mqttb_settings *s) {
+  s->max_input_bytes_total = 100000;
+}
+
+Test(limits, input_of_all_connections_is_bounded) {
+  tb *bed = with(small_input_total);
+  tc *sub = tc_open(bed, "sub", true);
+  cr_assert(eq(int, tc_subscribe(sub, "big", 0), 0));
+  tc *a = tc_open(bed, "a", true), *b = tc_open(bed, "b", true);
+  /* Each starts a PUBLISH of 60,000 bytes and sends 59,000 of them. */
+  static uint8_t pkt[60004];
+  size_t n = 0;
+  pkt[n++] = 0x30;
+  uint32_t rem = 60000 - 4;
+  n += mqttb_codec_varint_encode(pkt + n, rem);
+  pkt[n++] = 0;
+  pkt[n++] = 3;
+  memcpy(pkt + n, "big", 3);
+  n += 3;
+  size_t total = 1 + mqttb_codec_varint_size(rem) + rem; /* the whole packet */
+  memset(pkt + n, 'p', total - n);
+  cr_assert(eq(int, tc_send(a, pkt, 59000), 0));
+  cr_assert(not(a->closed));
+  cr_assert(eq(int, tc_send(b, pkt, 59000), MQTTB_ERR_CONN_NOMEM));
+  cr_assert(b->closed);
+  /* a completes its packet, and the subscriber gets it. */
+  cr_assert(eq(int, tc_send(a, pkt + 59000, total - 59000), 0));
+  mqttb_publish p;
+  cr_assert(tc_expect_publish(sub, &p));
+  cr_assert(eq(sz, p.payload.len, total - n));
+  tb_del(bed);
+}
+
+/* memory_limit: past it a message is not stored (MQTT 5: PUBACK 0x97, the
+ * connection stays; QoS 0: dropped and counted), and the broker keeps
+ * serving: connects, pings, acknowledgements, clearing retained messages. */
+static void four_mib(mqttb_settings *s) {
+  s->memory_limit = 4u << 20;
+}
+
+Test(limits, memory_limit_refuses_messages_and_keeps_serving) {
+  tb *bed = with(four_mib);
+  tc *p = tc_new(bed);
+  c5o o = {.id = "p5", .clean = true};
+  cr_assert(eq(int, connect5(p, &o, NULL), 0));
+  static char payload[10000];
+  memset(payload, 'x', sizeof(payload) - 1);
+  int stored = 0, code = MQTTB_REASON_NO_MATCHING_SUBSCRIBERS;
+  for (int i = 0; i < 1000 && code == MQTTB_REASON_NO_MATCHING_SUBSCRIBERS; i++) {
+    char topic[16];
+    snprintf(topic, sizeof(topic), "keep/%d", i);
+    code = pub5(p, topic, payload, 1, true, NULL); /* nobody subscribes: 0x10 */
+    if (code == MQTTB_REASON_NO_MATCHING_SUBSCRIBERS)
+      stored++;
+  }
+  cr_assert(eq(int, code, MQTTB_REASON_QUOTA_EXCEEDED), "never refused");
+  cr_assert(gt(int, stored, 300), "only %d stored under a 4 MiB limit", stored);
+  cr_assert(lt(int, stored, 420), "%d of 10 kB stored under a 4 MiB limit", stored);
+  cr_assert(not(p->closed), "refused, not disconnected");
+  /* QoS 0 is dropped and counted. */
+  mqttb_stats st0, st1;
+  mqttb_broker_get_stats(bed->broker, &st0);
+  cr_assert(eq(int, pub5(p, "keep/x", payload, 0, false, NULL), 0));
+  cr_assert(not(p->closed));
+  mqttb_broker_get_stats(bed->broker, &st1);
+  cr_assert(eq(u64, st1.publish_dropped, st0.publish_dropped + 1));
+  /* Still serving: a new client, a ping, a subscription. */
+  tc *q = tc_open(bed, "q", true);
+  cr_assert(not(q->closed));
+  uint8_t ping[] = {0xC0, 0x00};
+  cr_assert(eq(int, tc_send(q, ping, sizeof(ping)), 0));
+  cr_assert(tc_read_type(q, MQTTB_PKT_PINGRESP));
+  cr_assert(eq(int, tc_subscribe(q, "other", 1), 1));
+  /* Clearing retained messages frees memory; then messages fit again. */
+  for (int i = 0; i < 50; i++) {
+    char topic[16];
+    snprintf(topic, sizeof(topic), "keep/%d", i);
+    cr_assert(eq(int, pub5(p, topic, "", 1, true, NULL), MQTTB_REASON_NO_MATCHING_SUBSCRIBERS));
+  }
+  cr_assert(
+      eq(int, pub5(p, "keep/again", payload, 1, true, NULL), MQTTB_REASON_NO_MATCHING_SUBSCRIBERS));
   tb_del(bed);
 }
