@@ -17,6 +17,13 @@
 #   --bench PATH        generator (default: build/tests/bench/mqttb-bench)
 #   --mosquitto PATH    default: /usr/sbin/mosquitto
 #   --raw FILE          also write every RESULT line to FILE
+#   --attacks           instead of the scenarios, run tests/bench/attacks.py
+#                       (a bystander's latency under four attacks, both
+#                       brokers; it starts and stops them itself), passing
+#                       MQTTB_BINARY, --mosquitto, -d, -w, -s LIST (attacks:
+#                       none,held-qos2,fanout-offline,sub-bomb,retained-sweep)
+#                       and --raw FILE (as --json FILE); its defaults are
+#                       -d 10 -w 2
 #   -h, --help
 #
 # SPDX-License-Identifier: MIT
@@ -32,6 +39,8 @@ BENCH=""
 MOSQUITTO=/usr/sbin/mosquitto
 RAW=""
 ONLY=""
+ATTACKS=0
+ATTACK_ARGS=()
 
 usage() { sed -n '2,/^# SPDX/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//; /^SPDX/d'; }
 die() { echo "compare.sh: $*" >&2; exit 1; }
@@ -39,19 +48,26 @@ die() { echo "compare.sh: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
   case "$1" in
     -r) RUNS=$2; shift 2 ;;
-    -d) DURATION=$2; shift 2 ;;
-    -w) WARMUP=$2; shift 2 ;;
+    -d) DURATION=$2; ATTACK_ARGS+=(-d "$2"); shift 2 ;;
+    -w) WARMUP=$2; ATTACK_ARGS+=(-w "$2"); shift 2 ;;
     -i) IDLE_N=$2; shift 2 ;;
     --big) IDLE_N=19000; shift ;;
     -s) ONLY=$2; shift 2 ;;
     --bench) BENCH=$2; shift 2 ;;
     --mosquitto) MOSQUITTO=$2; shift 2 ;;
     --raw) RAW=$2; shift 2 ;;
+    --attacks) ATTACKS=1; shift ;;
     -h|--help) usage; exit 0 ;;
     -*) usage >&2; exit 2 ;;
     *) [ -z "$MQTTB" ] || die "only one mqttb binary"; MQTTB=$1; shift ;;
   esac
 done
+if [ "$ATTACKS" = 1 ]; then
+  [ -z "$MQTTB" ] || ATTACK_ARGS+=(--mqttb "$MQTTB")
+  [ -z "$ONLY" ] || ATTACK_ARGS+=(-a "$ONLY")
+  [ -z "$RAW" ] || ATTACK_ARGS+=(--json "$RAW")
+  exec python3 "$SRC_ROOT/tests/bench/attacks.py" --mosquitto "$MOSQUITTO" "${ATTACK_ARGS[@]}"
+fi
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "bad -r $RUNS"
 [[ "$IDLE_N" =~ ^[1-9][0-9]*$ ]] || die "bad -i $IDLE_N"
 [ -n "$MQTTB" ] || MQTTB=$SRC_ROOT/build/cli/mqttb
