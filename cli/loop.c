@@ -40,8 +40,12 @@
 #include <unistd.h>
 
 #define READ_BUF_SIZE 65536
-/* Reads per readiness event, so one busy client cannot starve the rest. */
-#define READS_PER_EVENT 4
+/* Reads per readiness event: one, so that the library's work budget for
+ * that call bounds what one client gets before the others' turn. */
+#define READS_PER_EVENT 1
+/* Bytes written to one connection per loop iteration; the rest (a fast
+ * reader taking a retained sweep, say) waits for the next one. */
+#define FLUSH_BUDGET (64 * 1024)
 #define IOV_BATCH 64
 #define MAX_EVENTS 256
 /* Numeric host with an IPv6 scope ("fe80::1%eth0"), and a port. */
@@ -72,6 +76,8 @@ struct conn {
   struct conn *dirty_next;
   struct conn *reap_next;
   struct conn *busy_next;
+  struct conn *later_next;
+  bool in_later;
   /* Events currently registered with epoll. */
   uint32_t events;
   bool in_dirty;
@@ -100,6 +106,8 @@ struct mqttb_cli_loop {
   struct conn *reap;
   /* Busy connections, first in first out. */
   struct conn *busy_head, *busy_tail;
+  /* Connections with output left after their flush budget. */
+  struct conn *later;
   uint64_t now;
   bool stop;
   /* During teardown callbacks must not queue anything. */
@@ -240,6 +248,14 @@ static void conn_lost(struct conn *c) {
 
 static void conn_destroy(struct conn *c) {
   struct mqttb_cli_loop *loop = c->loop;
+  if (c->in_later) {
+    for (struct conn **p = &loop->later; *p != NULL; p = &(*p)->later_next) {
+      if (*p == c) {
+        *p = c->later_next;
+        break;
+      }
+    }
+  }
   if (c->busy) {
     busy_remove(c);
   }
@@ -335,11 +351,22 @@ static void conn_read(struct conn *c) {
   }
 }
 
-/* Write pending output until drained or the socket is full. */
+/* Write pending output until drained, the socket is full, or this
+ * iteration's budget for the connection is spent (then it goes on the
+ * later list for the next iteration). */
 static void conn_flush(struct conn *c) {
   mqttb_iovec out[IOV_BATCH];
   struct iovec iov[IOV_BATCH];
+  size_t written = 0;
   for (;;) {
+    if (written >= FLUSH_BUDGET && !c->closing) {
+      if (!c->in_later) {
+        c->in_later = true;
+        c->later_next = c->loop->later;
+        c->loop->later = c;
+      }
+      return;
+    }
     int n = mqttb_conn_output(c->mc, out, IOV_BATCH);
     if (n <= 0) {
       break;
@@ -363,6 +390,7 @@ static void conn_flush(struct conn *c) {
       conn_lost(c);
       return;
     }
+    written += (size_t)w;
     mqttb_conn_output_ack(c->mc, (size_t)w, c->loop->now);
   }
   c->out_blocked = false;
@@ -416,10 +444,13 @@ static void flush_dirty(struct mqttb_cli_loop *loop) {
   while (loop->dirty != NULL) {
     struct conn *c = loop->dirty;
     loop->dirty = c->dirty_next;
-    c->in_dirty = false;
+    /* Output the flush itself produces (retained messages paced by the
+     * writes) is written by this flush, within its budget: the connection
+     * stays marked until it is done. */
     if (!c->dead) {
       conn_flush(c);
     }
+    c->in_dirty = false;
   }
 }
 
@@ -571,7 +602,7 @@ int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
   struct epoll_event events[MAX_EVENTS];
   while (!loop->stop) {
     int n = epoll_wait(loop->epfd, events, MAX_EVENTS,
-                       loop->busy_head != NULL ? 0 : next_timeout(loop));
+                       loop->busy_head != NULL || loop->later != NULL ? 0 : next_timeout(loop));
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -584,6 +615,13 @@ int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
       dispatch(loop, events[i].data.ptr, events[i].events);
     }
     serve_busy(loop);
+    /* Output left over from the last iteration gets its next share. */
+    while (loop->later != NULL) {
+      struct conn *c = loop->later;
+      loop->later = c->later_next;
+      c->in_later = false;
+      dirty_add(c);
+    }
     if (mqttb_broker_next_deadline(loop->broker) <= loop->now) {
       mqttb_broker_handle_timers(loop->broker, loop->now);
     }

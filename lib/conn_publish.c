@@ -363,8 +363,10 @@ int mqttb_conn_on_unsubscribe(mqttb_conn *c, const uint8_t *body, size_t len) {
   size_t pos = 0;
   mqttb_slice f;
   if (c->tx.level < 5) {
-    while (mqttb_unsubscribe_next(&up.entries, &pos, &f))
+    while (mqttb_unsubscribe_next(&up.entries, &pos, &f)) {
+      b->ctx.work++;
       mqttb_session_unsubscribe(c->session, (const char *)f.ptr, f.len);
+    }
     return mqttb_tx_ack(&b->hub, &c->tx, MQTTB_PKT_UNSUBACK, up.packet_id, 0) ? MQTTB_ERR_CONN_NOMEM
                                                                               : 0;
   }
@@ -375,10 +377,12 @@ int mqttb_conn_on_unsubscribe(mqttb_conn *c, const uint8_t *body, size_t len) {
   /* The codes go where the encoder puts them: after id and properties. */
   uint8_t *codes = p + total - up.count;
   size_t i = 0;
-  while (mqttb_unsubscribe_next(&up.entries, &pos, &f))
+  while (mqttb_unsubscribe_next(&up.entries, &pos, &f)) {
+    b->ctx.work++;
     codes[i++] = mqttb_session_unsubscribe(c->session, (const char *)f.ptr, f.len)
                      ? MQTTB_REASON_SUCCESS
                      : MQTTB_REASON_NO_SUBSCRIPTION_EXISTED;
+  }
   mqttb_encode_ack_codes5(p, MQTTB_PKT_UNSUBACK, up.packet_id, codes, up.count);
   mqttb_tx_commit(&b->hub, &c->tx, mark);
   return 0;

@@ -224,8 +224,11 @@ int mqttb_router_send_retained(mqttb_router *r, mqttb_session *s, const char *fi
 }
 
 void mqttb_router_pump_retained(mqttb_router *r, mqttb_session *s) {
+  /* At most a work budget of them per call: each call follows output being
+   * written, so the rest go out as the next output is. */
+  uint32_t budget = r->ctx->settings.work_budget, sent = 0;
   const mqttb_ret_item *it;
-  while ((it = mqttb_session_retained_front(s)) != NULL) {
+  while ((it = mqttb_session_retained_front(s)) != NULL && (!budget || sent < budget)) {
     mqttb_msg *m = it->msg;
     uint8_t qos = m->qos < it->qos ? m->qos : it->qos;
     if (!mqttb_session_has_room(s, qos))
@@ -236,6 +239,7 @@ void mqttb_router_pump_retained(mqttb_router *r, mqttb_session *s) {
     if (n && n->retained == m && !mqttb_msg_expired(m, r->ctx->now)) {
       uint32_t sub_id = it->sub_id;
       r->ctx->work++;
+      sent++;
       mqttb_session_deliver(s, m, qos, true, NULL, &sub_id, sub_id ? 1u : 0u);
     }
     mqttb_session_retained_pop(s);

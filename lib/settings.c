@@ -65,7 +65,7 @@ void mqttb_settings_defaults(mqttb_settings *s) {
   s->max_queued_bytes_total = 268435456u;
   s->max_output_bytes = 1048576u;
   s->output_stall_timeout_ms = 60000;
-  s->work_budget = 4096;
+  s->work_budget = 1024;
   s->max_connect_size = 262144;
   s->memory_limit = 0;
   s->max_input_bytes_total = 536870912u;

@@ -534,7 +534,7 @@ typedef struct mqttb_settings {
    *  how much is held; call ::mqttb_conn_recv with no new bytes to go on),
    *  so that an embedder serving connections in turn serves everyone while
    *  one client floods. A single packet is never split: a PUBLISH to
-   *  100,000 subscribers is 100,000 units in one call. Default 4096. 0
+   *  100,000 subscribers is 100,000 units in one call. Default 1024. 0
    *  means no limit. */
   uint32_t work_budget;
   /** Largest packet accepted before a CONNECT is complete (the CONNECT

@@ -493,13 +493,13 @@ Test(versions, v1_callers_get_v2_defaults_and_v2_values_are_used) {
                                           MQTTB_CALLBACKS_V1, NULL, NULL, NULL),
                MQTTB_OK));
   cr_assert(eq(u32, b->ctx.settings.max_inflight_messages, 7));
-  cr_assert(eq(u32, b->ctx.settings.work_budget, 4096));
+  cr_assert(eq(u32, b->ctx.settings.work_budget, 1024));
   mqttb_broker_del(b);
   free(s1);
 
   mqttb_settings s2;
   mqttb_settings_default_versioned(MQTTB_SETTINGS_V2, &s2);
-  cr_assert(eq(u32, s2.work_budget, 4096));
+  cr_assert(eq(u32, s2.work_budget, 1024));
   s2.work_budget = 10;
   cr_assert(eq(
       int,
