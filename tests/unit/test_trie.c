@@ -109,10 +109,10 @@ Test(trie, subscription_walk_agrees_with_matcher) {
     for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
       want += mqttb_topic_matches(filters[i], strlen(filters[i]), topics[t], strlen(topics[t]));
     hits = 0;
-    cr_assert(
-        eq(int,
-           mqttb_trie_match_subs(&b->sessions.subs, topics[t], strlen(topics[t]), count_sub, NULL, NULL),
-           0));
+    cr_assert(eq(int,
+                 mqttb_trie_match_subs(&b->sessions.subs, topics[t], strlen(topics[t]), count_sub,
+                                       NULL, NULL),
+                 0));
     cr_assert(eq(int, hits, want), "topic %s", topics[t]);
   }
   for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++)
@@ -143,10 +143,10 @@ Test(trie, retained_walk_agrees_with_matcher) {
     for (size_t t = 0; t < sizeof(topics) / sizeof(topics[0]); t++)
       want += mqttb_topic_matches(filters[i], strlen(filters[i]), topics[t], strlen(topics[t]));
     rhits = 0;
-    cr_assert(eq(
-        int,
-        mqttb_trie_match_retained(&b->router.retained, filters[i], strlen(filters[i]), count_ret, NULL),
-        0));
+    cr_assert(eq(int,
+                 mqttb_trie_match_retained(&b->router.retained, filters[i], strlen(filters[i]),
+                                           count_ret, NULL),
+                 0));
     cr_assert(eq(int, rhits, want), "filter %s", filters[i]);
   }
   mqttb_broker_del(b);
@@ -161,13 +161,13 @@ Test(trie, deep_topic_does_not_recurse) {
   mqttb_session *s = mqttb_session_new(&b->sessions, "d", 1);
   cr_assert(eq(int, mqttb_session_subscribe(s, "+/+/#", 5, 0, 0, 0, &existed), 0));
   hits = 0;
-  cr_assert(
-      eq(int, mqttb_trie_match_subs(&b->sessions.subs, deep, sizeof(deep), count_sub, NULL, NULL), 0));
+  cr_assert(eq(
+      int, mqttb_trie_match_subs(&b->sessions.subs, deep, sizeof(deep), count_sub, NULL, NULL), 0));
   cr_assert(eq(int, hits, 1));
   cr_assert(eq(int, mqttb_session_subscribe(s, deep, sizeof(deep), 0, 0, 0, &existed), 0));
   hits = 0;
-  cr_assert(
-      eq(int, mqttb_trie_match_subs(&b->sessions.subs, deep, sizeof(deep), count_sub, NULL, NULL), 0));
+  cr_assert(eq(
+      int, mqttb_trie_match_subs(&b->sessions.subs, deep, sizeof(deep), count_sub, NULL, NULL), 0));
   cr_assert(eq(int, hits, 2));
   mqttb_session_del(s);
   mqttb_broker_del(b);
