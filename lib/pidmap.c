@@ -61,12 +61,6 @@ bool mqttb_pidmap_get(const mqttb_pidmap *m, uint16_t key, uint32_t *val) {
   return e != NULL;
 }
 
-void mqttb_pidmap_set(mqttb_pidmap *m, uint16_t key, uint32_t val) {
-  mqttb_pidmap_entry *e = find(m, key);
-  if (e)
-    e->val = val;
-}
-
 bool mqttb_pidmap_del(mqttb_pidmap *m, uint16_t key) {
   mqttb_pidmap_entry *e = find(m, key);
   if (!e)

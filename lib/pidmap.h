@@ -32,8 +32,6 @@ typedef struct mqttb_pidmap {
 int mqttb_pidmap_put(mqttb_pidmap *m, const mqttb_mem *mem, uint16_t key, uint32_t val);
 /* Whether key is present; its value in *val (may be NULL). */
 bool mqttb_pidmap_get(const mqttb_pidmap *m, uint16_t key, uint32_t *val);
-/* Change the value of a present key. */
-void mqttb_pidmap_set(mqttb_pidmap *m, uint16_t key, uint32_t val);
 /* Remove key; false when it was absent. */
 bool mqttb_pidmap_del(mqttb_pidmap *m, uint16_t key);
 void mqttb_pidmap_free(mqttb_pidmap *m, const mqttb_mem *mem);
