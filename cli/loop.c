@@ -23,7 +23,6 @@
 #include <errno.h>
 #include <malloc.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -89,6 +88,7 @@ struct conn {
   bool closing;
   /* Queued for reaping: no more I/O, never put on the dirty list again. */
   bool dead;
+  bool gone; /* the transport is gone: nothing more to write */
   bool close_logged;
   /* "address:port", sized to fit: thousands of idle connections add up. */
   char peer[];
@@ -239,9 +239,9 @@ static void busy_remove(struct conn *c) {
 
 /* The transport is gone (EOF, I/O error): tell the broker, then reap. */
 static void conn_lost(struct conn *c) {
+  c->gone = true;
   if (!c->closing && !c->dead) {
-    log_close(c, c->mc, MQTTB_ERR_TRANSPORT_CLOSED);
-    mqttb_conn_transport_closed(c->mc, c->loop->now);
+    mqttb_conn_transport_closed(c->mc, c->loop->now); /* on_close logs it */
   }
   reap_add(c);
 }
@@ -286,8 +286,11 @@ static void on_close(mqttb_conn *mc, int reason, void *user_data) {
   struct conn *c = mqttb_conn_get_user_data(mc);
   log_close(c, mc, reason);
   c->closing = true;
-  /* The flush step writes what is pending and then reaps it. */
-  dirty_add(c);
+  /* The flush step writes what is pending and then reaps it; a transport
+   * already gone is reaped by whoever found it gone. */
+  if (!c->gone) {
+    dirty_add(c);
+  }
 }
 
 static void on_connect(mqttb_conn *mc, void *user_data) {
@@ -356,7 +359,6 @@ static void conn_read(struct conn *c) {
  * later list for the next iteration). */
 static void conn_flush(struct conn *c) {
   mqttb_iovec out[IOV_BATCH];
-  struct iovec iov[IOV_BATCH];
   size_t written = 0;
   for (;;) {
     if (written >= FLUSH_BUDGET && !c->closing) {
@@ -371,12 +373,8 @@ static void conn_flush(struct conn *c) {
     if (n <= 0) {
       break;
     }
-    /* Same idea as struct iovec, but not guaranteed the same layout: copy. */
-    for (int i = 0; i < n; i++) {
-      iov[i].iov_base = (void *)out[i].base;
-      iov[i].iov_len = out[i].len;
-    }
-    ssize_t w = writev(c->h.fd, iov, n);
+    /* mqttb_iovec has the layout of struct iovec (the library asserts it). */
+    ssize_t w = writev(c->h.fd, (const struct iovec *)out, n);
     if (w < 0) {
       if (errno == EINTR) {
         continue;
@@ -425,14 +423,9 @@ static void serve_busy(struct mqttb_cli_loop *loop) {
  * shutdown. */
 static void flush_once(struct conn *c) {
   mqttb_iovec out[IOV_BATCH];
-  struct iovec iov[IOV_BATCH];
   int n;
   while ((n = mqttb_conn_output(c->mc, out, IOV_BATCH)) > 0) {
-    for (int i = 0; i < n; i++) {
-      iov[i].iov_base = (void *)out[i].base;
-      iov[i].iov_len = out[i].len;
-    }
-    ssize_t w = writev(c->h.fd, iov, n);
+    ssize_t w = writev(c->h.fd, (const struct iovec *)out, n);
     if (w <= 0) {
       return;
     }
@@ -586,16 +579,7 @@ static void dispatch(struct mqttb_cli_loop *loop, struct handle *h, uint32_t eve
 }
 
 static int next_timeout(const struct mqttb_cli_loop *loop) {
-  uint64_t deadline = mqttb_broker_next_deadline(loop->broker);
-  if (deadline == UINT64_MAX) {
-    return -1;
-  }
-  uint64_t now = now_ms();
-  if (deadline <= now) {
-    return 0;
-  }
-  uint64_t wait = deadline - now;
-  return wait > (uint64_t)INT_MAX ? INT_MAX : (int)wait;
+  return mqttb_broker_timeout(loop->broker, now_ms());
 }
 
 int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
@@ -850,10 +834,10 @@ void mqttb_cli_loop_free(struct mqttb_cli_loop *loop) {
   loop->now = now_ms();
   /* Closing may publish wills to other connections; their output is dropped. */
   loop->tearing_down = true;
+  /* MQTT 5 clients are told why (DISCONNECT 0x8B); on_close logs it. */
+  mqttb_broker_shutdown(loop->broker, loop->now);
   for (struct conn *c = loop->conns; c != NULL; c = c->next) {
-    if (!c->closing && !c->dead) {
-      /* MQTT 5 clients are told why (DISCONNECT 0x8B); on_close logs it. */
-      mqttb_conn_disconnect(c->mc, MQTTB_REASON_SERVER_SHUTTING_DOWN, loop->now);
+    if (!c->dead) {
       flush_once(c);
     }
   }

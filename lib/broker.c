@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The broker: creation and deletion of its parts (core.h), its counters,
  * and the timers. The top of the library with the connection layer. */
+#include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "conn.h"
@@ -31,6 +33,13 @@ static int own_settings(mqttb_broker *b) {
     st->receive_maximum = st->max_inflight_messages && st->max_inflight_messages < 65535
                               ? (uint16_t)st->max_inflight_messages
                               : 65535;
+  if (!st->auto_id_key[0] && !st->auto_id_key[1]) {
+    /* No key given: one made from the broker's address, so that brokers
+     * alive at once in one process assign different identifiers. */
+    uint64_t a = (uint64_t)(uintptr_t)b;
+    st->auto_id_key[0] = a ^ 0x6d717474622d6964ull; /* "mqttb-id" */
+    st->auto_id_key[1] = ~a;
+  }
   if (st->response_information) {
     size_t n = strlen(st->response_information);
     b->response_information = mqttb_mem_malloc(&b->ctx.mem, n + 1);
@@ -44,6 +53,7 @@ static int own_settings(mqttb_broker *b) {
 
 /* Free the parts, in the reverse of the order they were made. */
 static void parts_free(mqttb_broker *b) {
+  mqttb_host_free(&b->host);
   mqttb_sys_del(b->sys);
   b->sys = NULL;
   mqttb_sessions_free(&b->sessions);
@@ -90,22 +100,44 @@ int mqttb_broker_new_versioned(mqttb_broker **pb, int settings_version,
     mqttb_mem_free(&b->outer, b);
     return MQTTB_ERR_NOMEM;
   }
+  mqttb_host_init(&b->host, ctx, &b->sessions, &b->router);
   *pb = b;
+  return MQTTB_OK;
+}
+
+/* Close every open connection as on the embedder's request. */
+static void shut_all(mqttb_broker *b) {
+  b->shut_down = true;
+  for (mqttb_conn *c = b->conns; c; c = c->next)
+    if (c->state < MQTTB_CONN_CLOSING)
+      mqttb_conn_shut(c, MQTTB_REASON_SERVER_SHUTTING_DOWN);
+  mqttb_conn_reap(b);
+}
+
+int mqttb_broker_shutdown(mqttb_broker *b, uint64_t now) {
+  if (!b)
+    return MQTTB_ERR_INVALID_ARGUMENT;
+  if (b->ctx.in_callback)
+    return MQTTB_ERR_INVALID_STATE;
+  b->ctx.now = now;
+  shut_all(b);
+  mqttb_host_drain(&b->host);
   return MQTTB_OK;
 }
 
 void mqttb_broker_del(mqttb_broker *b) {
   if (!b)
     return;
-  /* Connections the embedder did not delete are freed too. */
-  while (b->conns) {
-    mqttb_conn *c = b->conns;
-    if (c->state < MQTTB_CONN_CLOSING) {
-      c->close_notified = true;
-      mqttb_conn_close(c, MQTTB_ERR_SHUTDOWN);
-    }
-    mqttb_conn_free(c);
+  if (b->ctx.in_callback) {
+    mqttb_log(&b->ctx, MQTTB_LOG_ERROR, "mqttb_broker_del called from a callback: ignored");
+    return;
   }
+  /* Open connections are closed, each through on_close, then every
+   * connection object is freed. The host calls refuse from here on. */
+  shut_all(b);
+  b->host.closed = true;
+  while (b->conns)
+    mqttb_conn_free(b->conns);
   /* Every remaining session is offline and persistent. */
   parts_free(b);
   mqttb_mem mem = b->outer;
@@ -128,9 +160,20 @@ uint64_t mqttb_broker_next_deadline(const mqttb_broker *b) {
   return t < dl ? t : dl;
 }
 
+int mqttb_broker_timeout(const mqttb_broker *b, uint64_t now) {
+  uint64_t dl = mqttb_broker_next_deadline(b);
+  if (dl == UINT64_MAX)
+    return -1;
+  if (dl <= now)
+    return 0;
+  return dl - now > (uint64_t)INT32_MAX ? INT32_MAX : (int)(dl - now);
+}
+
 int mqttb_broker_handle_timers(mqttb_broker *b, uint64_t now) {
   if (!b)
     return MQTTB_ERR_INVALID_ARGUMENT;
+  if (b->ctx.in_callback)
+    return MQTTB_ERR_INVALID_STATE;
   b->ctx.now = now;
   mqttb_timer *t;
   while ((t = mqttb_timers_pop_due(&b->timers, now)) != NULL) {
@@ -148,5 +191,42 @@ int mqttb_broker_handle_timers(mqttb_broker *b, uint64_t now) {
     mqttb_sys_update(b->sys, now);
     mqttb_conn_reap(b);
   }
+  mqttb_host_drain(&b->host);
   return MQTTB_OK;
+}
+
+/* ---------------------------------------------------------------- host */
+
+int mqttb_broker_publish_versioned(mqttb_broker *b, int message_version, const mqttb_message *msg,
+                                   uint64_t now) {
+  if (!b || !msg)
+    return MQTTB_ERR_INVALID_ARGUMENT;
+  if (message_version != MQTTB_MESSAGE_V1)
+    return MQTTB_ERR_VERSION;
+  if (!b->ctx.in_callback)
+    b->ctx.now = now;
+  int rv = mqttb_host_publish(&b->host, msg);
+  mqttb_conn_reap(b);
+  mqttb_host_drain(&b->host);
+  return rv;
+}
+
+int mqttb_broker_subscribe(mqttb_broker *b, const char *filter, int options, mqttb_message_cb cb,
+                           void *user_data, uint64_t now) {
+  if (!b)
+    return MQTTB_ERR_INVALID_ARGUMENT;
+  if (!b->ctx.in_callback)
+    b->ctx.now = now;
+  int rv = mqttb_host_subscribe(&b->host, filter, options, cb, user_data);
+  mqttb_host_drain(&b->host);
+  return rv;
+}
+
+int mqttb_broker_unsubscribe(mqttb_broker *b, const char *filter, mqttb_message_cb cb,
+                             void *user_data, uint64_t now) {
+  if (!b)
+    return MQTTB_ERR_INVALID_ARGUMENT;
+  if (!b->ctx.in_callback)
+    b->ctx.now = now;
+  return mqttb_host_unsubscribe(&b->host, filter, cb, user_data);
 }

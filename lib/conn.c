@@ -8,6 +8,15 @@
 
 #include "conn.h"
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/uio.h>
+/* The header promises that mqttb_iovec is struct iovec on POSIX systems. */
+_Static_assert(sizeof(mqttb_iovec) == sizeof(struct iovec) &&
+                   offsetof(mqttb_iovec, base) == offsetof(struct iovec, iov_base) &&
+                   offsetof(mqttb_iovec, len) == offsetof(struct iovec, iov_len),
+               "mqttb_iovec must have the layout of struct iovec");
+#endif
+
 const struct mqttb_conn_ext mqttb_conn_no_ext;
 
 struct mqttb_conn_ext *mqttb_conn_ext(mqttb_conn *c) {
@@ -132,8 +141,11 @@ static void on_pending(mqttb_tx *tx, void *arg) {
   uint64_t dl = stall_deadline(c);
   if (dl != UINT64_MAX && dl < mqttb_timers_deadline_of(&b->timers, &c->timer))
     mqttb_timers_set(&b->timers, &c->timer, dl); /* on failure the keep-alive timer still runs */
-  if (b->ctx.cb.want_write)
-    b->ctx.cb.want_write(c, b->ctx.user_data);
+  if (b->ctx.cb.want_write) {
+    b->ctx.host_blocked++;
+    MQTTB_CALLBACK(&b->ctx, b->ctx.cb.want_write(c, b->ctx.user_data));
+    b->ctx.host_blocked--;
+  }
 }
 
 void mqttb_conn_setup_hub(mqttb_broker *b) {
@@ -255,9 +267,10 @@ void mqttb_conn_close(mqttb_conn *c, int reason) {
     mqttb_log(ctx, MQTTB_LOG_DEBUG, "%s: closed: %s", w, mqttb_strerror(reason));
   else
     mqttb_log(ctx, MQTTB_LOG_NOTICE, "%s: closing connection: %s", w, mqttb_strerror(reason));
+  /* Exactly once per connection, whatever closed it. */
   if (!c->close_notified && ctx->cb.on_close) {
     c->close_notified = true;
-    ctx->cb.on_close(c, reason, ctx->user_data);
+    MQTTB_CALLBACK(ctx, ctx->cb.on_close(c, reason, ctx->user_data));
   }
   c->close_notified = true;
 }
@@ -276,6 +289,8 @@ int mqttb_conn_new(mqttb_conn **pconn, mqttb_broker *b, uint64_t now, void *user
   if (!pconn || !b)
     return MQTTB_ERR_INVALID_ARGUMENT;
   mqttb_ctx *ctx = &b->ctx;
+  if (ctx->in_callback || b->shut_down)
+    return MQTTB_ERR_INVALID_STATE;
   if (ctx->settings.max_connections && ctx->stats.connections >= ctx->settings.max_connections) {
     mqttb_log(ctx, MQTTB_LOG_WARNING, "connection refused: max_connections (%u) reached",
               ctx->settings.max_connections);
@@ -308,8 +323,17 @@ int mqttb_conn_new(mqttb_conn **pconn, mqttb_broker *b, uint64_t now, void *user
 void mqttb_conn_del(mqttb_conn *c, uint64_t now) {
   if (!c)
     return;
-  c->broker->ctx.now = now;
+  mqttb_ctx *ctx = &c->broker->ctx;
+  if (ctx->in_callback) {
+    /* Freeing it under a caller that still uses it would be worse than
+     * keeping it: it is freed with the broker. */
+    mqttb_log(ctx, MQTTB_LOG_ERROR, "mqttb_conn_del called from a callback: ignored");
+    return;
+  }
+  ctx->now = now;
+  mqttb_broker *b = c->broker;
   mqttb_conn_free(c);
+  mqttb_host_drain(&b->host);
 }
 
 static void ext_free(mqttb_conn *c) {
@@ -335,12 +359,9 @@ static void ext_free(mqttb_conn *c) {
 void mqttb_conn_free(mqttb_conn *c) {
   mqttb_broker *b = c->broker;
   const mqttb_mem *mem = &b->ctx.mem;
-  if (c->state < MQTTB_CONN_CLOSING) {
-    /* The embedder is deleting it: no on_close for a connection it already
-     * knows is gone. */
-    c->close_notified = true;
+  /* Deleting an open connection is transport loss; on_close says so. */
+  if (c->state < MQTTB_CONN_CLOSING)
     mqttb_conn_close(c, MQTTB_ERR_TRANSPORT_CLOSED);
-  }
   mqttb_tx_forget(&b->hub, &c->tx);
   mqttb_conn_reap(b);
   mqttb_timers_remove(&b->timers, &c->timer);
@@ -363,23 +384,32 @@ void mqttb_conn_free(mqttb_conn *c) {
 int mqttb_conn_transport_closed(mqttb_conn *c, uint64_t now) {
   if (!c)
     return MQTTB_ERR_INVALID_ARGUMENT;
+  if (c->broker->ctx.in_callback)
+    return MQTTB_ERR_INVALID_STATE;
   c->broker->ctx.now = now;
-  if (c->state < MQTTB_CONN_CLOSING) {
-    c->close_notified = true;
+  if (c->state < MQTTB_CONN_CLOSING)
     mqttb_conn_close(c, MQTTB_ERR_TRANSPORT_CLOSED);
-  }
   c->state = MQTTB_CONN_DEAD;
   mqttb_conn_reap(c->broker);
+  mqttb_host_drain(&c->broker->host);
   return 0;
 }
 
 int mqttb_conn_disconnect(mqttb_conn *c, int reason, uint64_t now) {
   if (!c || reason < 0 || reason > 0xFF)
     return MQTTB_ERR_INVALID_ARGUMENT;
-  if (c->state >= MQTTB_CONN_CLOSING)
+  if (c->state >= MQTTB_CONN_CLOSING || c->broker->ctx.in_callback)
     return MQTTB_ERR_INVALID_STATE;
   mqttb_broker *b = c->broker;
   b->ctx.now = now;
+  mqttb_conn_shut(c, reason);
+  mqttb_conn_reap(b);
+  mqttb_host_drain(&b->host);
+  return 0;
+}
+
+void mqttb_conn_shut(mqttb_conn *c, int reason) {
+  mqttb_broker *b = c->broker;
   if (reason == MQTTB_REASON_NORMAL_DISCONNECTION) {
     mqttb_msg_unref(&b->ctx.mem, c->will);
     c->will = NULL;
@@ -387,8 +417,6 @@ int mqttb_conn_disconnect(mqttb_conn *c, int reason, uint64_t now) {
   c->disconnect_reason = (uint8_t)reason;
   c->disconnect_reason_set = true;
   mqttb_conn_close(c, MQTTB_ERR_SHUTDOWN);
-  mqttb_conn_reap(b);
-  return 0;
 }
 
 /* ---------------------------------------------------------------- output */
@@ -403,12 +431,15 @@ int mqttb_conn_output_ack(mqttb_conn *c, size_t nbytes, uint64_t now) {
   if (!c || nbytes > mqttb_outq_pending(&c->tx.q))
     return MQTTB_ERR_INVALID_ARGUMENT;
   mqttb_ctx *ctx = &c->broker->ctx;
+  if (ctx->host_blocked)
+    return MQTTB_ERR_INVALID_STATE;
   ctx->now = now;
   ctx->stats.bytes_sent += nbytes;
   mqttb_outq_ack(&c->tx.q, &ctx->mem, nbytes, now);
   if (c->session && c->session->retained && c->state == MQTTB_CONN_CONNECTED) {
     mqttb_router_pump_retained(&c->broker->router, c->session);
     mqttb_conn_reap(c->broker);
+    mqttb_host_drain(&c->broker->host);
   }
   return 0;
 }
@@ -465,6 +496,10 @@ int mqttb_conn_set_server_reference(mqttb_conn *c, const char *reference) {
 
 void *mqttb_conn_get_user_data(const mqttb_conn *c) {
   return c ? c->user_data : NULL;
+}
+
+int mqttb_conn_is_closing(const mqttb_conn *c) {
+  return !c || c->state >= MQTTB_CONN_CLOSING;
 }
 
 const char *mqttb_conn_get_client_id(const mqttb_conn *c) {

@@ -112,6 +112,10 @@ char *mqttb_conn_strdup(const mqttb_conn *c, const void *s, size_t len);
  * publish the will unless the client disconnected, detach the session,
  * notify the embedder. */
 void mqttb_conn_close(mqttb_conn *c, int reason);
+/* Close it on the embedder's request: an MQTT 5 DISCONNECT with reason,
+ * the will unless reason is 0, on_close with MQTTB_ERR_SHUTDOWN. The
+ * caller checks that it is open and reaps afterwards. */
+void mqttb_conn_shut(mqttb_conn *c, int reason);
 /* Set the broker's tx hub up for connections (called by mqttb_broker_new). */
 void mqttb_conn_setup_hub(mqttb_broker *b);
 /* Close every connection whose tx failed during a fan-out. */

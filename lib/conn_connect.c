@@ -115,7 +115,9 @@ static int authenticate(mqttb_conn *c, const mqttb_connect *ck, const char *id, 
   }
   req.step = step;
   req.reauthenticate = reauth;
-  return ctx->cb.authenticate(c, &req, ctx->user_data);
+  int rc;
+  MQTTB_CALLBACK(ctx, rc = ctx->cb.authenticate(c, &req, ctx->user_data));
+  return rc;
 }
 
 /* An AUTH packet carrying the method and the data the callback set. */
@@ -287,7 +289,7 @@ static int complete_connect(mqttb_conn *c, const mqttb_connect *ck, char *client
   mqttb_conn_log(c, MQTTB_LOG_DEBUG, "connected (level %u, clean %d, keep-alive %u)", c->tx.level,
                  c->clean, c->keepalive);
   if (ctx->cb.on_connect)
-    ctx->cb.on_connect(c, ctx->user_data);
+    MQTTB_CALLBACK(ctx, ctx->cb.on_connect(c, ctx->user_data));
   if (present) {
     mqttb_session_resume(s);
     mqttb_router_pump_retained(&b->router, s);

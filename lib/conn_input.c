@@ -224,7 +224,7 @@ static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now, u
 int mqttb_conn_recv(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) {
   if (!c || (!in && len > 0))
     return MQTTB_ERR_INVALID_ARGUMENT;
-  if (c->state >= MQTTB_CONN_CLOSING)
+  if (c->state >= MQTTB_CONN_CLOSING || c->broker->ctx.in_callback)
     return MQTTB_ERR_INVALID_STATE;
   mqttb_broker *b = c->broker;
   b->ctx.now = now;
@@ -254,5 +254,6 @@ int mqttb_conn_recv(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) 
   else if (c->state == MQTTB_CONN_CONNECTED && mqttb_conn_arm(c) != 0)
     mqttb_conn_close(c, MQTTB_ERR_CONN_NOMEM);
   mqttb_conn_reap(b);
+  mqttb_host_drain(&b->host);
   return c->state >= MQTTB_CONN_CLOSING ? c->close_reason : 0;
 }

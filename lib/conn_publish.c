@@ -12,7 +12,9 @@ static uint8_t authorize(mqttb_conn *c, mqttb_access access, const uint8_t *topi
   mqttb_ctx *ctx = &c->broker->ctx;
   if (!ctx->cb.authorize)
     return 0;
-  int rc = ctx->cb.authorize(c, access, (const char *)topic, len, qos, retain, ctx->user_data);
+  int rc;
+  MQTTB_CALLBACK(ctx, rc = ctx->cb.authorize(c, access, (const char *)topic, len, qos, retain,
+                                             ctx->user_data));
   if (rc == MQTTB_REASON_SUCCESS)
     return 0;
   return rc >= 0x80 && rc <= 0xFF ? (uint8_t)rc : MQTTB_REASON_NOT_AUTHORIZED_5;

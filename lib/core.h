@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "ctx.h"
+#include "host.h"
 #include "router.h"
 #include "session.h"
 #include "sys.h"
@@ -30,10 +31,12 @@ struct mqttb_broker {
   mqttb_sessions sessions;    /* sessions, subscriptions, shared groups */
   mqttb_router router;        /* fan-out and the retained store */
   mqttb_sys *sys;             /* $SYS; NULL when sys_interval_ms is 0 */
+  mqttb_host host;            /* the application's publishing and subscribers */
   struct mqttb_conn *conns;   /* all connection objects */
   char *response_information; /* the copy settings point into */
   char auto_id_prefix[33];    /* the copy settings point into */
   uint64_t auto_id_counter;   /* assigned client identifiers so far */
+  bool shut_down;             /* mqttb_broker_shutdown ran: no new connections */
 };
 
 #endif /* MQTTB_CORE_H */

@@ -31,7 +31,22 @@ typedef struct mqttb_ctx {
   uint64_t input_bytes;
   /* The handle given to callbacks that take the broker; only passed on. */
   mqttb_broker *broker;
+  /* Callbacks running now (nested): the calls no callback may make refuse
+   * while this is non-zero. */
+  uint32_t in_callback;
+  /* Nonzero while the host calls and output acknowledgements are refused:
+   * inside want_write, and while a fan-out is in progress (it holds
+   * scratch state and walks the subscription trie). */
+  uint32_t host_blocked;
 } mqttb_ctx;
+
+/* Run a callback expression with in_callback raised. */
+#define MQTTB_CALLBACK(ctx, expr)                                                                  \
+  do {                                                                                             \
+    (ctx)->in_callback++;                                                                          \
+    expr;                                                                                          \
+    (ctx)->in_callback--;                                                                          \
+  } while (0)
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -199,6 +199,27 @@ size_t mqttb_prop_put_varint(uint8_t *out, uint8_t id, uint32_t v) {
   return 1 + mqttb_codec_varint_size(v);
 }
 
+/* A UTF-8 string or binary data: two-byte length, then the bytes. */
+static size_t put_lstr(uint8_t *out, const uint8_t *s, size_t len) {
+  if (len > 65535)
+    len = 65535;
+  if (out) {
+    out[0] = (uint8_t)(len >> 8);
+    out[1] = (uint8_t)len;
+    if (len)
+      memcpy(out + 2, s, len);
+  }
+  return 2 + len;
+}
+
+size_t mqttb_prop_put_pair(uint8_t *out, uint8_t id, const uint8_t *a, size_t alen,
+                           const uint8_t *b, size_t blen) {
+  if (out)
+    out[0] = id;
+  size_t n = 1 + put_lstr(out ? out + 1 : NULL, a, alen);
+  return n + put_lstr(out ? out + n : NULL, b, blen);
+}
+
 size_t mqttb_prop_put_str(uint8_t *out, uint8_t id, const uint8_t *s, size_t len) {
   if (len > 65535)
     len = 65535;

@@ -72,6 +72,9 @@ size_t mqttb_prop_put_u16(uint8_t *out, uint8_t id, uint16_t v);
 size_t mqttb_prop_put_u32(uint8_t *out, uint8_t id, uint32_t v);
 size_t mqttb_prop_put_varint(uint8_t *out, uint8_t id, uint32_t v);
 size_t mqttb_prop_put_str(uint8_t *out, uint8_t id, const uint8_t *s, size_t len);
+/* A string pair (a user property); each string at most 65535 bytes. */
+size_t mqttb_prop_put_pair(uint8_t *out, uint8_t id, const uint8_t *a, size_t alen,
+                           const uint8_t *b, size_t blen);
 
 /* ---- typed views ---- */
 

@@ -31,7 +31,7 @@ static void collect(mqttb_sub *sub, void *ctx) {
   mqttb_session *s = sub->session;
   mqttb_match *m = &s->match;
   /* MQTT 5 No Local: not back to the client that published [MQTT-3.8.3-3]. */
-  if ((sub->opts & MQTTB_SUB_NO_LOCAL) && s == r->publisher)
+  if ((sub->opts & MQTTB_SUB_NO_LOCAL) && (s == r->publisher || (r->host_publisher && s->host)))
     return;
   if (m->gen != r->match_gen) {
     if (r->nmatch == r->match_cap) {
@@ -100,8 +100,18 @@ static void collect_share(mqttb_share *sh, void *ctx) {
   r->share_match[r->nshare_match++] = m;
 }
 
+size_t mqttb_router_publish_host(mqttb_router *r, mqttb_msg *msg) {
+  r->host_publisher = true;
+  size_t n = mqttb_router_publish(r, msg, NULL);
+  r->host_publisher = false;
+  return n;
+}
+
 size_t mqttb_router_publish(mqttb_router *r, mqttb_msg *msg, mqttb_session *publisher) {
   mqttb_ctx *ctx = r->ctx;
+  /* The scratch state and the trie walk below must not be re-entered from
+   * a callback (want_write, log): the host calls refuse meanwhile. */
+  ctx->host_blocked++;
   if (msg->expiry_interval && msg->expiry_at == UINT64_MAX)
     msg->expiry_at = ctx->now + (uint64_t)msg->expiry_interval * 1000u; /* a will */
   if (msg->retain && ctx->settings.retain_available)
@@ -133,6 +143,7 @@ size_t mqttb_router_publish(mqttb_router *r, mqttb_msg *msg, mqttb_session *publ
   ctx->work += n;
   r->nmatch = 0;
   r->nshare_match = 0;
+  ctx->host_blocked--;
   return n;
 }
 

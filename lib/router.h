@@ -34,6 +34,7 @@ typedef struct mqttb_router {
   mqttb_sub **share_match; /* members chosen from shared groups */
   size_t nshare_match, share_match_cap;
   mqttb_session *publisher; /* for No Local during a fan-out */
+  bool host_publisher;      /* the application publishes: No Local for host sessions */
 } mqttb_router;
 
 int mqttb_router_init(mqttb_router *r, mqttb_ctx *ctx, mqttb_sessions *sessions);
@@ -43,6 +44,9 @@ void mqttb_router_free(mqttb_router *r);
  * store and fan-out. publisher (may be NULL) is excluded by No Local
  * subscriptions. Returns the number of sessions it was delivered to. */
 size_t mqttb_router_publish(mqttb_router *r, mqttb_msg *msg, mqttb_session *publisher);
+/* The same for a message the application publishes: host sessions'
+ * No Local subscriptions exclude it. */
+size_t mqttb_router_publish_host(mqttb_router *r, mqttb_msg *msg);
 /* Store or clear (empty payload) the retained message of msg's topic. */
 void mqttb_router_retain(mqttb_router *r, mqttb_msg *msg);
 /* Drop retained messages whose expiry passed (topics not starting with

@@ -30,6 +30,11 @@ void mqttb_sessions_free(mqttb_sessions *set) {
       }
     }
   }
+  mqttb_host_dlv d;
+  while (mqttb_sessions_host_pop(set, &d))
+    mqttb_msg_unref(&set->ctx->mem, d.msg);
+  mqttb_mem_free(&set->ctx->mem, set->hq);
+  set->hq = NULL;
   mqttb_map_free(&set->by_id, &set->ctx->mem);
   mqttb_map_free(&set->shares, &set->ctx->mem);
   mqttb_trie_free(&set->subs);
@@ -59,6 +64,59 @@ mqttb_session *mqttb_session_new(mqttb_sessions *set, const char *client_id, siz
     return NULL;
   }
   return s;
+}
+
+mqttb_session *mqttb_session_new_host(mqttb_sessions *set, void *owner) {
+  mqttb_session *s = mqttb_mem_calloc(&set->ctx->mem, 1, sizeof(*s) + 1);
+  if (!s)
+    return NULL;
+  s->set = set;
+  s->host = owner;
+  s->expires_at = UINT64_MAX;
+  mqttb_timer_init(&s->timer, MQTTB_TIMER_SESSION);
+  return s;
+}
+
+bool mqttb_sessions_host_pop(mqttb_sessions *set, mqttb_host_dlv *out) {
+  while (set->hq_n > 0) {
+    *out = set->hq[set->hq_head];
+    set->hq_head = (set->hq_head + 1) % set->hq_cap;
+    set->hq_n--;
+    if (out->s)
+      return true;
+    mqttb_msg_unref(&set->ctx->mem, out->msg); /* its session is gone */
+  }
+  return false;
+}
+
+static void host_push(mqttb_session *s, mqttb_msg *msg, uint8_t qos, bool retain) {
+  mqttb_sessions *set = s->set;
+  if (set->hq_n == set->hq_cap) {
+    /* Grow the ring, unwrapping it. */
+    uint32_t cap = set->hq_cap ? set->hq_cap * 2 : 16;
+    mqttb_host_dlv *q = cap > set->hq_cap && cap < UINT32_MAX / 2
+                            ? mqttb_mem_malloc(&set->ctx->mem, (size_t)cap * sizeof(*q))
+                            : NULL;
+    if (!q) {
+      set->ctx->stats.publish_dropped++;
+      mqttb_log(set->ctx, MQTTB_LOG_WARNING,
+                "out of memory: dropped a message for the application");
+      return;
+    }
+    for (uint32_t i = 0; i < set->hq_n; i++)
+      q[i] = set->hq[(set->hq_head + i) % set->hq_cap];
+    mqttb_mem_free(&set->ctx->mem, set->hq);
+    set->hq = q;
+    set->hq_cap = cap;
+    set->hq_head = 0;
+  }
+  mqttb_host_dlv *d = &set->hq[(set->hq_head + set->hq_n) % set->hq_cap];
+  d->s = s;
+  d->msg = mqttb_msg_ref(msg);
+  d->qos = qos;
+  d->retain = retain;
+  d->depth = set->host_depth;
+  set->hq_n++;
 }
 
 static void dlv_free(mqttb_sessions *set, mqttb_dlv *d) {
@@ -195,7 +253,16 @@ void mqttb_session_del(mqttb_session *s) {
     set->ctx->stats.clients_disconnected--;
   mqttb_msg_unref(mem, s->will);
   mqttb_timers_remove(set->timers, &s->timer);
-  mqttb_map_del(&set->by_id, s->client_id, s->id_len);
+  if (s->host) {
+    /* Deliveries still waiting for it are dropped. */
+    for (uint32_t i = 0; i < set->hq_n; i++) {
+      mqttb_host_dlv *d = &set->hq[(set->hq_head + i) % set->hq_cap];
+      if (d->s == s)
+        d->s = NULL;
+    }
+  } else {
+    mqttb_map_del(&set->by_id, s->client_id, s->id_len);
+  }
   mqttb_mem_free(mem, s->subs);
   if (s->win)
     mqttb_window_free(s->win, mem);
@@ -252,7 +319,8 @@ int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, ui
   bool shared = mqttb_share_parse(filter, len, &name, &real, &valid);
   if (shared && !valid)
     return MQTTB_ERR_INVALID_ARGUMENT;
-  if (set->ctx->settings.max_subscriptions && s->nsubs >= set->ctx->settings.max_subscriptions)
+  if (!s->host && set->ctx->settings.max_subscriptions &&
+      s->nsubs >= set->ctx->settings.max_subscriptions)
     return MQTTB_ERR_QUOTA;
   void *arr = s->subs;
   if (mqttb_mem_grow32(&set->ctx->mem, &arr, &s->subs_cap, s->nsubs + 1, sizeof(*s->subs)) != 0)
@@ -319,13 +387,15 @@ bool mqttb_session_unsubscribe(mqttb_session *s, const char *filter, size_t len)
 static void pump(mqttb_session *s);
 
 static bool connected(const mqttb_session *s) {
-  return s->tx && mqttb_tx_ok(s->tx);
+  return s->host || (s->tx && mqttb_tx_ok(s->tx));
 }
 
 static uint32_t max_inflight(const mqttb_session *s);
 static uint32_t ninflight(const mqttb_session *s);
 
 bool mqttb_session_has_room(const mqttb_session *s, uint8_t qos) {
+  if (s->host)
+    return true;
   if (!connected(s))
     return false;
   if (qos == 0) {
@@ -506,6 +576,10 @@ void mqttb_session_deliver(mqttb_session *s, mqttb_msg *msg, uint8_t qos, bool r
   mqttb_sessions *set = s->set;
   if (mqttb_msg_expired(msg, set->ctx->now)) {
     drop(s, "message expired");
+    return;
+  }
+  if (s->host) {
+    host_push(s, msg, qos, retain);
     return;
   }
   mqttb_dlv d = {msg, share, NULL, (uint16_t)nids, qos, retain};

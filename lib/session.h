@@ -89,6 +89,16 @@ typedef struct mqttb_retq {
   size_t head, n, cap;
 } mqttb_retq;
 
+/* A delivery to a host session, waiting for the host layer to hand it to
+ * the application (after the fan-out that made it). */
+typedef struct mqttb_host_dlv {
+  mqttb_session *s; /* NULL once the session was deleted */
+  mqttb_msg *msg;   /* a reference */
+  uint8_t qos;
+  bool retain;
+  uint8_t depth; /* how deep in host deliveries it was published */
+} mqttb_host_dlv;
+
 /* The set of all sessions of a broker. */
 typedef struct mqttb_sessions {
   mqttb_ctx *ctx;
@@ -98,6 +108,11 @@ typedef struct mqttb_sessions {
   mqttb_map by_id;             /* client id -> session */
   mqttb_map shares;            /* "name/filter" -> mqttb_share */
   uint64_t queued_bytes_total; /* across all sessions */
+  /* Deliveries to host sessions, a ring; host_depth is given to the ones
+   * pushed now (the host layer sets it). */
+  mqttb_host_dlv *hq;
+  uint32_t hq_head, hq_n, hq_cap;
+  uint8_t host_depth;
 } mqttb_sessions;
 
 /* The fields are this module's; the router reads match (its scratch) and
@@ -133,7 +148,11 @@ struct mqttb_session {
    * session, UINT32_MAX (never expires) for MQTT 3.x persistent sessions. */
   uint32_t expiry_interval;
   uint16_t id_len;
-  bool offline;     /* detached and kept: counted in clients_disconnected */
+  bool offline; /* detached and kept: counted in clients_disconnected */
+  /* A host session (the application's subscriber, host.h): always online,
+   * not in the set by client id, never limited by max_subscriptions; its
+   * deliveries go to the set's host queue. The owner's pointer. */
+  void *host;
   char client_id[]; /* NUL-terminated */
 };
 
@@ -152,6 +171,10 @@ void mqttb_sessions_free(mqttb_sessions *set);
 mqttb_session *mqttb_sessions_find(const mqttb_sessions *set, const char *id, size_t len);
 
 mqttb_session *mqttb_session_new(mqttb_sessions *set, const char *client_id, size_t len);
+/* A host session for owner (see mqttb_session.host). */
+mqttb_session *mqttb_session_new_host(mqttb_sessions *set, void *owner);
+/* Take the oldest delivery to a host session; false when none waits. */
+bool mqttb_sessions_host_pop(mqttb_sessions *set, mqttb_host_dlv *out);
 /* Free a session and everything it holds (no will, no re-routing: see
  * mqttb_router_end_session). */
 void mqttb_session_del(mqttb_session *s);

@@ -20,9 +20,46 @@
  * (::mqttb_broker_next_deadline) and expects ::mqttb_broker_handle_timers to
  * be called at or after it.
  *
- * One broker and all its connections belong to one thread at a time.
- * Callbacks are invoked synchronously from inside library calls; a callback
- * must not call ::mqttb_conn_del or ::mqttb_broker_del.
+ * One broker and all its connections belong to one thread at a time; two
+ * brokers share nothing and may run on two threads.
+ *
+ * The application itself can publish and subscribe (::mqttb_broker_publish,
+ * ::mqttb_broker_subscribe): the host API, through the same router as
+ * network clients.
+ *
+ * @par Calls from inside callbacks
+ * Callbacks run synchronously inside library calls. What a callback may call
+ * is stated on each callback, in terms of these groups:
+ * - the @b inspecting calls: every @c mqttb_conn_get_*,
+ *   ::mqttb_conn_is_closing, ::mqttb_conn_output_pending,
+ *   ::mqttb_conn_input_pending, ::mqttb_broker_next_deadline,
+ *   ::mqttb_broker_timeout, ::mqttb_broker_get_stats, ::mqttb_strerror,
+ *   ::mqttb_err_is_fatal, ::mqttb_version;
+ * - the @b output calls, on any connection of the broker:
+ *   ::mqttb_conn_output, ::mqttb_conn_output_ack;
+ * - the @b host calls: ::mqttb_broker_publish, ::mqttb_broker_subscribe,
+ *   ::mqttb_broker_unsubscribe.
+ *
+ * No callback may call ::mqttb_conn_new, ::mqttb_conn_recv,
+ * ::mqttb_conn_transport_closed, ::mqttb_conn_disconnect, ::mqttb_conn_del,
+ * ::mqttb_broker_handle_timers, ::mqttb_broker_shutdown or
+ * ::mqttb_broker_del, on this broker. Those that return an error return
+ * ::MQTTB_ERR_INVALID_STATE when called from a callback, and do nothing.
+ *
+ * @par Connection lifecycle
+ * ::mqttb_conn_new, then input and output, until the connection closes:
+ * the broker closes it (protocol error, DISCONNECT, timeout, takeover,
+ * ::mqttb_conn_disconnect, ::mqttb_broker_shutdown), or the embedder reports
+ * the transport gone (::mqttb_conn_transport_closed), or deletes it while it
+ * is open (::mqttb_conn_del). Whichever comes first, on_close is called
+ * exactly once, at that moment, and ::mqttb_conn_is_closing is 1 from then
+ * on. The object stays valid until ::mqttb_conn_del (or ::mqttb_broker_del).
+ *
+ * @par Shutting down
+ * ::mqttb_broker_shutdown (MQTT 5 clients get DISCONNECT 0x8B, every open
+ * connection gets on_close), write each connection's pending output as far
+ * as the transport takes it, ::mqttb_conn_del each, then
+ * ::mqttb_broker_del. See docs/embedding.md.
  */
 
 #include <stddef.h>
@@ -76,6 +113,9 @@ extern "C" {
 /** A configured limit (for example max_subscriptions) was reached; nothing
  *  changed. */
 #define MQTTB_ERR_QUOTA (-106)
+/** There is no such thing (::mqttb_broker_unsubscribe: no such
+ *  subscription); nothing changed. */
+#define MQTTB_ERR_NOT_FOUND (-107)
 
 /** The client closed the session with DISCONNECT (a normal close). */
 #define MQTTB_ERR_CLIENT_DISCONNECTED (-500)
@@ -105,7 +145,9 @@ extern "C" {
 /** Memory ran out while serving this connection; it was closed so that
  *  the broker stays consistent. */
 #define MQTTB_ERR_CONN_NOMEM (-511)
-/** The broker is shutting down (::mqttb_broker_del). */
+/** The broker closed the connection on the embedder's request
+ *  (::mqttb_conn_disconnect, ::mqttb_broker_shutdown, or ::mqttb_broker_del
+ *  with the connection still open). */
 #define MQTTB_ERR_SHUTDOWN (-512)
 /** The authenticate callback refused the client as unavailable (CONNACK
  *  0x03; MQTT 5: server unavailable, server busy, use another server,
@@ -332,21 +374,36 @@ typedef struct mqttb_callbacks {
   /**
    * The connection's output went from empty to non-empty: call
    * ::mqttb_conn_output when the transport can take bytes. Called from
-   * inside any library call, including calls made on other connections.
+   * inside any library call, including calls made on other connections and
+   * in the middle of delivering a message to many sessions.
+   *
+   * May call: the inspecting calls and ::mqttb_conn_output (to peek). Note
+   * the connection and write after the library call returns; the host and
+   * output-acknowledging calls return ::MQTTB_ERR_INVALID_STATE here.
    */
   void (*want_write)(mqttb_conn *conn, void *user_data);
   /**
    * The broker wants this transport closed. @p reason is an
    * @c MQTTB_ERR_* code saying why (::MQTTB_ERR_CLIENT_DISCONNECTED for a
-   * normal DISCONNECT). Output that is still pending (for example a CONNACK
-   * carrying a refusal) should be written before closing. The connection
-   * object stays valid until the embedder calls ::mqttb_conn_del. Called at
-   * most once per connection.
+   * normal DISCONNECT, ::MQTTB_ERR_TRANSPORT_CLOSED when the embedder
+   * reported the transport gone or deleted the open connection,
+   * ::MQTTB_ERR_SHUTDOWN for ::mqttb_conn_disconnect and
+   * ::mqttb_broker_shutdown). Output that is still pending (for example a
+   * CONNACK carrying a refusal, or a DISCONNECT) should be written before
+   * closing. The connection object stays valid until the embedder calls
+   * ::mqttb_conn_del. Called exactly once per connection, whatever closed
+   * it: from inside the library call that closed it, including
+   * ::mqttb_conn_transport_closed, ::mqttb_conn_del of an open connection
+   * and ::mqttb_broker_del.
+   *
+   * May call: the inspecting, output and host calls (on any connection).
    */
   void (*on_close)(mqttb_conn *conn, int reason, void *user_data);
   /**
    * A CONNECT was accepted and CONNACK queued: the connection now has a
    * client identifier (::mqttb_conn_get_client_id).
+   *
+   * May call: the inspecting, output and host calls.
    */
   void (*on_connect)(mqttb_conn *conn, void *user_data);
   /**
@@ -365,6 +422,9 @@ typedef struct mqttb_callbacks {
    * (@c req->reauthenticate), where a refusal disconnects the client. When
    * NULL every client is accepted, and clients asking for an authentication
    * method are refused with ::MQTTB_REASON_BAD_AUTH_METHOD.
+   *
+   * May call: the inspecting and host calls, and ::mqttb_conn_set_auth_data
+   * and ::mqttb_conn_set_server_reference on @p conn.
    */
   int (*authenticate)(mqttb_conn *conn, const mqttb_auth_request *req, void *user_data);
   /**
@@ -378,21 +438,26 @@ typedef struct mqttb_callbacks {
    * the SUBACK for the filter, or in the PUBACK/PUBREC of a QoS 1/2
    * PUBLISH; MQTT 3.x clients get SUBACK 0x80, and a refused PUBLISH is
    * acknowledged as the protocol requires but not delivered. When NULL
-   * everything is allowed.
+   * everything is allowed. Messages the application publishes with
+   * ::mqttb_broker_publish and host subscriptions are not asked about.
+   *
+   * May call: the inspecting and host calls.
    */
   int (*authorize)(mqttb_conn *conn, mqttb_access access, const char *topic, size_t topic_len,
                    int qos, int retain, void *user_data);
-  /** A log line, without a trailing newline; @p msg is valid only during the call. */
+  /** A log line, without a trailing newline; @p msg is valid only during
+   *  the call. Called from anywhere, also in the middle of a delivery. May
+   *  call: ::mqttb_strerror and ::mqttb_version only. */
   void (*log)(mqttb_broker *broker, mqttb_log_level level, const char *msg, void *user_data);
   /**
    * The current wall-clock time in seconds since the Unix epoch, for
    * @c $SYS/broker/time. The library reads no clock itself. When NULL that
-   * topic is not published.
+   * topic is not published. May call nothing of the library.
    */
   int64_t (*wallclock)(void *user_data);
   /**
    * Bytes of heap in use, for @c $SYS/broker/heap/current. When NULL that
-   * topic is not published.
+   * topic is not published. May call nothing of the library.
    */
   uint64_t (*heap_usage)(void *user_data);
 } mqttb_callbacks;
@@ -521,8 +586,10 @@ typedef struct mqttb_settings {
    *  auto_id_prefix followed by a keyed hash (SipHash-2-4) of a counter, so
    *  that with a secret random key nobody can guess another client's
    *  identifier. The library has no random source: the embedder provides
-   *  the key (mqttb reads it from the kernel). Default all zero, which gives
-   *  the same identifiers in every run. */
+   *  the key (mqttb reads it from the kernel). Default all zero: the key is
+   *  then made from the broker's address in memory, so two brokers alive in
+   *  one process at once assign different identifiers, but the identifiers
+   *  are guessable. */
   uint64_t auto_id_key[2];
 
   /* ---- version 2 ---- */
@@ -604,10 +671,34 @@ MQTTB_EXTERN int mqttb_broker_new_versioned(mqttb_broker **pbroker, int settings
                              (CALLBACKS), (MEM), (USER_DATA))
 
 /**
+ * @brief Close every open connection: the first step of shutting down.
+ *
+ * Each connection that is not closing yet is closed as by
+ * ::mqttb_conn_disconnect with ::MQTTB_REASON_SERVER_SHUTTING_DOWN: an MQTT 5
+ * client gets a DISCONNECT with reason 0x8B (an MQTT 3.x client gets
+ * nothing: its protocol has no such packet), its will is published as the
+ * protocol says for a connection the server closes, and on_close is called
+ * with ::MQTTB_ERR_SHUTDOWN. Connection objects are not freed: write their
+ * pending output, then ::mqttb_conn_del each and ::mqttb_broker_del. From
+ * then on ::mqttb_conn_new fails with ::MQTTB_ERR_INVALID_STATE. Host
+ * subscriptions and sessions stay until ::mqttb_broker_del.
+ * @param broker the broker.
+ * @param now the current time in milliseconds.
+ * @retval MQTTB_OK success.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT @p broker is NULL.
+ * @retval MQTTB_ERR_INVALID_STATE called from a callback.
+ */
+MQTTB_EXTERN int mqttb_broker_shutdown(mqttb_broker *broker, uint64_t now);
+
+/**
  * @brief Destroy a broker and everything it holds.
  *
- * All connections must have been deleted with ::mqttb_conn_del first.
- * Sessions, subscriptions and retained messages are freed.
+ * Sessions, subscriptions (host subscriptions too) and retained messages
+ * are freed. Connection objects that still exist are closed first, as
+ * ::mqttb_broker_shutdown does (on_close is called for each that was not
+ * closing yet), and then freed with their pending output: after this call
+ * no connection pointer of this broker may be used. The orderly sequence is
+ * in the file's description. Must not be called from a callback.
  * @param broker may be NULL.
  */
 MQTTB_EXTERN void mqttb_broker_del(mqttb_broker *broker);
@@ -622,6 +713,18 @@ MQTTB_EXTERN void mqttb_broker_del(mqttb_broker *broker);
  * @return the deadline, or UINT64_MAX when no timer is pending.
  */
 MQTTB_EXTERN uint64_t mqttb_broker_next_deadline(const mqttb_broker *broker);
+
+/**
+ * @brief The next deadline as a timeout for poll(2) or epoll_wait(2).
+ *
+ * @param broker the broker; NULL gives -1.
+ * @param now the current time in milliseconds, on the clock given to the
+ *        library.
+ * @return -1 when no timer is pending (wait for ever), 0 when the deadline
+ *         has passed (call ::mqttb_broker_handle_timers now), else the
+ *         milliseconds until it, at most INT32_MAX.
+ */
+MQTTB_EXTERN int mqttb_broker_timeout(const mqttb_broker *broker, uint64_t now);
 
 /**
  * @brief Run every timer due at @p now.
@@ -713,9 +816,11 @@ MQTTB_EXTERN int mqttb_conn_new(mqttb_conn **pconn, mqttb_broker *broker, uint64
 /**
  * @brief Delete a connection object.
  *
- * If the broker had not closed it and ::mqttb_conn_transport_closed was not
- * called, this counts as transport loss: the will message is published.
- * Pending output is discarded. Must not be called from a callback.
+ * If the connection was still open (neither the broker nor
+ * ::mqttb_conn_transport_closed closed it), this counts as transport loss:
+ * the will message is published and on_close is called with
+ * ::MQTTB_ERR_TRANSPORT_CLOSED before the object is freed. Pending output is
+ * discarded. Must not be called from a callback.
  * @param conn may be NULL.
  * @param now the current time in milliseconds.
  */
@@ -737,14 +842,19 @@ MQTTB_EXTERN void mqttb_conn_del(mqttb_conn *conn, uint64_t now);
  * @param now the current time in milliseconds.
  * @retval MQTTB_OK the input was taken (processed, or held).
  * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument.
- * @retval MQTTB_ERR_INVALID_STATE the connection is already closing; the
- *         input was discarded.
+ * @retval MQTTB_ERR_INVALID_STATE the connection is already closing (the
+ *         input was discarded), or called from a callback.
  * @retval "-500 to -599" the connection is now closing for the reason given;
  *         on_close has been called. Write any pending output, then close.
  */
 MQTTB_EXTERN int mqttb_conn_recv(mqttb_conn *conn, const uint8_t *in, size_t len, uint64_t now);
 
-/** @brief One contiguous piece of pending output. */
+/** @brief One contiguous piece of pending output.
+ *
+ * On POSIX systems it has the layout of <tt>struct iovec</tt> (the library
+ * checks this with a static assertion when it is built), so an array of
+ * them can be passed to writev(2) or sendmsg(2) as it is:
+ * <tt>writev(fd, (const struct iovec *)iov, n)</tt>. */
 typedef struct mqttb_iovec {
   /** First byte; owned by the library. */
   const void *base;
@@ -803,12 +913,13 @@ MQTTB_EXTERN size_t mqttb_conn_input_pending(const mqttb_conn *conn);
  * @brief Tell the broker the transport is gone (peer closed, I/O error).
  *
  * Publishes the will unless the client sent DISCONNECT. Later input is
- * refused. on_close is not called for this. Call ::mqttb_conn_del
- * afterwards.
+ * refused. If the connection was not closing yet, on_close is called now
+ * with ::MQTTB_ERR_TRANSPORT_CLOSED. Call ::mqttb_conn_del afterwards.
  * @param conn the connection.
  * @param now the current time in milliseconds.
- * @retval MQTTB_OK success.
+ * @retval MQTTB_OK success (also when the connection was closing already).
  * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument.
+ * @retval MQTTB_ERR_INVALID_STATE called from a callback.
  */
 MQTTB_EXTERN int mqttb_conn_transport_closed(mqttb_conn *conn, uint64_t now);
 
@@ -818,6 +929,18 @@ MQTTB_EXTERN int mqttb_conn_transport_closed(mqttb_conn *conn, uint64_t now);
  * @return the embedder's pointer.
  */
 MQTTB_EXTERN void *mqttb_conn_get_user_data(const mqttb_conn *conn);
+
+/**
+ * @brief Whether a connection is closing.
+ *
+ * 1 from the moment on_close is called for it (the broker closed it, or
+ * the transport was reported gone) until it is deleted: it takes no more
+ * input; write what ::mqttb_conn_output still holds, then close the
+ * transport and call ::mqttb_conn_del.
+ * @param conn the connection; NULL gives 1.
+ * @return 1 when closing, 0 while open.
+ */
+MQTTB_EXTERN int mqttb_conn_is_closing(const mqttb_conn *conn);
 
 /**
  * @brief The client identifier of a connection.
@@ -887,19 +1010,243 @@ MQTTB_EXTERN int mqttb_conn_set_server_reference(mqttb_conn *conn, const char *r
  * @brief Close a connection from the embedder's side.
  *
  * An MQTT 5 client gets a DISCONNECT with @p reason (and the Server
- * Reference, if one was set); an MQTT 3.x client is simply closed. The will
- * is published unless @p reason is ::MQTTB_REASON_NORMAL_DISCONNECTION.
- * on_close is called with ::MQTTB_ERR_SHUTDOWN. Must not be called from a
- * callback.
+ * Reference, if one was set). An MQTT 3.x client gets no packet at all (its
+ * protocol has no server DISCONNECT): it only sees the transport close. The
+ * will is published unless @p reason is
+ * ::MQTTB_REASON_NORMAL_DISCONNECTION. on_close is called with
+ * ::MQTTB_ERR_SHUTDOWN. Write the pending output, then close the transport
+ * and ::mqttb_conn_del.
  * @param conn the connection.
  * @param reason an MQTT 5 DISCONNECT reason code, e.g.
  *        ::MQTTB_REASON_SERVER_SHUTTING_DOWN or ::MQTTB_REASON_SERVER_MOVED.
  * @param now the current time in milliseconds.
  * @retval MQTTB_OK success.
  * @retval MQTTB_ERR_INVALID_ARGUMENT @p conn is NULL.
- * @retval MQTTB_ERR_INVALID_STATE the connection is already closing.
+ * @retval MQTTB_ERR_INVALID_STATE the connection is already closing, or
+ *         called from a callback.
  */
 MQTTB_EXTERN int mqttb_conn_disconnect(mqttb_conn *conn, int reason, uint64_t now);
+
+/**
+ * @defgroup host The application as a client
+ *
+ * The application publishes into its broker and subscribes callbacks to
+ * topic filters, through the same router as network clients: a message
+ * the application publishes reaches network subscribers, and a host
+ * subscription receives what network clients (and the application)
+ * publish, retained messages and wills included.
+ *
+ * A host subscriber is a pair (callback, user data). It is not a session:
+ * it has no client identifier, cannot be taken over, is not counted as a
+ * client (nor against max_connections), and is never asked about by the
+ * authenticate and authorize callbacks. Its subscriptions are counted in
+ * the subscription figures (@c $SYS/broker/subscriptions/count). Like an
+ * MQTT session, one subscriber gets one copy of a message however many of
+ * its filters match it, at the highest QoS among them.
+ *
+ * @par Delivery and re-entrancy
+ * A host subscriber is called when the library call that routed the
+ * message is about to return, after every network session got its copy.
+ * It may call the inspecting, output and host calls. A message it
+ * publishes is routed at once to network sessions, and reaches host
+ * subscribers after the current callback returns, in the order published
+ * (there is no recursion). A subscriber that republishes what it receives
+ * can loop: a message published from deliveries nested more than
+ * ::MQTTB_HOST_MAX_DEPTH deep is refused with ::MQTTB_ERR_QUOTA. Once a
+ * subscriber's last subscription is removed, it is not called again, even
+ * for messages already routed to it.
+ * @{
+ */
+
+/** How deep messages published from inside host deliveries may nest. */
+#define MQTTB_HOST_MAX_DEPTH 16
+
+/** @brief An MQTT 5 user property (a name/value pair of UTF-8 strings). */
+typedef struct mqttb_user_property {
+  /** The name; not NUL-terminated in a delivered message. */
+  const char *name;
+  /** Bytes in @c name. */
+  size_t name_len;
+  /** The value; not NUL-terminated in a delivered message. */
+  const char *value;
+  /** Bytes in @c value. */
+  size_t value_len;
+} mqttb_user_property;
+
+/**
+ * @brief A message: what ::mqttb_broker_publish publishes, and the view a
+ * host subscriber receives.
+ *
+ * Publishing: zero the struct (all properties absent), then set fields.
+ * Everything is copied; nothing needs to outlive the call. The properties
+ * reach MQTT 5 subscribers as if an MQTT 5 client had published them;
+ * MQTT 3.x subscribers get topic and payload only.
+ *
+ * Delivered: every pointer is borrowed from the broker and valid only
+ * during the callback (copy what must outlive it). Strings are not
+ * NUL-terminated; use the lengths. Absent properties are NULL (strings,
+ * data), 0 (payload format, counts) or has_message_expiry 0.
+ *
+ * The struct only ever grows at the end (::MQTTB_MESSAGE_VERSION).
+ */
+typedef struct mqttb_message {
+  /** The topic name: no wildcards, not empty, valid UTF-8. */
+  const char *topic;
+  /** Bytes in @c topic. When publishing, 0 means @c topic is
+   *  NUL-terminated. */
+  size_t topic_len;
+  /** The payload (may be NULL when @c payload_len is 0). */
+  const void *payload;
+  /** Bytes in @c payload, at most 268435455 minus the topic's share. */
+  size_t payload_len;
+  /** QoS 0, 1 or 2. Delivered: the QoS of this delivery (the lower of
+   *  the message's and the subscription's). */
+  int qos;
+  /** Publishing: 1 to store it as the topic's retained message (an empty
+   *  payload clears it). Delivered: 1 for a retained message sent because
+   *  of the subscription, or kept by Retain As Published. */
+  int retain;
+  /** MQTT 5 Payload Format Indicator: 0 (unspecified bytes) or 1 (UTF-8;
+   *  the payload is then checked when publishing). */
+  int payload_format;
+  /** Whether @c message_expiry is set. */
+  int has_message_expiry;
+  /** MQTT 5 Message Expiry Interval, seconds. Delivered: what is left of
+   *  it. */
+  uint32_t message_expiry;
+  /** MQTT 5 Content Type, or NULL. */
+  const char *content_type;
+  /** Bytes in @c content_type. */
+  size_t content_type_len;
+  /** MQTT 5 Response Topic (a topic name), or NULL. */
+  const char *response_topic;
+  /** Bytes in @c response_topic. */
+  size_t response_topic_len;
+  /** MQTT 5 Correlation Data (binary), or NULL. */
+  const uint8_t *correlation_data;
+  /** Bytes in @c correlation_data. */
+  size_t correlation_data_len;
+  /** MQTT 5 User Properties, in order, or NULL. */
+  const mqttb_user_property *user_properties;
+  /** Entries in @c user_properties. */
+  size_t user_property_count;
+} mqttb_message;
+
+/** The first version of ::mqttb_message. */
+#define MQTTB_MESSAGE_V1 1
+/** The version of ::mqttb_message this header describes. */
+#define MQTTB_MESSAGE_VERSION MQTTB_MESSAGE_V1
+
+/**
+ * @brief Publish a message from the application.
+ *
+ * Routed like a network client's PUBLISH (retained store, every matching
+ * session and host subscriber, shared groups), with the application as the
+ * publisher: not asked about by the authorize callback, and not delivered
+ * to host subscriptions made with ::MQTTB_SUBOPT_NO_LOCAL. The topic may lie
+ * in @c $SYS (the application owns the broker). A retained message is not
+ * stored when settings.retain_available is 0.
+ * @param broker the broker.
+ * @param message_version the version of @p msg (::MQTTB_MESSAGE_VERSION).
+ * @param msg the message; copied.
+ * @param now the current time in milliseconds.
+ * @return the number of sessions and host subscribers it was delivered to
+ *         (0 or more), or an error:
+ * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument; a topic that is empty,
+ *         has wildcards, is not UTF-8, is longer than 65535 bytes or deeper
+ *         than max_topic_levels; QoS above 2; a payload format of 1 with a
+ *         payload that is not UTF-8; a response topic that is not a topic
+ *         name; a message larger than the protocol can carry.
+ * @retval MQTTB_ERR_VERSION unknown @p message_version.
+ * @retval MQTTB_ERR_INVALID_STATE called from want_write (in the middle of
+ *         a delivery), or during ::mqttb_broker_del.
+ * @retval MQTTB_ERR_QUOTA published from host deliveries nested
+ *         ::MQTTB_HOST_MAX_DEPTH deep.
+ * @retval MQTTB_ERR_NOMEM out of memory (or memory_limit); nothing was
+ *         delivered.
+ */
+MQTTB_EXTERN int mqttb_broker_publish_versioned(mqttb_broker *broker, int message_version,
+                                                const mqttb_message *msg, uint64_t now);
+
+/** @brief Publish @p MSG, a ::mqttb_message of this header's version; see
+ *  ::mqttb_broker_publish_versioned. */
+#define mqttb_broker_publish(B, MSG, NOW)                                                          \
+  mqttb_broker_publish_versioned((B), MQTTB_MESSAGE_VERSION, (MSG), (NOW))
+
+/**
+ * @brief A host subscriber's callback.
+ * @param broker the broker.
+ * @param msg the message, borrowed for the duration of the call.
+ * @param user_data the pointer given to ::mqttb_broker_subscribe.
+ */
+typedef void (*mqttb_message_cb)(mqttb_broker *broker, const mqttb_message *msg,
+                                 void *user_data);
+
+/**
+ * @defgroup subopts Host subscription options
+ * Or-ed into the @c options of ::mqttb_broker_subscribe; the bits are those
+ * of the MQTT 5 subscription options byte.
+ * @{
+ */
+/** Maximum QoS 0 (the default). */
+#define MQTTB_SUBOPT_QOS0 0x00
+/** Maximum QoS 1. */
+#define MQTTB_SUBOPT_QOS1 0x01
+/** Maximum QoS 2. */
+#define MQTTB_SUBOPT_QOS2 0x02
+/** Not messages the application published (::mqttb_broker_publish). */
+#define MQTTB_SUBOPT_NO_LOCAL 0x04
+/** Keep the retain flag of messages as they were published. */
+#define MQTTB_SUBOPT_RETAIN_AS_PUBLISHED 0x08
+/** Retained messages only when the subscription is new. */
+#define MQTTB_SUBOPT_RETAIN_IF_NEW 0x10
+/** No retained messages on subscribing. */
+#define MQTTB_SUBOPT_RETAIN_NONE 0x20
+/** @} */
+
+/**
+ * @brief Subscribe a callback to a topic filter.
+ *
+ * The filter may have wildcards and may be a shared subscription
+ * (<tt>$share/group/filter</tt>), in a group with network clients. Subscribing
+ * the same (@p cb, @p user_data) to the same filter again replaces its
+ * options, as an MQTT SUBSCRIBE does. Retained messages matching the filter
+ * are delivered (unless the options say otherwise) before this call
+ * returns, unless it is made from inside a callback, in which case they
+ * come after that callback returns.
+ * @param broker the broker.
+ * @param filter the topic filter, NUL-terminated.
+ * @param options the MQTTB_SUBOPT_* flags.
+ * @param cb called for each message.
+ * @param user_data passed to @p cb.
+ * @param now the current time in milliseconds.
+ * @retval MQTTB_OK success.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument, an invalid filter (or
+ *         one deeper than max_topic_levels, or a wildcard or shared filter
+ *         when the settings turn those off), unknown option bits.
+ * @retval MQTTB_ERR_INVALID_STATE called from want_write, or during
+ *         ::mqttb_broker_del.
+ * @retval MQTTB_ERR_NOMEM out of memory; nothing changed.
+ */
+MQTTB_EXTERN int mqttb_broker_subscribe(mqttb_broker *broker, const char *filter, int options,
+                                        mqttb_message_cb cb, void *user_data, uint64_t now);
+
+/**
+ * @brief Remove a host subscription.
+ * @param broker the broker.
+ * @param filter the filter as given to ::mqttb_broker_subscribe.
+ * @param cb the callback it was made with.
+ * @param user_data the pointer it was made with.
+ * @param now the current time in milliseconds.
+ * @retval MQTTB_OK removed.
+ * @retval MQTTB_ERR_NOT_FOUND no such subscription.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument.
+ * @retval MQTTB_ERR_INVALID_STATE called from want_write, or during
+ *         ::mqttb_broker_del.
+ */
+MQTTB_EXTERN int mqttb_broker_unsubscribe(mqttb_broker *broker, const char *filter,
+                                          mqttb_message_cb cb, void *user_data, uint64_t now);
+/** @} */
 
 /**
  * @brief The library's version.

@@ -402,6 +402,9 @@ Test(versions, broker_new_v1_with_null_structs_uses_defaults) {
   /* The broker resolves Receive Maximum 0 to max_inflight_messages. */
   cr_assert(eq(u16, w.s.receive_maximum, 20));
   w.s.receive_maximum = 0;
+  /* ... and a zero auto_id_key to a key of its own. */
+  cr_assert(w.s.auto_id_key[0] != 0 || w.s.auto_id_key[1] != 0);
+  w.s.auto_id_key[0] = w.s.auto_id_key[1] = 0;
   assert_documented_defaults(&w.s);
   cr_assert(eq(ptr, (void *)b->ctx.cb.want_write, NULL));
   mqttb_broker_del(b);
