@@ -78,16 +78,22 @@ void tb_alloc_init(tb_alloc *a, mqttb_mem *mem) {
 }
 
 static void cb_want_write(mqttb_conn *conn, void *ud) {
-  (void)ud;
+  tb *bed = ud;
   tc *c = mqttb_conn_get_user_data(conn);
+  if (bed->want_write_hook)
+    bed->want_write_hook(bed, c);
   if (!c)
     return; /* a connection a test made without the harness */
   c->want_write++;
 }
 
 static void cb_on_close(mqttb_conn *conn, int reason, void *ud) {
-  (void)ud;
+  tb *bed = ud;
   tc *c = mqttb_conn_get_user_data(conn);
+  bed->closes++;
+  cr_assert(mqttb_conn_is_closing(conn), "on_close before the connection counts as closing");
+  if (bed->on_close_hook)
+    bed->on_close_hook(bed, c, reason);
   if (!c)
     return;
   cr_assert(not(c->closed), "on_close called twice");

@@ -53,6 +53,12 @@ struct tb {
   /* Optional hooks the tests set. */
   int (*authenticate)(const mqttb_auth_request *req);
   int (*authorize)(mqttb_access access, const char *topic, size_t len);
+  /* Called from inside the want_write and on_close callbacks (c is NULL
+   * for a connection a test made without tc_new). */
+  void (*want_write_hook)(tb *bed, tc *c);
+  void (*on_close_hook)(tb *bed, tc *c, int reason);
+  void *hook_data;
+  int closes; /* on_close calls, all connections */
   int logs[5];
   char last_log[512];
 };
