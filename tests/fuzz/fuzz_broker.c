@@ -2,8 +2,10 @@
 /* A whole broker with several connections, driven by fuzz input: the first
  * bytes of each step pick a connection and an action (feed bytes split at a
  * chosen length, advance the clock, close the transport, reconnect, drain
- * output). The broker must never crash, and once every connection is gone,
- * every block it allocated must be freed. */
+ * output). Two host subscribers take part: one on '#' that republishes
+ * what it gets under h/ (with its properties), one in a shared group. The
+ * broker must never crash, and once every connection is gone, every block
+ * it allocated must be freed. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +50,25 @@ static void drain(mqttb_conn *c, uint64_t now) {
   }
 }
 
+static uint64_t host_now;
+
+static void on_host(mqttb_broker *b, const mqttb_message *msg, void *ud) {
+  (void)ud;
+  if (msg->topic_len >= 2 && memcmp(msg->topic, "h/", 2) == 0)
+    return;
+  mqttb_message m = *msg;
+  m.topic = "h/echo";
+  m.topic_len = 0;
+  m.has_message_expiry = 0;
+  mqttb_broker_publish(b, &m, host_now);
+}
+
+static void on_shared(mqttb_broker *b, const mqttb_message *msg, void *ud) {
+  (void)b;
+  (void)msg;
+  (void)ud;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   state st = {0};
   mqttb_mem mem = {f_malloc, f_free, f_calloc, f_realloc, &st};
@@ -60,6 +81,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   mqttb_broker *b;
   if (mqttb_broker_new(&b, &s, NULL, &mem, NULL) != 0)
     return 0;
+  host_now = 0;
+  if (mqttb_broker_subscribe(b, "#", MQTTB_SUBOPT_QOS2 | MQTTB_SUBOPT_RETAIN_AS_PUBLISHED, on_host,
+                             NULL, 0) != 0 ||
+      mqttb_broker_subscribe(b, "$share/g/#", MQTTB_SUBOPT_QOS1, on_shared, NULL, 0) != 0)
+    abort();
   mqttb_conn *conns[NCONN] = {0};
   uint64_t now = 0;
   size_t off = 0;
@@ -81,6 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     case 2: /* time passes */
       now += (uint64_t)arg * 250u;
+      host_now = now;
       mqttb_broker_handle_timers(b, now);
       break;
     case 3: /* transport lost */
