@@ -1175,6 +1175,10 @@ MQTTB_EXTERN int mqttb_broker_publish_versioned(mqttb_broker *broker, int messag
 
 /**
  * @brief A host subscriber's callback.
+ *
+ * Called once the library call that routed the message is about to return
+ * (see the group's description). May call: the inspecting, output and host
+ * calls.
  * @param broker the broker.
  * @param msg the message, borrowed for the duration of the call.
  * @param user_data the pointer given to ::mqttb_broker_subscribe.
