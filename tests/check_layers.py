@@ -4,8 +4,8 @@
     check_layers.py [--nm NM] --lib-dir LIB_DIR OBJECTS...
 
 OBJECTS are the library's compiled objects: the static archive
-(libmqttb_internal.a, thin or not), its object directory
-(libmqttb_internal.a.p/) or single .o files.
+(lib/libmqttbroker.a, thin or not), its object directory
+(libmqttbroker.a.p/) or single .o files.
 
 1. Calls, from the objects: `nm -P` gives each object's defined global symbols
    and its undefined ones; each undefined symbol another object of the
