@@ -87,6 +87,7 @@ int mqttb_broker_new_versioned(mqttb_broker **pb, int settings_version,
     mqttb_mem_limit_init(&b->limit, mem, st.memory_limit, &ctx->mem);
   ctx->settings = st;
   ctx->cb = cb;
+  ctx->cb_version = callbacks_version;
   ctx->user_data = user_data;
   ctx->broker = b;
   mqttb_conn_setup_hub(b);

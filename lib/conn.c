@@ -100,6 +100,32 @@ mqttb_msg *mqttb_conn_make_msg(mqttb_conn *c, mqttb_slice topic, mqttb_slice pay
   return m;
 }
 
+uint8_t mqttb_conn_authorize(mqttb_conn *c, mqttb_access access, const uint8_t *topic, size_t len,
+                             uint8_t qos, bool retain) {
+  mqttb_ctx *ctx = &c->broker->ctx;
+  if (!ctx->cb.authorize)
+    return 0;
+  int rc;
+  MQTTB_CALLBACK(ctx, rc = ctx->cb.authorize(c, access, (const char *)topic, len, qos, retain,
+                                             ctx->user_data));
+  if (rc == MQTTB_REASON_SUCCESS)
+    return 0;
+  return rc >= 0x80 && rc <= 0xFF ? (uint8_t)rc : MQTTB_REASON_NOT_AUTHORIZED_5;
+}
+
+/* Whether a message may go to the client: the read check (authorize with
+ * MQTTB_ACCESS_READ), the hub's may_read. Called as messages are sent, in
+ * the middle of fan-outs: the host calls stay refused. */
+static bool may_read(mqttb_tx *tx, const mqttb_msg *msg, uint8_t qos, bool retain, void *arg) {
+  mqttb_broker *b = arg;
+  mqttb_conn *c = mqttb_conn_of_tx(tx);
+  b->ctx.host_blocked++;
+  uint8_t code = mqttb_conn_authorize(c, MQTTB_ACCESS_READ, (const uint8_t *)MQTTB_MSG_TOPIC(msg),
+                                      msg->topic_len, qos, retain);
+  b->ctx.host_blocked--;
+  return code == 0;
+}
+
 /* ---------------------------------------------------------------- timers */
 
 static uint64_t stall_deadline(const mqttb_conn *c) {
@@ -151,6 +177,9 @@ static void on_pending(mqttb_tx *tx, void *arg) {
 void mqttb_conn_setup_hub(mqttb_broker *b) {
   b->hub.ctx = &b->ctx;
   b->hub.on_pending = on_pending;
+  /* Read checks are for embedders that know of them (callbacks version 2). */
+  b->hub.may_read =
+      b->ctx.cb.authorize && b->ctx.cb_version >= MQTTB_CALLBACKS_V2 ? may_read : NULL;
   b->hub.arg = b;
   b->hub.failed = NULL;
 }
@@ -503,7 +532,7 @@ int mqttb_conn_is_closing(const mqttb_conn *c) {
 }
 
 const char *mqttb_conn_get_client_id(const mqttb_conn *c) {
-  return c && c->state != MQTTB_CONN_AWAIT_CONNECT ? c->client_id : NULL;
+  return c ? c->client_id : NULL;
 }
 
 int mqttb_conn_get_protocol_level(const mqttb_conn *c) {

@@ -136,6 +136,10 @@ mqttb_conn *mqttb_conn_of_tx(mqttb_tx *tx);
 mqttb_msg *mqttb_conn_make_msg(mqttb_conn *c, mqttb_slice topic, mqttb_slice payload,
                                const mqttb_slice *props, const mqttb_pub_props *pp, uint8_t qos,
                                bool retain);
+/* Ask the authorize callback: 0 (allowed, or no callback) or the MQTT 5
+ * reason code to refuse with (0x80 to 0xFF). */
+uint8_t mqttb_conn_authorize(mqttb_conn *c, mqttb_access access, const uint8_t *topic, size_t len,
+                             uint8_t qos, bool retain);
 /* Log why, set the MQTT 5 reason for the DISCONNECT, and return err. */
 int mqttb_conn_fail(mqttb_conn *c, uint8_t v5, int err, const char *why);
 /* The connection error for a codec error. */

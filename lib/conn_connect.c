@@ -254,6 +254,22 @@ static int complete_connect(mqttb_conn *c, const mqttb_connect *ck, char *client
   }
   if (will && wp.has_expiry)
     will->expiry_interval = wp.expiry ? wp.expiry : 0;
+  if (will) {
+    /* The will is checked like a PUBLISH, the client id known to the
+     * callback. */
+    char *prev = c->client_id;
+    c->client_id = client_id;
+    uint8_t code = mqttb_conn_authorize(c, MQTTB_ACCESS_PUBLISH, ck->will_topic.ptr,
+                                        ck->will_topic.len, ck->will_qos, ck->will_retain);
+    c->client_id = prev;
+    if (code) {
+      mqttb_mem_free(mem, client_id);
+      mqttb_mem_free(mem, props);
+      mqttb_msg_unref(mem, will);
+      return refuse(c, v5 ? code : MQTTB_REASON_NOT_AUTHORIZED, MQTTB_ERR_NOT_AUTHORIZED,
+                    "will topic not authorized");
+    }
+  }
 
   mqttb_session *s = claim_session(c, client_id, idlen, ck->clean);
   bool present = s != NULL;

@@ -7,19 +7,6 @@
 
 /* The authorize callback's verdict: 0 to allow, else the MQTT 5 reason
  * code to refuse with (any value outside 0x80..0xFF means not authorized). */
-static uint8_t authorize(mqttb_conn *c, mqttb_access access, const uint8_t *topic, size_t len,
-                         uint8_t qos, bool retain) {
-  mqttb_ctx *ctx = &c->broker->ctx;
-  if (!ctx->cb.authorize)
-    return 0;
-  int rc;
-  MQTTB_CALLBACK(ctx, rc = ctx->cb.authorize(c, access, (const char *)topic, len, qos, retain,
-                                             ctx->user_data));
-  if (rc == MQTTB_REASON_SUCCESS)
-    return 0;
-  return rc >= 0x80 && rc <= 0xFF ? (uint8_t)rc : MQTTB_REASON_NOT_AUTHORIZED_5;
-}
-
 static int ack_publish(mqttb_conn *c, uint8_t qos, uint16_t pid, uint8_t reason) {
   if (qos == 0)
     return 0;
@@ -107,7 +94,8 @@ static uint8_t refusal(mqttb_conn *c, const mqttb_publish *p, const mqttb_pub_pr
                    topic);
     return MQTTB_REASON_NOT_AUTHORIZED_5;
   }
-  uint8_t code = authorize(c, MQTTB_ACCESS_PUBLISH, p->topic.ptr, p->topic.len, p->qos, p->retain);
+  uint8_t code =
+      mqttb_conn_authorize(c, MQTTB_ACCESS_PUBLISH, p->topic.ptr, p->topic.len, p->qos, p->retain);
   if (code) {
     mqttb_conn_log(c, MQTTB_LOG_NOTICE, "not authorized to publish to %.*s", tlen, topic);
     return code;
@@ -270,7 +258,7 @@ static uint8_t subscribe_one(mqttb_conn *c, mqttb_slice f, uint8_t opts, uint32_
   }
   if (!st->wildcard_subscriptions && has_wildcard(real))
     return v5 ? MQTTB_REASON_WILDCARD_SUBS_NOT_SUPPORTED : MQTTB_REASON_SUBSCRIBE_FAILURE;
-  uint8_t code = authorize(c, MQTTB_ACCESS_SUBSCRIBE, f.ptr, f.len, qos, false);
+  uint8_t code = mqttb_conn_authorize(c, MQTTB_ACCESS_SUBSCRIBE, f.ptr, f.len, qos, false);
   if (code) {
     mqttb_conn_log(c, MQTTB_LOG_NOTICE, "not authorized to subscribe to %.*s", mqttb_log_cut(f.len),
                    (const char *)f.ptr);

@@ -19,6 +19,7 @@ typedef struct mqttb_ctx {
   mqttb_mem mem;
   mqttb_settings settings;
   mqttb_callbacks cb;
+  int cb_version;  /* the version the embedder's callbacks were written for */
   void *user_data; /* passed last to every callback */
   mqttb_stats stats;
   /* The time of the public call in progress (message expiry, output since,

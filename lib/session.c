@@ -488,10 +488,22 @@ void mqttb_session_retained_pop(mqttb_session *s) {
     retained_free(s); /* done: give the memory back */
 }
 
+/* The read check, as a delivery leaves for the client: false when the
+ * client may not receive it (it is then not sent, and not counted as
+ * dropped: it was never the client's). */
+static bool may_read(mqttb_session *s, const mqttb_dlv *d) {
+  mqttb_tx_hub *hub = s->set->hub;
+  return !hub->may_read || hub->may_read(s->tx, d->msg, d->qos, d->retain, hub->arg);
+}
+
 /* Send a QoS 1/2 delivery now, taking an in-flight slot. Takes d. */
 static void send_inflight(mqttb_session *s, mqttb_dlv *d) {
   mqttb_sessions *set = s->set;
   const mqttb_mem *mem = &set->ctx->mem;
+  if (!may_read(s, d)) {
+    dlv_free(set, d);
+    return;
+  }
   int rv = MQTTB_ERR_NOMEM;
   if (!s->win && (s->win = mqttb_mem_malloc(mem, sizeof(*s->win))) != NULL)
     mqttb_window_init(s->win);
@@ -518,6 +530,10 @@ static void send_inflight(mqttb_session *s, mqttb_dlv *d) {
 static void send_qos0(mqttb_session *s, mqttb_dlv *d) {
   mqttb_sessions *set = s->set;
   uint64_t max = set->ctx->settings.max_output_bytes;
+  if (!may_read(s, d)) {
+    dlv_free(set, d);
+    return;
+  }
   if (max && mqttb_outq_pending(&s->tx->q) > max) {
     /* A client that does not read loses QoS 0 first. */
     drop(s, "output backlog above max_output_bytes");

@@ -24,6 +24,7 @@ static size_t settings_len(int v) {
 static size_t callbacks_len(int v) {
   switch (v) {
   case MQTTB_CALLBACKS_V1:
+  case MQTTB_CALLBACKS_V2: /* the same members; authorize is asked about reads */
     return offsetof(mqttb_callbacks, heap_usage) + sizeof(((mqttb_callbacks *)0)->heap_usage);
   default:
     return 0;

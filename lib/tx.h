@@ -35,6 +35,9 @@ typedef struct mqttb_tx_hub {
   /* Called when a tx's output goes from empty to pending. Set by the layer
    * that owns the tx (the connection), before any tx sends. */
   void (*on_pending)(mqttb_tx *tx, void *arg);
+  /* Whether a message may be sent to the tx's peer (the read check); NULL
+   * when every message may. Set by the connection layer. */
+  bool (*may_read)(mqttb_tx *tx, const mqttb_msg *msg, uint8_t qos, bool retain, void *arg);
   void *arg;
   mqttb_tx *failed; /* failed and not yet taken with mqttb_tx_take_failed */
 } mqttb_tx_hub;

@@ -322,7 +322,10 @@ typedef enum mqttb_access {
   /** The client wants to publish to a topic name. */
   MQTTB_ACCESS_PUBLISH = 1,
   /** The client wants to subscribe to a topic filter. */
-  MQTTB_ACCESS_SUBSCRIBE = 2
+  MQTTB_ACCESS_SUBSCRIBE = 2,
+  /** A message on a topic name is about to be sent to the client (only for
+   *  callbacks of ::MQTTB_CALLBACKS_V2 and later). */
+  MQTTB_ACCESS_READ = 3
 } mqttb_access;
 
 /**
@@ -437,11 +440,21 @@ typedef struct mqttb_callbacks {
    * with ::MQTTB_REASON_NOT_AUTHORIZED_5. MQTT 5 clients get that code in
    * the SUBACK for the filter, or in the PUBACK/PUBREC of a QoS 1/2
    * PUBLISH; MQTT 3.x clients get SUBACK 0x80, and a refused PUBLISH is
-   * acknowledged as the protocol requires but not delivered. When NULL
+   * acknowledged as the protocol requires but not delivered. A CONNECT's
+   * will topic is asked about as a PUBLISH once the client is authenticated
+   * (::mqttb_conn_get_client_id already gives its identifier); a refusal
+   * refuses the connection (CONNACK 0x05, MQTT 5: the code). When NULL
    * everything is allowed. Messages the application publishes with
    * ::mqttb_broker_publish and host subscriptions are not asked about.
    *
-   * May call: the inspecting and host calls.
+   * ::MQTTB_ACCESS_READ (callbacks version 2 and later): a message on the
+   * topic name @p topic, at @p qos with the @p retain flag it will carry, is
+   * about to be sent to the client, live, from its queue, or retained after
+   * a SUBSCRIBE. A non-zero return skips it (it is not counted as dropped).
+   * This runs for every message sent to every client: keep it fast.
+   *
+   * May call: the inspecting and host calls; for ::MQTTB_ACCESS_READ (called
+   * in the middle of deliveries) the inspecting calls only.
    */
   int (*authorize)(mqttb_conn *conn, mqttb_access access, const char *topic, size_t topic_len,
                    int qos, int retain, void *user_data);
@@ -483,8 +496,11 @@ typedef struct mqttb_callbacks {
 #define MQTTB_SETTINGS_VERSION MQTTB_SETTINGS_V2
 /** The first version of ::mqttb_callbacks. */
 #define MQTTB_CALLBACKS_V1 1
+/** The second version of ::mqttb_callbacks: the same members; authorize is
+ *  also asked about every message sent to a client (::MQTTB_ACCESS_READ). */
+#define MQTTB_CALLBACKS_V2 2
 /** The version of ::mqttb_callbacks this header describes. */
-#define MQTTB_CALLBACKS_VERSION MQTTB_CALLBACKS_V1
+#define MQTTB_CALLBACKS_VERSION MQTTB_CALLBACKS_V2
 /** The first version of ::mqttb_stats. */
 #define MQTTB_STATS_V1 1
 /** The version of ::mqttb_stats this header describes. */
@@ -946,7 +962,8 @@ MQTTB_EXTERN int mqttb_conn_is_closing(const mqttb_conn *conn);
  * @brief The client identifier of a connection.
  * @param conn the connection; NULL gives NULL.
  * @return the identifier, NUL-terminated, valid until the connection is
- *         deleted; NULL before a CONNECT was accepted.
+ *         deleted; NULL until its CONNECT has been authenticated (the
+ *         authorize callback for the will topic sees it).
  */
 MQTTB_EXTERN const char *mqttb_conn_get_client_id(const mqttb_conn *conn);
 
