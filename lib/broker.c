@@ -13,16 +13,19 @@ const char *mqttb_version(void) {
   return MQTTB_VERSION_STRING;
 }
 
-/* Copy the strings the settings point to, and clamp what is out of range. */
-static int own_settings(mqttb_broker *b) {
-  mqttb_settings *st = &b->ctx.settings;
-  const char *prefix = st->auto_id_prefix ? st->auto_id_prefix : "";
-  size_t plen = strlen(prefix);
+/* Keep a copy of the prefix of assigned identifiers. */
+static void own_prefix(mqttb_broker *b, const char *prefix) {
+  size_t plen = prefix ? strlen(prefix) : 0;
   if (plen > sizeof(b->auto_id_prefix) - 1)
     plen = sizeof(b->auto_id_prefix) - 1;
-  memcpy(b->auto_id_prefix, prefix, plen);
+  if (plen)
+    memmove(b->auto_id_prefix, prefix, plen);
   b->auto_id_prefix[plen] = '\0';
-  st->auto_id_prefix = b->auto_id_prefix;
+  b->ctx.settings.auto_id_prefix = b->auto_id_prefix;
+}
+
+/* Bring values out of range into it; 0 means "derive" where documented. */
+static void clamp_settings(mqttb_settings *st) {
   if (st->max_packet_size == 0 || st->max_packet_size > MQTTB_MAX_REMAINING_LENGTH + 5u)
     st->max_packet_size = MQTTB_MAX_REMAINING_LENGTH + 5u;
   if (st->max_qos > 2)
@@ -33,6 +36,13 @@ static int own_settings(mqttb_broker *b) {
     st->receive_maximum = st->max_inflight_messages && st->max_inflight_messages < 65535
                               ? (uint16_t)st->max_inflight_messages
                               : 65535;
+}
+
+/* Copy the strings the settings point to, and clamp what is out of range. */
+static int own_settings(mqttb_broker *b) {
+  mqttb_settings *st = &b->ctx.settings;
+  own_prefix(b, st->auto_id_prefix);
+  clamp_settings(st);
   if (!st->auto_id_key[0] && !st->auto_id_key[1]) {
     /* No key given: one made from the broker's address, so that brokers
      * alive at once in one process assign different identifiers. */
@@ -149,6 +159,54 @@ int mqttb_broker_get_stats_versioned(const mqttb_broker *b, int stats_version, m
   if (!b || !stats)
     return MQTTB_ERR_INVALID_ARGUMENT;
   return mqttb_stats_export(stats, stats_version, &b->ctx.stats);
+}
+
+/* ---------------------------------------------------------------- reload */
+
+int mqttb_broker_reload_settings_versioned(mqttb_broker *b, int settings_version,
+                                           const mqttb_settings *settings) {
+  if (!b || !settings)
+    return MQTTB_ERR_INVALID_ARGUMENT;
+  if (b->ctx.in_callback)
+    return MQTTB_ERR_INVALID_STATE;
+  mqttb_settings in;
+  if (mqttb_settings_convert(&in, settings_version, settings) != 0)
+    return MQTTB_ERR_VERSION;
+  mqttb_settings *st = &b->ctx.settings;
+  mqttb_settings next = *st;
+#define TAKE(f) next.f = in.f
+  TAKE(max_packet_size);
+  TAKE(max_inflight_messages);
+  TAKE(max_queued_messages);
+  TAKE(max_queued_bytes);
+  TAKE(connect_timeout_ms);
+  TAKE(max_keepalive);
+  TAKE(queue_qos0_messages);
+  TAKE(allow_zero_length_clientid);
+  TAKE(retain_available);
+  TAKE(receive_maximum);
+  TAKE(max_subscriptions);
+  TAKE(max_topic_levels);
+  TAKE(max_queued_bytes_total);
+  TAKE(max_output_bytes);
+  TAKE(output_stall_timeout_ms);
+  TAKE(work_budget);
+  TAKE(max_connect_size);
+  TAKE(max_input_bytes_total);
+#undef TAKE
+  /* $SYS is made or not at creation; its period may change. */
+  if ((in.sys_interval_ms != 0) == (b->sys != NULL))
+    next.sys_interval_ms = in.sys_interval_ms;
+  /* A memory limit given at creation may change; none can be added. */
+  if (st->memory_limit && in.memory_limit) {
+    next.memory_limit = in.memory_limit;
+    mqttb_mem_limit_set(&b->limit, in.memory_limit);
+  }
+  clamp_settings(&next);
+  next.auto_id_prefix = st->auto_id_prefix;
+  *st = next;
+  own_prefix(b, in.auto_id_prefix);
+  return MQTTB_OK;
 }
 
 /* ---------------------------------------------------------------- timers */

@@ -136,12 +136,16 @@ bool mqttb_mem_room(const mqttb_mem *mem, size_t size) {
   return size <= l->limit && l->used <= l->limit - size;
 }
 
-void mqttb_mem_limit_init(mqttb_mem_limit *l, const mqttb_mem *inner, uint64_t limit,
-                          mqttb_mem *out) {
-  l->inner = *inner;
+void mqttb_mem_limit_set(mqttb_mem_limit *l, uint64_t limit) {
   l->limit = limit;
   uint64_t reserve = limit / 8 > 1048576u ? limit / 8 : 1048576u;
   l->hard = limit > UINT64_MAX - reserve ? UINT64_MAX : limit + reserve;
+}
+
+void mqttb_mem_limit_init(mqttb_mem_limit *l, const mqttb_mem *inner, uint64_t limit,
+                          mqttb_mem *out) {
+  l->inner = *inner;
+  mqttb_mem_limit_set(l, limit);
   l->used = 0;
   out->malloc = lim_malloc;
   out->free = lim_free;

@@ -43,5 +43,7 @@ bool mqttb_mem_room(const mqttb_mem *mem, size_t size);
 
 void mqttb_mem_limit_init(mqttb_mem_limit *l, const mqttb_mem *inner, uint64_t limit,
                           mqttb_mem *out);
+/* Change the limit (and its reserve); what is in use stays. */
+void mqttb_mem_limit_set(mqttb_mem_limit *l, uint64_t limit);
 
 #endif

@@ -42,8 +42,8 @@
  *
  * No callback may call ::mqttb_conn_new, ::mqttb_conn_recv,
  * ::mqttb_conn_transport_closed, ::mqttb_conn_disconnect, ::mqttb_conn_del,
- * ::mqttb_broker_handle_timers, ::mqttb_broker_shutdown or
- * ::mqttb_broker_del, on this broker. Those that return an error return
+ * ::mqttb_broker_handle_timers, ::mqttb_broker_reload_settings,
+ * ::mqttb_broker_shutdown or ::mqttb_broker_del, on this broker. Those that return an error return
  * ::MQTTB_ERR_INVALID_STATE when called from a callback, and do nothing.
  *
  * @par Connection lifecycle
@@ -685,6 +685,39 @@ MQTTB_EXTERN int mqttb_broker_new_versioned(mqttb_broker **pbroker, int settings
 #define mqttb_broker_new(PB, SETTINGS, CALLBACKS, MEM, USER_DATA)                                  \
   mqttb_broker_new_versioned((PB), MQTTB_SETTINGS_VERSION, (SETTINGS), MQTTB_CALLBACKS_VERSION,    \
                              (CALLBACKS), (MEM), (USER_DATA))
+
+/**
+ * @brief Change, while the broker runs, the settings that can change.
+ *
+ * Taken from @p settings: max_packet_size, max_inflight_messages,
+ * max_queued_messages, max_queued_bytes, connect_timeout_ms, max_keepalive,
+ * queue_qos0_messages, allow_zero_length_clientid, auto_id_prefix (copied),
+ * retain_available, receive_maximum, max_subscriptions, max_topic_levels,
+ * max_queued_bytes_total, max_output_bytes, output_stall_timeout_ms,
+ * work_budget, max_connect_size, max_input_bytes_total; sys_interval_ms
+ * from one non-zero value to another (the @c $SYS tree is made, or not, at
+ * creation); memory_limit from one non-zero value to another (a limit is
+ * set up, or not, at creation). Everything else keeps its value. The new
+ * values apply from their next use on: a connected MQTT 5 client keeps the
+ * limits its CONNACK announced, existing subscriptions and queued messages
+ * stay. This is what a reload of a configuration file needs (Mosquitto
+ * reloads the same options on SIGHUP).
+ * @param broker the broker.
+ * @param settings_version the version of @p settings.
+ * @param settings the new settings, a complete struct
+ *        (::mqttb_settings_default, then changes).
+ * @retval MQTTB_OK success.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument.
+ * @retval MQTTB_ERR_VERSION unknown @p settings_version.
+ * @retval MQTTB_ERR_INVALID_STATE called from a callback.
+ */
+MQTTB_EXTERN int mqttb_broker_reload_settings_versioned(mqttb_broker *broker, int settings_version,
+                                                        const mqttb_settings *settings);
+
+/** @brief Reload @p S, a ::mqttb_settings of this header's version; see
+ *  ::mqttb_broker_reload_settings_versioned. */
+#define mqttb_broker_reload_settings(B, S)                                                         \
+  mqttb_broker_reload_settings_versioned((B), MQTTB_SETTINGS_VERSION, (S))
 
 /**
  * @brief Close every open connection: the first step of shutting down.

@@ -294,3 +294,50 @@ Test(lifecycle, brokers_alive_at_once_assign_different_identifiers) {
   cr_assert(not(eq(str, (char *)ia, (char *)ib)));
   tb_del(other);
 }
+
+/* ---------------------------------------------------------------- reload */
+
+Test(lifecycle, reload_changes_what_can_change) {
+  mqttb_settings s;
+  mqttb_settings_default(&s);
+  s.sys_interval_ms = 0;
+  s.max_keepalive = 60;
+  s.retain_available = 0;
+  s.auto_id_prefix = "new-";
+  s.max_connections = 1;    /* not reloadable: stays 0 */
+  s.sys_interval_ms = 5000; /* $SYS is off in this broker: stays off */
+  cr_assert(eq(int, mqttb_broker_reload_settings(bed->broker, &s), MQTTB_OK));
+  /* max_keepalive applies to the next CONNECT. */
+  tc *a = tc_new(bed);
+  tc_connect_opts o = {.client_id = "k", .clean = true, .keepalive = 61};
+  cr_assert(eq(int, tc_connect(a, &o, NULL), MQTTB_REASON_IDENTIFIER_REJECTED));
+  /* retain_available 0: a retained message is delivered but not kept. */
+  tc *p = tc_open(bed, "", true);
+  cr_assert(eq(int, strncmp(mqttb_conn_get_client_id(p->conn), "new-", 4), 0));
+  cr_assert(tc_publish(p, "r", "x", 0, true));
+  mqttb_stats st;
+  mqttb_broker_get_stats(bed->broker, &st);
+  cr_assert(eq(u64, st.retained_count, 0));
+  tc *q = tc_open(bed, "q", true);
+  cr_assert(not(q->closed)); /* max_connections was not reloaded */
+  cr_assert(
+      eq(int, mqttb_broker_reload_settings_versioned(bed->broker, 99, &s), MQTTB_ERR_VERSION));
+  cr_assert(eq(int, mqttb_broker_reload_settings(bed->broker, NULL), MQTTB_ERR_INVALID_ARGUMENT));
+}
+
+static void reload_in_callback(tb *b, tc *c, int reason) {
+  (void)c, (void)reason;
+  mqttb_settings s;
+  mqttb_settings_default(&s);
+  *(int *)b->hook_data = mqttb_broker_reload_settings(b->broker, &s);
+}
+
+Test(lifecycle, reload_is_refused_from_a_callback) {
+  int rv = 1;
+  bed->hook_data = &rv;
+  bed->on_close_hook = reload_in_callback;
+  tc *a = tc_open(bed, "a", true);
+  tc_disconnect(a);
+  bed->on_close_hook = NULL;
+  cr_assert(eq(int, rv, MQTTB_ERR_INVALID_STATE));
+}
