@@ -128,13 +128,14 @@ int mqttb_host_publish(mqttb_host *h, const mqttb_message *m) {
     return rv;
   if (!m || !m->topic)
     return MQTTB_ERR_INVALID_ARGUMENT;
+  /* A delivered view's topic is not NUL-terminated: only its length counts. */
+  size_t tlen = m->topic_len ? m->topic_len : strlen(m->topic);
   if (h->draining && h->depth >= MQTTB_HOST_MAX_DEPTH) {
     mqttb_log(h->ctx, MQTTB_LOG_WARNING,
               "application message to %.*s refused: published from deliveries nested %u deep",
-              mqttb_log_cut(strlen(m->topic)), m->topic, (unsigned)h->depth);
+              mqttb_log_cut(tlen), m->topic, (unsigned)h->depth);
     return MQTTB_ERR_QUOTA;
   }
-  size_t tlen = m->topic_len ? m->topic_len : strlen(m->topic);
   const char *why = invalid(h, m, tlen);
   /* What fits in one PUBLISH: topic, packet id, properties, payload. */
   size_t plen = why ? 0 : props_put(m, NULL);

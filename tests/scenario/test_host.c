@@ -570,3 +570,22 @@ Test(host, out_of_memory_anywhere_leaves_a_consistent_broker) {
     cr_assert(eq(int, r.n, before + 1));
   }
 }
+
+static void republish_view(rec *r, const mqttb_message *msg) {
+  /* The view itself, topic not NUL-terminated: the payload follows it in
+   * memory, so reading the topic with strlen would run into it. */
+  r->rv = mqttb_broker_publish(bed->broker, msg, bed->now);
+}
+
+Test(host, republishing_the_delivered_view_uses_its_lengths) {
+  rec r = {0};
+  r.then = republish_view;
+  cr_assert(eq(int, subscribe("v/#", 0, &r), MQTTB_OK));
+  cr_assert(eq(int, publish("v/x", "PAYLOADPAYLOAD", 0, 0), 1));
+  cr_assert(eq(int, r.calls, MQTTB_HOST_MAX_DEPTH + 1));
+  cr_assert(eq(int, r.rv, MQTTB_ERR_QUOTA));
+  for (int i = 0; i < r.n; i++)
+    cr_assert(eq(str, r.m[i].topic, "v/x"));
+  /* The refusal's log line names the topic, not the payload after it. */
+  cr_assert(not(eq(ptr, strstr(bed->last_log, "v/x refused"), NULL)), "%s", bed->last_log);
+}
