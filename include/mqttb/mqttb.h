@@ -883,7 +883,10 @@ MQTTB_EXTERN void mqttb_conn_del(mqttb_conn *conn, uint64_t now);
  * once the call has done settings.work_budget units of work the packets
  * left are held for the next call (see ::mqttb_conn_input_pending). Input
  * held by an earlier call is processed first. @p len may be 0 to go on
- * with held input only.
+ * with held input only. When a packet closes the connection (DISCONNECT, or
+ * an error), the bytes after it are discarded: on a stream that carries one
+ * session after another (a serial line), feed at most one packet at a time
+ * and keep the rest for the next connection object.
  * @param conn the connection.
  * @param len the number of bytes at @p in.
  * @param in the bytes (NULL when @p len is 0); borrowed for the duration
