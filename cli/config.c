@@ -112,8 +112,9 @@ static int add_listener(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
   }
   cfg->listeners = grown;
   struct mqttb_cli_listener *l = &cfg->listeners[cfg->listener_count];
+  memset(l, 0, sizeof *l);
   l->port = port;
-  l->bind_address = NULL;
+  l->sec.allow_anonymous = -1;
   if (bind_address != NULL && set_string(ctx, &l->bind_address, bind_address) != 0) {
     return -1;
   }
@@ -203,6 +204,10 @@ static const struct {
     {"max_input_bytes_total", 1, 1},
     {"work_budget", 1, 1},
     {"response_information", 1, 1},
+    {"allow_anonymous", 1, 1},
+    {"password_file", 1, 1},
+    {"acl_file", 1, 1},
+    {"per_listener_settings", 1, 1},
 };
 
 static int check_option(const struct parse_ctx *ctx, const char *opt, int argc) {
@@ -367,6 +372,24 @@ static int apply_option(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
       return -1;
     }
     s->output_stall_timeout_ms = (uint32_t)v * 1000u;
+  } else if (strcmp(opt, "per_listener_settings") == 0) {
+    int b = 0;
+    if (get_bool(ctx, opt, arg, &b) != 0) {
+      return -1;
+    }
+    cfg->per_listener_settings = b != 0;
+  } else if (strcmp(opt, "allow_anonymous") == 0 || strcmp(opt, "password_file") == 0 ||
+             strcmp(opt, "acl_file") == 0) {
+    /* As Mosquitto: with per_listener_settings, the latest listener's. */
+    struct mqttb_cli_security *sec = &cfg->sec;
+    if (cfg->per_listener_settings && cfg->listener_count > 0) {
+      sec = &cfg->listeners[cfg->listener_count - 1].sec;
+    }
+    if (strcmp(opt, "allow_anonymous") == 0) {
+      return get_bool(ctx, opt, arg, &sec->allow_anonymous);
+    }
+    return set_string(ctx, strcmp(opt, "acl_file") == 0 ? &sec->acl_file : &sec->password_file,
+                      arg);
   } else if (strcmp(opt, "response_information") == 0) {
     if (set_string(ctx, &cfg->response_information, arg) != 0) {
       return -1;
@@ -401,6 +424,7 @@ void mqttb_cli_config_init(struct mqttb_cli_config *cfg) {
   cfg->log_types = MQTTB_CLI_LOG_TYPES_DEFAULT;
   cfg->log_dests = MQTTB_CLI_LOG_DEST_STDERR;
   cfg->log_timestamp = true;
+  cfg->sec.allow_anonymous = -1;
 }
 
 int mqttb_cli_config_load_stream(FILE *f, const char *name, struct mqttb_cli_config *cfg, char *err,
@@ -434,10 +458,17 @@ int mqttb_cli_config_load(const char *path, struct mqttb_cli_config *cfg, char *
   return rc;
 }
 
+static void security_free(struct mqttb_cli_security *sec) {
+  free(sec->password_file);
+  free(sec->acl_file);
+}
+
 void mqttb_cli_config_free(struct mqttb_cli_config *cfg) {
   for (size_t i = 0; i < cfg->listener_count; i++) {
     free(cfg->listeners[i].bind_address);
+    security_free(&cfg->listeners[i].sec);
   }
+  security_free(&cfg->sec);
   free(cfg->listeners);
   free(cfg->bind_address);
   free(cfg->auto_id_prefix);

@@ -27,11 +27,23 @@
 #define MQTTB_CLI_LOG_DEST_STDERR 1u
 #define MQTTB_CLI_LOG_DEST_STDOUT 2u
 
+/* Security options: the broker's, or (per_listener_settings true) one
+ * listener's. */
+struct mqttb_cli_security {
+  /* allow_anonymous: 1, 0, or -1 when not given (Mosquitto 2's default then
+   * depends on whether listeners are configured). */
+  int allow_anonymous;
+  char *password_file; /* NULL: none */
+  char *acl_file;      /* NULL: none */
+};
+
 /* One `listener PORT [BIND_ADDRESS]` line. */
 struct mqttb_cli_listener {
   uint16_t port;
   /* NULL: all addresses (0.0.0.0 and ::). */
   char *bind_address;
+  /* Its security options, with per_listener_settings true. */
+  struct mqttb_cli_security sec;
 };
 
 struct mqttb_cli_config {
@@ -44,6 +56,13 @@ struct mqttb_cli_config {
   /* `listener` lines, in file order. */
   struct mqttb_cli_listener *listeners;
   size_t listener_count;
+  /* per_listener_settings: security options after a `listener` line are
+   * that listener's. */
+  bool per_listener_settings;
+  /* The broker's security options; with per_listener_settings, those given
+   * before the first `listener` line, which apply to the default listener
+   * (port / bind_address / -p / -b). */
+  struct mqttb_cli_security sec;
   /* MQTTB_CLI_LOG_BIT() of each level to print. */
   unsigned log_types;
   /* MQTTB_CLI_LOG_DEST_* bits. */

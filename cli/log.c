@@ -46,6 +46,14 @@ void mqttb_cli_log(mqttb_log_level level, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
+  /* Client ids, user names and topics are the clients' choice: a control
+   * byte (a newline) must not forge a log line that a scanner such as
+   * fail2ban would read as someone else's. */
+  for (char *p = msg; *p != '\0'; p++) {
+    if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+      *p = '?';
+    }
+  }
 
   char stamp[32] = "";
   if (log_timestamp) {

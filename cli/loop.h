@@ -11,22 +11,32 @@
 #include <mqttb/mqttb.h>
 
 struct mqttb_cli_loop;
+struct mqttb_cli_auth;
 
 /*
- * Create the broker and the loop. Blocks SIGINT/SIGTERM (they are read from a
- * signalfd) and ignores SIGPIPE. Returns NULL on failure, after printing why.
+ * Create the broker and the loop. Blocks SIGINT/SIGTERM/SIGHUP (they are
+ * read from a signalfd) and ignores SIGPIPE. Returns NULL on failure, after
+ * printing why.
  */
 struct mqttb_cli_loop *mqttb_cli_loop_new(const mqttb_settings *settings);
 
 /*
- * Listen on @p host (NULL: 0.0.0.0 and, when IPv6 is available, ::) at
+ * Listen on @p host (NULL: 0.0.0.0 and, when IPv6 is available, ::; "":
+ * 127.0.0.1 and, when IPv6 is available, ::1) at
  * @p port. Port 0 picks a free port, shared by all sockets of this call. The
  * port actually bound is stored in @p bound_port. Prints
- * "mqttb: listening on ADDR:PORT" per socket. Returns 0, or -1 after printing
- * an error.
+ * "mqttb: listening on ADDR:PORT" per socket. Its clients are checked
+ * against @p auth (NULL: everyone may do everything), which must outlive
+ * the loop. Returns 0, or -1 after printing an error.
  */
 int mqttb_cli_loop_listen(struct mqttb_cli_loop *loop, const char *host, uint16_t port,
-                          uint16_t *bound_port);
+                          uint16_t *bound_port, struct mqttb_cli_auth *auth);
+
+/* On SIGHUP, call reload(arg) between two loop iterations. */
+void mqttb_cli_loop_set_reload(struct mqttb_cli_loop *loop, int (*reload)(void *arg), void *arg);
+
+/* The broker the loop drives. */
+mqttb_broker *mqttb_cli_loop_broker(struct mqttb_cli_loop *loop);
 
 /* Serve until SIGINT or SIGTERM. Returns the process exit status. */
 int mqttb_cli_loop_run(struct mqttb_cli_loop *loop);

@@ -5,6 +5,7 @@
  *
  * SPDX-License-Identifier: MIT
  */
+#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "loop.h"
@@ -67,6 +68,20 @@ struct cli_args {
 struct listen_spec {
   const char *host;
   uint16_t port;
+  size_t auth; /* index into the broker's security sets */
+};
+
+/* The running broker's configuration, for SIGHUP. */
+struct state {
+  const struct cli_args *args;
+  struct mqttb_cli_config *cfg;
+  /* [0]: the broker's security options (with per_listener_settings: the
+   * default listener's); [1 + i]: listener i's, with per_listener_settings. */
+  struct mqttb_cli_auth *auths;
+  size_t nauths;
+  /* No listener configured: Mosquitto 2's local only mode. */
+  bool local_only;
+  struct mqttb_cli_loop *loop;
 };
 
 static bool parse_port(const char *s, uint16_t *out) {
@@ -152,13 +167,15 @@ static int parse_args(int argc, char **argv, struct cli_args *args) {
  * config file with only `listener` lines has no default listener.
  */
 static struct listen_spec *plan_listeners(const struct cli_args *args,
-                                          const struct mqttb_cli_config *cfg, size_t *count) {
+                                          const struct mqttb_cli_config *cfg, bool local_only,
+                                          size_t *count) {
   bool want_default = args->port_count > 0 || args->bind_count > 0 || cfg->port >= 0 ||
                       cfg->bind_address != NULL || cfg->listener_count == 0;
   uint16_t cfg_port = cfg->port >= 0 ? (uint16_t)cfg->port : DEFAULT_PORT;
   const uint16_t *ports = args->port_count > 0 ? args->ports : &cfg_port;
   size_t nports = args->port_count > 0 ? args->port_count : 1;
-  const char *cfg_host = cfg->bind_address;
+  /* Local only mode listens on loopback ("") unless -b says otherwise. */
+  const char *cfg_host = local_only ? "" : cfg->bind_address;
   const char *const *hosts = args->bind_count > 0 ? args->binds : &cfg_host;
   size_t nhosts = args->bind_count > 0 ? args->bind_count : 1;
 
@@ -178,6 +195,7 @@ static struct listen_spec *plan_listeners(const struct cli_args *args,
   for (size_t i = 0; i < cfg->listener_count; i++) {
     specs[k].host = cfg->listeners[i].bind_address;
     specs[k].port = cfg->listeners[i].port;
+    specs[k].auth = cfg->per_listener_settings ? 1 + i : 0;
     k++;
   }
   *count = n;
@@ -219,6 +237,144 @@ static void raise_nofile_limit(void) {
   }
 }
 
+/* Mosquitto 2: without listeners anonymous clients are allowed (local
+ * only mode); once a listener is configured they are refused unless
+ * allow_anonymous true. */
+static bool anonymous_allowed(const struct mqttb_cli_security *sec, bool local_only) {
+  return sec->allow_anonymous >= 0 ? sec->allow_anonymous != 0 : local_only;
+}
+
+/* The security set of index i of a configuration. */
+static const struct mqttb_cli_security *security_of(const struct mqttb_cli_config *cfg, size_t i) {
+  return i == 0 ? &cfg->sec : &cfg->listeners[i - 1].sec;
+}
+
+static size_t security_count(const struct mqttb_cli_config *cfg) {
+  return cfg->per_listener_settings ? 1 + cfg->listener_count : 1;
+}
+
+/* Load every security set's files; on failure none is kept. */
+static struct mqttb_cli_auth *load_auths(const struct mqttb_cli_config *cfg, bool local_only,
+                                         size_t *count, char *err, size_t errlen) {
+  size_t n = security_count(cfg);
+  struct mqttb_cli_auth *auths = calloc(n, sizeof *auths);
+  if (auths == NULL) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  for (size_t i = 0; i < n; i++) {
+    const struct mqttb_cli_security *sec = security_of(cfg, i);
+    if (mqttb_cli_auth_load(&auths[i], anonymous_allowed(sec, local_only), sec->password_file,
+                            sec->acl_file, err, errlen) != 0) {
+      for (size_t j = 0; j < i; j++) {
+        mqttb_cli_auth_free(&auths[j]);
+      }
+      free(auths);
+      return NULL;
+    }
+  }
+  *count = n;
+  return auths;
+}
+
+static void free_auths(struct mqttb_cli_auth *auths, size_t n) {
+  for (size_t i = 0; auths != NULL && i < n; i++) {
+    mqttb_cli_auth_free(&auths[i]);
+  }
+  free(auths);
+}
+
+static bool is_loopback(const char *host) {
+  return host != NULL && (host[0] == '\0' || strncmp(host, "127.", 4) == 0 ||
+                          strcmp(host, "::1") == 0 || strcmp(host, "localhost") == 0);
+}
+
+/* Say who may connect where. */
+static void log_security(const struct state *st, const struct listen_spec *specs, size_t n) {
+  if (st->local_only) {
+    mqttb_cli_log(MQTTB_LOG_NOTICE, "Starting in local only mode. Connections will only be "
+                                    "possible from clients running on this machine.");
+    mqttb_cli_log(MQTTB_LOG_NOTICE, "Create a configuration file which defines a listener to "
+                                    "allow remote access.");
+  }
+  for (size_t i = 0; i < n; i++) {
+    const struct mqttb_cli_auth *a = &st->auths[specs[i].auth];
+    const char *where = specs[i].host == NULL      ? "all addresses"
+                        : specs[i].host[0] == '\0' ? "loopback"
+                                                   : specs[i].host;
+    if (!a->allow_anonymous) {
+      mqttb_cli_log(MQTTB_LOG_NOTICE,
+                    "Listener on port %u (%s): anonymous clients are refused "
+                    "(allow_anonymous false)%s",
+                    (unsigned)specs[i].port, where,
+                    a->pw == NULL ? "; no password_file, so every client is refused" : "");
+    } else if (!is_loopback(specs[i].host) && a->pw == NULL) {
+      mqttb_cli_log(MQTTB_LOG_WARNING,
+                    "Listener on port %u (%s) is open to the network without authentication: "
+                    "anyone can connect",
+                    (unsigned)specs[i].port, where);
+    }
+  }
+}
+
+/* SIGHUP: read the configuration file again. What fails leaves the old
+ * configuration in place; listeners stay as they are. */
+static int reload(void *arg) {
+  struct state *st = arg;
+  const char *path = st->args->config_file;
+  mqttb_cli_log(MQTTB_LOG_NOTICE, "Reloading config file %s.", path);
+  struct mqttb_cli_config *next = malloc(sizeof *next);
+  if (next == NULL) {
+    mqttb_cli_log(MQTTB_LOG_ERROR, "Reload failed: out of memory; the old configuration stays");
+    return -1;
+  }
+  mqttb_cli_config_init(next);
+  char err[512];
+  if (mqttb_cli_config_load(path, next, err, sizeof err) != 0) {
+    mqttb_cli_log(MQTTB_LOG_ERROR, "Reload failed: %s; the old configuration stays", err);
+    mqttb_cli_config_free(next);
+    free(next);
+    return -1;
+  }
+  size_t nauths = 0;
+  struct mqttb_cli_auth *auths = NULL;
+  if (security_count(next) != st->nauths || next->listener_count != st->cfg->listener_count) {
+    mqttb_cli_log(MQTTB_LOG_ERROR,
+                  "Reload failed: %s: the listeners or per_listener_settings changed, which "
+                  "needs a restart; the old configuration stays",
+                  path);
+  } else if ((auths = load_auths(next, st->local_only, &nauths, err, sizeof err)) == NULL) {
+    mqttb_cli_log(MQTTB_LOG_ERROR, "Reload failed: %s; the old configuration stays", err);
+  }
+  if (auths == NULL) {
+    mqttb_cli_config_free(next);
+    free(next);
+    return -1;
+  }
+  /* Connections look their rules up at each check: swapping the contents
+   * makes the new files apply from each client's next packet on. */
+  for (size_t i = 0; i < nauths; i++) {
+    mqttb_cli_auth_free(&st->auths[i]);
+    st->auths[i] = auths[i];
+  }
+  free(auths);
+  next->settings.auto_id_key[0] = st->cfg->settings.auto_id_key[0];
+  next->settings.auto_id_key[1] = st->cfg->settings.auto_id_key[1];
+  int rc = mqttb_broker_reload_settings(mqttb_cli_loop_broker(st->loop), &next->settings);
+  if (rc != MQTTB_OK) {
+    mqttb_cli_log(MQTTB_LOG_ERROR, "Reloading the broker's limits failed: %s", mqttb_strerror(rc));
+  }
+  mqttb_cli_log_setup(st->args->verbose ? MQTTB_CLI_LOG_TYPES_ALL : next->log_types,
+                      next->log_dests, next->log_timestamp);
+  mqttb_cli_config_free(st->cfg);
+  *st->cfg = *next;
+  free(next);
+  mqttb_cli_log(MQTTB_LOG_NOTICE,
+                "Config reloaded: password_file, acl_file, allow_anonymous, log and limits "
+                "apply now; listeners are not reloaded (restart to change them).");
+  return 0;
+}
+
 static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
   if (args->config_file != NULL) {
     char err[512];
@@ -236,10 +392,19 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
   }
   raise_nofile_limit();
 
+  struct state st = {.args = args, .cfg = cfg};
+  st.local_only = cfg->listener_count == 0 && cfg->port < 0 && cfg->bind_address == NULL;
+  char err[512];
+  st.auths = load_auths(cfg, st.local_only, &st.nauths, err, sizeof err);
+  if (st.auths == NULL) {
+    mqttb_cli_fatal("%s", err);
+    return 1;
+  }
   size_t nspecs = 0;
-  struct listen_spec *specs = plan_listeners(args, cfg, &nspecs);
+  struct listen_spec *specs = plan_listeners(args, cfg, st.local_only, &nspecs);
   if (specs == NULL) {
     mqttb_cli_fatal("out of memory");
+    free_auths(st.auths, st.nauths);
     return 1;
   }
   /* Assigned client identifiers must not be guessable. */
@@ -248,12 +413,16 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
     mqttb_cli_log(MQTTB_LOG_WARNING, "no random key for assigned client identifiers: %s",
                   strerror(errno));
   }
-  struct mqttb_cli_loop *loop = mqttb_cli_loop_new(&cfg->settings);
-  int status = loop == NULL ? 1 : 0;
+  st.loop = mqttb_cli_loop_new(&cfg->settings);
+  int status = st.loop == NULL ? 1 : 0;
   uint16_t first_port = 0;
+  if (status == 0) {
+    log_security(&st, specs, nspecs);
+  }
   for (size_t i = 0; status == 0 && i < nspecs; i++) {
     uint16_t port;
-    if (mqttb_cli_loop_listen(loop, specs[i].host, specs[i].port, &port) != 0) {
+    if (mqttb_cli_loop_listen(st.loop, specs[i].host, specs[i].port, &port,
+                              &st.auths[specs[i].auth]) != 0) {
       status = 1;
     } else if (i == 0) {
       first_port = port;
@@ -263,10 +432,14 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
   if (status == 0 && args->port_file != NULL && write_port_file(args->port_file, first_port) != 0) {
     status = 1;
   }
-  if (status == 0) {
-    status = mqttb_cli_loop_run(loop);
+  if (status == 0 && args->config_file != NULL) {
+    mqttb_cli_loop_set_reload(st.loop, reload, &st);
   }
-  mqttb_cli_loop_free(loop);
+  if (status == 0) {
+    status = mqttb_cli_loop_run(st.loop);
+  }
+  mqttb_cli_loop_free(st.loop);
+  free_auths(st.auths, st.nauths);
   return status;
 }
 
