@@ -21,22 +21,29 @@
 #define DEFAULT_PORT 1883
 
 static const char usage_text[] =
-    "mqttb is an MQTT 3.1/3.1.1 broker.\n"
+    "mqttb is an MQTT 5.0/3.1.1/3.1 broker.\n"
     "\n"
     "Usage: mqttb [-c config_file] [-p port]... [-b address]... [-v] [--port-file file]\n"
     "\n"
     "  -c, --config-file FILE  read the configuration from FILE (mosquitto.conf syntax)\n"
     "  -p, --port PORT         listen on PORT (default 1883, 0 picks a free port);\n"
     "                          may be repeated; overrides 'port' from the config file\n"
-    "  -b, --bind ADDRESS      listen on ADDRESS only (default 0.0.0.0 and ::); may be\n"
-    "                          repeated; overrides 'bind_address' from the config file\n"
+    "  -b, --bind ADDRESS      listen on ADDRESS only; may be repeated; overrides\n"
+    "                          'bind_address' from the config file\n"
     "      --port-file FILE    after binding, write the first listener's port to FILE\n"
     "  -v, --verbose           log everything, including debug messages\n"
     "  -h, --help              show this help and exit\n"
     "      --version           show the version and exit\n"
     "\n"
+    "Without a listener in the configuration (no 'listener', 'port' or 'bind_address'),\n"
+    "mqttb listens on 127.0.0.1 and ::1 only and allows anonymous clients (Mosquitto 2's\n"
+    "local only mode). Once a listener is configured, anonymous clients are refused\n"
+    "unless 'allow_anonymous true'. SIGHUP reloads the configuration file.\n"
+    "\n"
     "Config file options (as in mosquitto.conf):\n"
     "  listener PORT [ADDRESS]   port PORT   bind_address ADDRESS\n"
+    "  allow_anonymous true|false   password_file FILE   acl_file FILE\n"
+    "  per_listener_settings true|false\n"
     "  max_inflight_messages N   max_queued_messages N   max_queued_bytes N\n"
     "  max_connections N (-1 = unlimited)   max_keepalive N   max_packet_size N\n"
     "  queue_qos0_messages true|false   allow_zero_length_clientid true|false\n"
@@ -49,7 +56,9 @@ static const char usage_text[] =
     "  log_type error|warning|notice|information|debug|all|none (repeatable)\n"
     "  log_dest stderr|stdout   log_timestamp true|false\n"
     "  connect_timeout SECONDS   (mqttb extension) time a new connection has to send\n"
-    "                            CONNECT before it is closed; default 10, 0 = no limit\n";
+    "                            CONNECT before it is closed; default 10, 0 = no limit\n"
+    "\n"
+    "Passwords: mqttb_passwd (the interface of mosquitto_passwd).\n";
 
 enum { OPT_VERSION = 256, OPT_PORT_FILE };
 
