@@ -84,6 +84,10 @@ struct conn {
   struct conn *busy_next;
   struct conn *later_next;
   bool in_later;
+  /* Waiting for a password check of a later iteration (AUTH_PER_ITERATION):
+   * not polled for input meanwhile. */
+  struct conn *dprev, *dnext;
+  bool deferred;
   /* Events currently registered with epoll. */
   uint32_t events;
   bool in_dirty;
@@ -121,8 +125,10 @@ struct mqttb_cli_loop {
   struct conn *later;
   uint64_t now;
   bool stop;
-  /* Password checks left in this iteration (AUTH_PER_ITERATION). */
+  /* Password checks left in this iteration (AUTH_PER_ITERATION), and the
+   * connections waiting for one, first come first served. */
   int auth_budget;
+  struct conn *deferred_head, *deferred_tail;
   /* SIGHUP arrived: call reload after this iteration. */
   bool reload_requested;
   int (*reload)(void *arg);
@@ -213,10 +219,48 @@ static void conn_set_events(struct conn *c, uint32_t events) {
 /* What to wait for: input unless busy or closing, output when blocked. */
 static void conn_update_events(struct conn *c) {
   uint32_t ev = c->out_blocked ? EPOLLOUT : 0;
-  if (!c->closing && !c->busy) {
+  if (!c->closing && !c->busy && !c->deferred) {
     ev |= EPOLLIN;
   }
   conn_set_events(c, ev);
+}
+
+/* Park a connection that still has to authenticate until a later
+ * iteration has password checks to spare; epoll stops reporting its input
+ * meanwhile, so thousands of them do not crowd out the others' events. */
+static void deferred_add(struct conn *c) {
+  struct mqttb_cli_loop *loop = c->loop;
+  if (c->deferred) {
+    return;
+  }
+  c->deferred = true;
+  c->dnext = NULL;
+  c->dprev = loop->deferred_tail;
+  if (loop->deferred_tail != NULL) {
+    loop->deferred_tail->dnext = c;
+  } else {
+    loop->deferred_head = c;
+  }
+  loop->deferred_tail = c;
+  conn_update_events(c);
+}
+
+static void deferred_remove(struct conn *c) {
+  struct mqttb_cli_loop *loop = c->loop;
+  if (!c->deferred) {
+    return;
+  }
+  if (c->dprev != NULL) {
+    c->dprev->dnext = c->dnext;
+  } else {
+    loop->deferred_head = c->dnext;
+  }
+  if (c->dnext != NULL) {
+    c->dnext->dprev = c->dprev;
+  } else {
+    loop->deferred_tail = c->dprev;
+  }
+  c->deferred = false;
 }
 
 static void busy_add(struct conn *c) {
@@ -276,6 +320,7 @@ static void conn_destroy(struct conn *c) {
   if (c->busy) {
     busy_remove(c);
   }
+  deferred_remove(c);
   if (c->prev != NULL) {
     c->prev->next = c->next;
   } else {
@@ -419,7 +464,8 @@ static void conn_read(struct conn *c) {
   uint8_t buf[READ_BUF_SIZE];
   if (!c->connected && c->loop->auth_budget <= 0) {
     /* This iteration's password checks are spent: a client still to
-     * connect waits for the next one (its socket stays readable). */
+     * connect waits for a later one. */
+    deferred_add(c);
     return;
   }
   for (int i = 0; i < READS_PER_EVENT && !c->closing && !c->dead && !c->busy; i++) {
@@ -681,7 +727,9 @@ int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
   struct epoll_event events[MAX_EVENTS];
   while (!loop->stop) {
     int n = epoll_wait(loop->epfd, events, MAX_EVENTS,
-                       loop->busy_head != NULL || loop->later != NULL ? 0 : next_timeout(loop));
+                       loop->busy_head != NULL || loop->later != NULL || loop->deferred_head != NULL
+                           ? 0
+                           : next_timeout(loop));
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -691,6 +739,13 @@ int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
     }
     loop->now = now_ms();
     loop->auth_budget = AUTH_PER_ITERATION;
+    /* Those parked first, in the order they came. */
+    while (loop->auth_budget > 0 && loop->deferred_head != NULL) {
+      struct conn *c = loop->deferred_head;
+      deferred_remove(c);
+      conn_update_events(c);
+      conn_read(c);
+    }
     for (int i = 0; i < n; i++) {
       dispatch(loop, events[i].data.ptr, events[i].events);
     }

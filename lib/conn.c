@@ -270,9 +270,19 @@ void mqttb_conn_close(mqttb_conn *c, int reason) {
       reason != MQTTB_ERR_TRANSPORT_CLOSED)
     send_disconnect5(c, v5_reason(c, reason)); /* best effort */
   if (prev == MQTTB_CONN_CONNECTED) {
-    /* The will is still here unless a DISCONNECT discarded it. */
+    /* The will is still here unless a DISCONNECT discarded it. It is
+     * checked again as it goes out, as a PUBLISH would be: the rules may
+     * have changed since the CONNECT. */
     mqttb_msg *will = c->will;
     c->will = NULL;
+    if (will &&
+        mqttb_conn_authorize(c, MQTTB_ACCESS_PUBLISH, (const uint8_t *)MQTTB_MSG_TOPIC(will),
+                             will->topic_len, will->qos, will->retain) != 0) {
+      mqttb_conn_log(c, MQTTB_LOG_NOTICE, "will on %.*s not published: not authorized",
+                     mqttb_log_cut(will->topic_len), MQTTB_MSG_TOPIC(will));
+      mqttb_msg_unref(&ctx->mem, will);
+      will = NULL;
+    }
     mqttb_session *s = c->session;
     c->session = NULL;
     ctx->stats.clients_connected--;

@@ -443,7 +443,10 @@ typedef struct mqttb_callbacks {
    * acknowledged as the protocol requires but not delivered. A CONNECT's
    * will topic is asked about as a PUBLISH once the client is authenticated
    * (::mqttb_conn_get_client_id already gives its identifier); a refusal
-   * refuses the connection (CONNACK 0x05, MQTT 5: the code). When NULL
+   * refuses the connection (CONNACK 0x05, MQTT 5: the code). It is asked
+   * again when the will is published as its connection closes (a refusal
+   * then drops the will); a will delayed by MQTT 5's Will Delay Interval is
+   * published later without asking. When NULL
    * everything is allowed. Messages the application publishes with
    * ::mqttb_broker_publish and host subscriptions are not asked about.
    *
