@@ -85,9 +85,11 @@ static void on_signal(int sig) {
 
 enum read_result { READ_OK, READ_EMPTY, READ_TOO_LONG, READ_NUL };
 
-/* One line from stdin without echo when it is a terminal (mosquitto_passwd's
- * gets_quiet: stdin, not /dev/tty). Trailing CR/LF are removed. */
-static enum read_result read_secret(char *buf, size_t cap, size_t *len) {
+/* Print prompt and read one line from stdin without echo when it is a
+ * terminal (mosquitto_passwd's gets_quiet: stdin, not /dev/tty). Echo is
+ * off before the prompt appears, so nothing typed after it is echoed.
+ * Trailing CR/LF are removed. */
+static enum read_result read_secret(const char *prompt, char *buf, size_t cap, size_t *len) {
   struct termios quiet;
   if (isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved_term) == 0) {
     quiet = saved_term;
@@ -95,6 +97,8 @@ static enum read_result read_secret(char *buf, size_t cap, size_t *len) {
     term_changed = 1;
     tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
   }
+  printf("%s", prompt);
+  fflush(stdout);
   size_t n = 0;
   bool too_long = false, nul = false, any = false;
   int c;
@@ -143,9 +147,7 @@ static int get_password(bool confirm, char *pw, size_t *pw_len) {
   for (int i = 0; i < (confirm ? 2 : 1) && rc == 0; i++) {
     char *buf = i == 0 ? pw : again;
     size_t *len = i == 0 ? pw_len : &again_len;
-    printf("%s", prompts[i]);
-    fflush(stdout);
-    enum read_result r = read_secret(buf, MAX_PASSWORD, len);
+    enum read_result r = read_secret(prompts[i], buf, MAX_PASSWORD, len);
     if (r == READ_EMPTY) {
       fprintf(stderr, "Error: Empty password.\n");
       rc = 1;
