@@ -13,11 +13,13 @@ int mqttb_cli_auth_connect(const struct mqttb_cli_auth *a, const char *username,
   if (a->pw == NULL || username == NULL) {
     return a->allow_anonymous ? MQTTB_REASON_SUCCESS : MQTTB_REASON_NOT_AUTHORIZED_5;
   }
-  /* An unknown user costs the same hash as a wrong password. */
+  /* An unknown user costs the same hash as a wrong password, and so does a
+   * CONNECT without a password field, which is refused even for a user
+   * whose password is empty (as Mosquitto). */
   static const uint8_t none[1] = {0};
-  return mqttb_pwfile_check(a->pw, username, ulen, password ? password : none, password ? plen : 0)
-             ? MQTTB_REASON_SUCCESS
-             : MQTTB_REASON_NOT_AUTHORIZED_5;
+  bool ok =
+      mqttb_pwfile_check(a->pw, username, ulen, password ? password : none, password ? plen : 0);
+  return ok && password != NULL ? MQTTB_REASON_SUCCESS : MQTTB_REASON_NOT_AUTHORIZED_5;
 }
 
 /* "$share/GROUP/FILTER" is checked as FILTER. */

@@ -929,43 +929,33 @@ static int listen_one(struct mqttb_cli_loop *loop, const struct sockaddr *sa, so
   return 1;
 }
 
+/* The IPv4 and IPv6 wildcard addresses, or with loopback 127.0.0.1 and ::1;
+ * the IPv6 socket is skipped where IPv6 is not available. IPv4 first, so
+ * that with port 0 the IPv6 socket reuses the port it got. */
+static int listen_wildcard(struct mqttb_cli_loop *loop, bool loopback, uint16_t port,
+                           uint16_t *bound_port, struct mqttb_cli_auth *auth) {
+  struct sockaddr_in sa4;
+  memset(&sa4, 0, sizeof sa4);
+  sa4.sin_family = AF_INET;
+  sa4.sin_addr.s_addr = htonl(loopback ? INADDR_LOOPBACK : INADDR_ANY);
+  struct sockaddr_in6 sa6;
+  memset(&sa6, 0, sizeof sa6);
+  sa6.sin6_family = AF_INET6;
+  sa6.sin6_addr = loopback ? in6addr_loopback : in6addr_any;
+  if (listen_one(loop, (struct sockaddr *)&sa4, sizeof sa4, &port, false, auth) < 0 ||
+      listen_one(loop, (struct sockaddr *)&sa6, sizeof sa6, &port, true, auth) < 0) {
+    return -1;
+  }
+  *bound_port = port;
+  return 0;
+}
+
 int mqttb_cli_loop_listen(struct mqttb_cli_loop *loop, const char *host, uint16_t port,
                           uint16_t *bound_port, struct mqttb_cli_auth *auth) {
   int bound = 0;
   int rc;
-  if (host != NULL && host[0] == '\0') {
-    /* Loopback only: 127.0.0.1, and ::1 where IPv6 is available. */
-    struct sockaddr_in lo4;
-    memset(&lo4, 0, sizeof lo4);
-    lo4.sin_family = AF_INET;
-    lo4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    struct sockaddr_in6 lo6;
-    memset(&lo6, 0, sizeof lo6);
-    lo6.sin6_family = AF_INET6;
-    lo6.sin6_addr = in6addr_loopback;
-    rc = listen_one(loop, (struct sockaddr *)&lo4, sizeof lo4, &port, false, auth);
-    if (rc < 0 || listen_one(loop, (struct sockaddr *)&lo6, sizeof lo6, &port, true, auth) < 0) {
-      return -1;
-    }
-    *bound_port = port;
-    return 0;
-  }
-  if (host == NULL) {
-    struct sockaddr_in any4;
-    memset(&any4, 0, sizeof any4);
-    any4.sin_family = AF_INET;
-    any4.sin_addr.s_addr = htonl(INADDR_ANY);
-    struct sockaddr_in6 any6;
-    memset(&any6, 0, sizeof any6);
-    any6.sin6_family = AF_INET6;
-    any6.sin6_addr = in6addr_any;
-    /* IPv4 first, so with port 0 the IPv6 socket reuses the port it got. */
-    rc = listen_one(loop, (struct sockaddr *)&any4, sizeof any4, &port, false, auth);
-    if (rc < 0 || listen_one(loop, (struct sockaddr *)&any6, sizeof any6, &port, true, auth) < 0) {
-      return -1;
-    }
-    *bound_port = port;
-    return 0;
+  if (host == NULL || host[0] == '\0') {
+    return listen_wildcard(loop, host != NULL, port, bound_port, auth);
   }
 
   struct addrinfo hints;
