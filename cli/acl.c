@@ -707,7 +707,8 @@ int mqttb_acl_load(const char *path, mqttb_acl **out, char *err, size_t errlen) 
     }
     return -1;
   }
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer (refused below). */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     if (errlen > 0) {
       snprintf(err, errlen, "%s: cannot open ACL file: %s", path, strerror(errno));
@@ -716,6 +717,13 @@ int mqttb_acl_load(const char *path, mqttb_acl **out, char *err, size_t errlen) 
   }
   struct stat st;
   size_t cap = 65536;
+  if (fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+    close(fd);
+    if (errlen > 0) {
+      snprintf(err, errlen, "%s: a FIFO or socket, not a file", path);
+    }
+    return -1;
+  }
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
     if ((uint64_t)st.st_size > MQTTB_ACL_MAX_FILE_SIZE) {
       close(fd);

@@ -443,13 +443,19 @@ int mqttb_pwline_split(const char *line, size_t len, mqttb_pwline *out, char *er
 int mqttb_pwfile_read(const char *path, char **data, size_t *len, char *err, size_t errlen) {
   *data = NULL;
   *len = 0;
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer (refused below). */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     set_err(err, errlen, "%s: %s", path, strerror(errno));
     return -1;
   }
   struct stat st;
   size_t cap = 4096;
+  if (fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+    close(fd);
+    set_err(err, errlen, "%s: a FIFO or socket, not a file", path);
+    return -1;
+  }
   if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
     if ((uint64_t)st.st_size > MQTTB_PWFILE_MAX_SIZE) {
       close(fd);

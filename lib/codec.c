@@ -124,8 +124,10 @@ int mqttb_decode_connect(const uint8_t *body, size_t len, mqttb_connect *c) {
   if (!c->will && (c->will_qos != 0 || c->will_retain)) {
     return MQTTB_CODEC_MALFORMED; /* [MQTT-3.1.2-11], [MQTT-3.1.2-13], [MQTT-3.1.2-15] */
   }
-  if (c->has_password && !c->has_username) {
-    return MQTTB_CODEC_MALFORMED; /* [MQTT-3.1.2-22] */
+  if (c->has_password && !c->has_username && c->level != 5) {
+    /* [MQTT-3.1.2-22]; MQTT 5 allows a password without a user name
+     * (3.1.2.9). */
+    return MQTTB_CODEC_MALFORMED;
   }
   if (!mqttb_read_u16(body, len, &pos, &c->keepalive)) {
     return MQTTB_CODEC_MALFORMED;

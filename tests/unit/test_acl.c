@@ -1139,3 +1139,17 @@ Test(acl_big, hundred_thousand_rules_for_one_user_and_as_patterns, .timeout = 12
   mqttb_acl_free(a);
   free(b.text);
 }
+
+Test(acl, a_fifo_is_refused_without_waiting_for_a_writer) {
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/mqttb-acl-fifo-%d", (int)getpid());
+  unlink(path);
+  cr_assert(eq(int, mkfifo(path, 0600), 0));
+  mqttb_acl *acl = NULL;
+  char err[256] = "";
+  int rc = mqttb_acl_load(path, &acl, err, sizeof err);
+  unlink(path);
+  cr_assert(eq(int, rc, -1));
+  cr_assert(eq(ptr, acl, NULL));
+  cr_assert(not(eq(ptr, strstr(err, "FIFO"), NULL)), "%s", err);
+}

@@ -1977,3 +1977,19 @@ Test(robustness, random_frames_never_overrun) {
     free(p);
   }
 }
+
+Test(connect, password_without_username_is_allowed_in_mqtt5) {
+  /* MQTT 5 (3.1.2.9) dropped [MQTT-3.1.2-22]: a password may come alone. */
+  wbuf w = {.n = 0};
+  mqttb_connect c;
+  wstr(&w, "MQTT");
+  w8(&w, 5);
+  w8(&w, 0x42);
+  w16(&w, 10);
+  w8(&w, 0); /* no properties */
+  wstr(&w, "abc");
+  wstr(&w, "pw");
+  cr_assert(eq(int, connect_exact(w.b, w.n, &c), MQTTB_CODEC_OK));
+  cr_assert(c.has_password && !c.has_username);
+  cr_assert(eq(sz, c.password.len, 2));
+}

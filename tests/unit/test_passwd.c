@@ -573,3 +573,17 @@ Test(pw_random, fills_the_buffer) {
   cr_assert(not(eq(int, memcmp(a, b, sizeof a), 0)));
   cr_assert(not(eq(int, memcmp(a, zero, sizeof a), 0)));
 }
+
+Test(pwfile, a_fifo_is_refused_without_waiting_for_a_writer) {
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/mqttb-pw-fifo-%d", (int)getpid());
+  unlink(path);
+  cr_assert(eq(int, mkfifo(path, 0600), 0));
+  mqttb_pwfile *pf = NULL;
+  char err[256] = "";
+  int rc = mqttb_pwfile_load(path, &pf, err, sizeof err);
+  unlink(path);
+  cr_assert(eq(int, rc, -1));
+  cr_assert(eq(ptr, pf, NULL));
+  cr_assert(not(eq(ptr, strstr(err, "FIFO"), NULL)), "%s", err);
+}
