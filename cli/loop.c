@@ -200,8 +200,9 @@ static void log_close(struct conn *c, const mqttb_conn *mc, int reason) {
   }
   c->close_logged = true;
   const char *id = mqttb_conn_get_client_id(mc);
-  mqttb_cli_log(MQTTB_LOG_NOTICE, "Client %s [%s] disconnected: %s", id ? id : "<unknown>", c->peer,
-                mqttb_strerror(reason));
+  /* c->peer is "1.2.3.4:5" or "[::1]:5": no brackets around it. */
+  mqttb_cli_log(MQTTB_LOG_NOTICE, "Client %s from %s disconnected: %s", id ? id : "<unknown>",
+                c->peer, mqttb_strerror(reason));
 }
 
 static void conn_set_events(struct conn *c, uint32_t events) {
