@@ -143,10 +143,10 @@ void mqttb_broker_del(mqttb_broker *b) {
     mqttb_log(&b->ctx, MQTTB_LOG_ERROR, "mqttb_broker_del called from a callback: ignored");
     return;
   }
-  /* Open connections are closed, each through on_close, then every
-   * connection object is freed. The host calls refuse from here on. */
-  shut_all(b);
+  /* The host calls refuse from here on; open connections are closed, each
+   * through on_close, then every connection object is freed. */
   b->host.closed = true;
+  shut_all(b);
   while (b->conns)
     mqttb_conn_free(b->conns);
   /* Every remaining session is offline and persistent. */

@@ -341,3 +341,23 @@ Test(lifecycle, reload_is_refused_from_a_callback) {
   bed->on_close_hook = NULL;
   cr_assert(eq(int, rv, MQTTB_ERR_INVALID_STATE));
 }
+
+static int host_rv_in_del = 1;
+
+static void publish_on_close(mqttb_conn *conn, int reason, void *ud) {
+  (void)reason, (void)ud;
+  mqttb_message m = {.topic = "t", .payload = "x", .payload_len = 1};
+  host_rv_in_del = mqttb_broker_publish(mqttb_conn_get_broker(conn), &m, 0);
+}
+
+Test(lifecycle, host_calls_are_refused_during_broker_del) {
+  mqttb_callbacks cb;
+  memset(&cb, 0, sizeof(cb));
+  cb.on_close = publish_on_close;
+  mqttb_broker *b;
+  cr_assert(eq(int, mqttb_broker_new(&b, NULL, &cb, NULL, NULL), MQTTB_OK));
+  mqttb_conn *c;
+  cr_assert(eq(int, mqttb_conn_new(&c, b, 0, NULL), MQTTB_OK));
+  mqttb_broker_del(b); /* c is open: on_close runs inside */
+  cr_assert(eq(int, host_rv_in_del, MQTTB_ERR_INVALID_STATE));
+}
