@@ -60,7 +60,8 @@ static int send_connack(mqttb_conn *c, bool session_present, uint8_t rc, const u
 /* Refuse a CONNECT: CONNACK with the reason (MQTT 5 code; MQTT 3.x clients
  * get the nearest 3.x code), then close. */
 static int refuse(mqttb_conn *c, uint8_t rc, int err, const char *why) {
-  mqttb_conn_log_anon(c, MQTTB_LOG_NOTICE, "refusing connection (CONNACK %#x): %s", rc, why);
+  mqttb_conn_log_anon(c, MQTTB_LOG_NOTICE, "refusing connection (CONNACK %#x): %s",
+                      c->tx.level == 5 ? rc : v3_code(rc), why);
   uint8_t props[3 + 256];
   size_t plen = 0;
   const char *ref = mqttb_conn_x(c)->server_reference;

@@ -179,3 +179,36 @@ Test(authorize, the_will_check_knows_the_client_id) {
   mqttb_conn_del(c, 0);
   mqttb_broker_del(id_broker);
 }
+
+static char refusal_line[256];
+
+static void keep_refusal(mqttb_broker *b, mqttb_log_level level, const char *msg, void *ud) {
+  (void)b, (void)level, (void)ud;
+  if (strstr(msg, "refusing connection"))
+    snprintf(refusal_line, sizeof refusal_line, "%s", msg);
+}
+
+static int refuse_everyone(mqttb_conn *conn, const mqttb_auth_request *req, void *ud) {
+  (void)conn, (void)req, (void)ud;
+  return MQTTB_REASON_NOT_AUTHORIZED_5;
+}
+
+Test(authorize, the_refusal_is_logged_with_the_code_sent) {
+  mqttb_callbacks cb;
+  memset(&cb, 0, sizeof(cb));
+  cb.log = keep_refusal;
+  cb.authenticate = refuse_everyone;
+  mqttb_broker *b;
+  cr_assert(eq(int, mqttb_broker_new(&b, NULL, &cb, NULL, NULL), MQTTB_OK));
+  mqttb_conn *c;
+  cr_assert(eq(int, mqttb_conn_new(&c, b, 0, NULL), MQTTB_OK));
+  static const unsigned char connect[] = {0x10, 0x0d, 0x00, 0x04, 'M',  'Q',  'T', 'T',
+                                          0x04, 0x02, 0x00, 0x3c, 0x00, 0x01, 'c'};
+  cr_assert(eq(int, mqttb_conn_recv(c, connect, sizeof(connect), 0), MQTTB_ERR_NOT_AUTHORIZED));
+  mqttb_iovec iov[2];
+  cr_assert(eq(int, mqttb_conn_output(c, iov, 2), 1));
+  cr_assert(eq(int, ((const uint8_t *)iov[0].base)[3], 0x05)); /* MQTT 3.1.1's code */
+  cr_assert(not(eq(ptr, strstr(refusal_line, "CONNACK 0x5)"), NULL)), "%s", refusal_line);
+  mqttb_conn_del(c, 0);
+  mqttb_broker_del(b);
+}
