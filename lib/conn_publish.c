@@ -222,10 +222,6 @@ int mqttb_conn_on_ack(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, 
   return 0;
 }
 
-static bool has_wildcard(mqttb_slice f) {
-  return memchr(f.ptr, '+', f.len) || memchr(f.ptr, '#', f.len);
-}
-
 /* The SUBACK code for one filter of a SUBSCRIBE, subscribing it when
  * allowed; *send_retained tells whether its retained messages follow. */
 static uint8_t subscribe_one(mqttb_conn *c, mqttb_slice f, uint8_t opts, uint32_t sub_id,
@@ -256,7 +252,7 @@ static uint8_t subscribe_one(mqttb_conn *c, mqttb_slice f, uint8_t opts, uint32_
                    st->max_topic_levels);
     return v5 ? MQTTB_REASON_TOPIC_FILTER_INVALID : MQTTB_REASON_SUBSCRIBE_FAILURE;
   }
-  if (!st->wildcard_subscriptions && has_wildcard(real))
+  if (!st->wildcard_subscriptions && mqttb_topic_has_wildcard(real.ptr, real.len))
     return v5 ? MQTTB_REASON_WILDCARD_SUBS_NOT_SUPPORTED : MQTTB_REASON_SUBSCRIBE_FAILURE;
   uint8_t code = mqttb_conn_authorize(c, MQTTB_ACCESS_SUBSCRIBE, f.ptr, f.len, qos, false);
   if (code) {

@@ -173,10 +173,6 @@ static mqttb_host_sub *find(const mqttb_host *h, mqttb_message_cb cb, void *user
   return mqttb_map_get(&h->subs, key, sizeof(key));
 }
 
-static bool has_wildcard(const char *f, size_t len) {
-  return memchr(f, '+', len) || memchr(f, '#', len);
-}
-
 /* Why a filter cannot be subscribed to, or NULL. */
 static const char *bad_filter(const mqttb_host *h, const char *filter, size_t len, int options,
                               bool *shared) {
@@ -192,7 +188,7 @@ static const char *bad_filter(const mqttb_host *h, const char *filter, size_t le
     return "shared subscriptions are turned off";
   if (*shared && (options & MQTTB_SUBOPT_NO_LOCAL))
     return "No Local on a shared subscription";
-  if (!st->wildcard_subscriptions && has_wildcard((const char *)real.ptr, real.len))
+  if (!st->wildcard_subscriptions && mqttb_topic_has_wildcard(real.ptr, real.len))
     return "wildcard subscriptions are turned off";
   if (st->max_topic_levels && mqttb_topic_levels(real.ptr, real.len) > st->max_topic_levels)
     return "filter has more levels than max_topic_levels";

@@ -203,6 +203,10 @@ bool mqttb_topic_filter_valid(const uint8_t *s, size_t len) {
   return true;
 }
 
+bool mqttb_topic_has_wildcard(const uint8_t *filter, size_t len) {
+  return memchr(filter, '+', len) != NULL || memchr(filter, '#', len) != NULL;
+}
+
 size_t mqttb_topic_levels(const uint8_t *topic, size_t len) {
   size_t n = 1;
   for (size_t i = 0; i < len; i++)

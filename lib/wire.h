@@ -103,6 +103,8 @@ bool mqttb_topic_name_valid(const uint8_t *s, size_t len);
 bool mqttb_topic_filter_valid(const uint8_t *s, size_t len);
 /* Levels in a topic name or filter. */
 size_t mqttb_topic_levels(const uint8_t *topic, size_t len);
+/* Whether a filter has a wildcard ('+' or '#'). */
+bool mqttb_topic_has_wildcard(const uint8_t *filter, size_t len);
 /* Whether a topic name lies in the $SYS tree. */
 bool mqttb_sys_topic(const uint8_t *topic, size_t len);
 

@@ -1239,8 +1239,7 @@ MQTTB_EXTERN int mqttb_broker_publish_versioned(mqttb_broker *broker, int messag
  * @param msg the message, borrowed for the duration of the call.
  * @param user_data the pointer given to ::mqttb_broker_subscribe.
  */
-typedef void (*mqttb_message_cb)(mqttb_broker *broker, const mqttb_message *msg,
-                                 void *user_data);
+typedef void (*mqttb_message_cb)(mqttb_broker *broker, const mqttb_message *msg, void *user_data);
 
 /**
  * @defgroup subopts Host subscription options
