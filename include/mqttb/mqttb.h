@@ -116,6 +116,10 @@ extern "C" {
 /** There is no such thing (::mqttb_broker_unsubscribe: no such
  *  subscription); nothing changed. */
 #define MQTTB_ERR_NOT_FOUND (-107)
+/** A store record given to ::mqttb_broker_restore is malformed, of an
+ *  unknown kind, or contradicts the records before it; nothing changed
+ *  (the log line names what was wrong). */
+#define MQTTB_ERR_STORE_CORRUPT (-108)
 
 /** The client closed the session with DISCONNECT (a normal close). */
 #define MQTTB_ERR_CLIENT_DISCONNECTED (-500)
@@ -476,6 +480,29 @@ typedef struct mqttb_callbacks {
    * topic is not published. May call nothing of the library.
    */
   uint64_t (*heap_usage)(void *user_data);
+
+  /* ---- version 3 ---- */
+
+  /**
+   * A durable change of state, as one store record (callbacks version 3
+   * and later; see docs/persistence.md): a persistent session created,
+   * changed or ended, a subscription of one added or removed, a message
+   * accepted into its queue or in-flight window and its acknowledgement or
+   * drop, an inbound QoS 2 packet identifier, a retained message set or
+   * cleared. Keep the records in order; after a restart, hand them to
+   * ::mqttb_broker_restore in the same order. @p seq numbers the records
+   * of this broker 1, 2, 3, ... (see ::mqttb_broker_store_durable). The
+   * record of an inbound QoS 1 or 2 PUBLISH comes before its PUBACK or
+   * PUBREC is in the connection's output: an embedder that writes records
+   * before it writes output loses nothing acknowledged when its process
+   * dies. @p rec is valid only during the call. When NULL nothing is
+   * recorded.
+   *
+   * Called from inside any library call, also in the middle of delivering
+   * a message. May call: ::mqttb_strerror and ::mqttb_version only.
+   */
+  void (*store)(mqttb_broker *broker, uint64_t seq, const uint8_t *rec, size_t len,
+                void *user_data);
 } mqttb_callbacks;
 
 /**
@@ -495,15 +522,20 @@ typedef struct mqttb_callbacks {
 /** The second version of ::mqttb_settings: adds work_budget, memory_limit,
  *  max_connect_size and max_input_bytes_total. */
 #define MQTTB_SETTINGS_V2 2
+/** The third version of ::mqttb_settings: adds store_sync and
+ *  persistent_client_expiration. */
+#define MQTTB_SETTINGS_V3 3
 /** The version of ::mqttb_settings this header describes. */
-#define MQTTB_SETTINGS_VERSION MQTTB_SETTINGS_V2
+#define MQTTB_SETTINGS_VERSION MQTTB_SETTINGS_V3
 /** The first version of ::mqttb_callbacks. */
 #define MQTTB_CALLBACKS_V1 1
 /** The second version of ::mqttb_callbacks: the same members; authorize is
  *  also asked about every message sent to a client (::MQTTB_ACCESS_READ). */
 #define MQTTB_CALLBACKS_V2 2
+/** The third version of ::mqttb_callbacks: adds store. */
+#define MQTTB_CALLBACKS_V3 3
 /** The version of ::mqttb_callbacks this header describes. */
-#define MQTTB_CALLBACKS_VERSION MQTTB_CALLBACKS_V2
+#define MQTTB_CALLBACKS_VERSION MQTTB_CALLBACKS_V3
 /** The first version of ::mqttb_stats. */
 #define MQTTB_STATS_V1 1
 /** The version of ::mqttb_stats this header describes. */
@@ -642,6 +674,23 @@ typedef struct mqttb_settings {
    *  MiB, room for two packets of the protocol's maximum size). 0 means no
    *  limit. */
   uint64_t max_input_bytes_total;
+
+  /* ---- version 3 ---- */
+
+  /** Group commit: when non-zero, acknowledgements that tell a client its
+   *  request is durable (PUBACK, PUBREC and PUBCOMP of its QoS 1/2
+   *  PUBLISH, SUBACK and UNSUBACK) are held back until the embedder reports
+   *  with ::mqttb_broker_store_durable that every store record emitted
+   *  before them is on stable storage; they are then sent, in order. One
+   *  fsync then acknowledges everything that arrived meanwhile. Only
+   *  acknowledgements that follow records wait. Default 0: acknowledgements
+   *  go to the output at once (after the records). Reloadable. */
+  int store_sync;
+  /** Seconds an MQTT 3.x persistent session (clean session 0) is kept
+   *  while its client is away, as Mosquitto's persistent_client_expiration.
+   *  Default 0: for ever. MQTT 5 clients choose with their Session Expiry
+   *  Interval. Reloadable (for sessions that go offline afterwards). */
+  uint32_t persistent_client_expiration;
 } mqttb_settings;
 
 /**
@@ -795,6 +844,107 @@ MQTTB_EXTERN int mqttb_broker_timeout(const mqttb_broker *broker, uint64_t now);
  * @retval MQTTB_ERR_INVALID_ARGUMENT @p broker is NULL.
  */
 MQTTB_EXTERN int mqttb_broker_handle_timers(mqttb_broker *broker, uint64_t now);
+
+/**
+ * @defgroup store Durability: store records
+ *
+ * The broker reports each durable change of state as a record through the
+ * store callback (see ::mqttb_callbacks), and is rebuilt from the records
+ * by ::mqttb_broker_restore. It never writes files: keeping the records
+ * (a journal, a database, flash) is the embedder's. The format is the
+ * library's and is described in docs/persistence.md; records written by a
+ * library version are read by every later one.
+ *
+ * Times in records (session expiry, message expiry, will delay) are wall
+ * clock times taken from the wallclock callback, so expiries keep counting
+ * while the broker is down. Without a wallclock callback they are kept as
+ * the time that was left, and counting resumes at restore.
+ * @{
+ */
+
+/**
+ * @brief Apply one store record to a broker that is being rebuilt.
+ *
+ * Call with the records in the order they were emitted (a snapshot's, then
+ * those emitted after it), before any connection is created, then call
+ * ::mqttb_broker_restore_end. No records are emitted for what is restored.
+ * A record that is malformed, of an unknown kind or inconsistent with the
+ * records before it changes nothing and is refused; the records after it
+ * may still be applied.
+ * @param broker the broker.
+ * @param rec the record, as the store callback gave it.
+ * @param len its length.
+ * @param now the current time in milliseconds.
+ * @retval MQTTB_OK applied.
+ * @retval MQTTB_ERR_STORE_CORRUPT refused (logged with what was wrong).
+ * @retval MQTTB_ERR_INVALID_STATE a connection exists, restore ended, or
+ *         called from a callback.
+ * @retval MQTTB_ERR_NOMEM out of memory; nothing changed.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument.
+ */
+MQTTB_EXTERN int mqttb_broker_restore(mqttb_broker *broker, const uint8_t *rec, size_t len,
+                                      uint64_t now);
+
+/**
+ * @brief End the restore: rebuild the restored sessions' queues and
+ * in-flight windows, start their expiry, drop what nothing refers to.
+ *
+ * Sessions whose client was connected when the records were written come
+ * back offline, their expiry counting from @p now. After this call (which
+ * is also implied by the first ::mqttb_conn_new) the broker serves as
+ * usual and ::mqttb_broker_restore is refused.
+ * @param broker the broker.
+ * @param now the current time in milliseconds.
+ * @return the number of sessions restored (>= 0), or
+ * @retval MQTTB_ERR_NOMEM out of memory (what could be rebuilt is kept).
+ * @retval MQTTB_ERR_INVALID_STATE called from a callback.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT @p broker is NULL.
+ */
+MQTTB_EXTERN int mqttb_broker_restore_end(mqttb_broker *broker, uint64_t now);
+
+/** @brief Receives one record of a snapshot; non-zero stops it. */
+typedef int (*mqttb_record_cb)(const uint8_t *rec, size_t len, void *user_data);
+
+/**
+ * @brief Emit the smallest set of records that rebuilds the broker's
+ * durable state as it is now.
+ *
+ * For compaction: the records emitted through the store callback after this
+ * call, applied after the snapshot's, rebuild the state of that later
+ * moment. Every message is in it once however many sessions hold it. Only
+ * reads the broker, so it may run in a forked copy of the process (as
+ * mqttb does, so that writing a large snapshot never stalls its clients).
+ * @param broker the broker.
+ * @param cb called for each record, in order.
+ * @param user_data passed to @p cb.
+ * @return MQTTB_OK, or the non-zero value @p cb returned to stop.
+ * @retval MQTTB_ERR_NOMEM out of memory.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT a NULL argument.
+ */
+MQTTB_EXTERN int mqttb_broker_snapshot(mqttb_broker *broker, mqttb_record_cb cb, void *user_data);
+
+/**
+ * @brief The sequence number of the last store record emitted (0: none).
+ * @param broker the broker; NULL gives 0.
+ */
+MQTTB_EXTERN uint64_t mqttb_broker_store_seq(const mqttb_broker *broker);
+
+/**
+ * @brief Report that every store record up to @p seq is on stable storage.
+ *
+ * With the store_sync setting, acknowledgements held for those records go
+ * to their connections' output now (want_write is called for each). Without
+ * it this only records the number. A @p seq beyond ::mqttb_broker_store_seq
+ * is taken as that.
+ * @param broker the broker.
+ * @param seq the last durable record.
+ * @param now the current time in milliseconds.
+ * @retval MQTTB_OK success.
+ * @retval MQTTB_ERR_INVALID_STATE called from a callback.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT @p broker is NULL.
+ */
+MQTTB_EXTERN int mqttb_broker_store_durable(mqttb_broker *broker, uint64_t seq, uint64_t now);
+/** @} */
 
 /**
  * @brief Broker-wide counters. Read with ::mqttb_broker_get_stats.
