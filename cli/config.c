@@ -3,11 +3,13 @@
  *
  * Syntax is mosquitto.conf's: one option per line, arguments separated by
  * spaces or tabs, lines starting with '#' are comments, blank lines are
- * ignored. Option names and meanings follow Mosquitto, plus one extension:
+ * ignored. Option names and meanings follow Mosquitto, plus extensions
+ * (docs/configuration.md), such as:
  *
  *   connect_timeout SECONDS  how long a new connection may take to send
  *                            CONNECT before it is closed (default 10; 0 = no
  *                            limit).
+ *   persistence_sync BOOL    fdatasync the journal before acknowledging.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -208,7 +210,98 @@ static const struct {
     {"password_file", 1, 1},
     {"acl_file", 1, 1},
     {"per_listener_settings", 1, 1},
+    {"persistence", 1, 1},
+    {"persistence_location", 1, 1},
+    {"persistence_file", 1, 1},
+    {"autosave_interval", 1, 1},
+    {"autosave_on_changes", 1, 1},
+    {"persistent_client_expiration", 1, 1},
+    {"persistence_sync", 1, 1},
 };
+
+bool mqttb_cli_parse_duration(const char *s, uint32_t *seconds) {
+  size_t n = strlen(s);
+  if (n < 2) {
+    return false;
+  }
+  uint64_t mult;
+  switch (s[n - 1]) {
+  case 'h':
+    mult = 3600;
+    break;
+  case 'd':
+    mult = 86400;
+    break;
+  case 'w':
+    mult = 86400 * 7;
+    break;
+  case 'm':
+    mult = 86400 * 30;
+    break;
+  case 'y':
+    mult = 86400 * 365;
+    break;
+  default:
+    return false;
+  }
+  char digits[24];
+  if (n - 1 >= sizeof digits) {
+    return false;
+  }
+  memcpy(digits, s, n - 1);
+  digits[n - 1] = '\0';
+  uint64_t v;
+  if (!parse_u64(digits, UINT32_MAX, &v) || v == 0 || v * mult > UINT32_MAX) {
+    return false;
+  }
+  *seconds = (uint32_t)(v * mult);
+  return true;
+}
+
+static int apply_persistence(const struct parse_ctx *ctx, struct mqttb_cli_config *cfg,
+                             const char *opt, const char *arg) {
+  struct mqttb_cli_persistence *p = &cfg->persistence;
+  int b = 0;
+  uint64_t v = 0;
+  if (strcmp(opt, "persistence") == 0) {
+    if (get_bool(ctx, opt, arg, &b) != 0) {
+      return -1;
+    }
+    p->enabled = b != 0;
+  } else if (strcmp(opt, "persistence_location") == 0) {
+    return set_string(ctx, &p->location, arg);
+  } else if (strcmp(opt, "persistence_file") == 0) {
+    /* A name inside persistence_location, as Mosquitto joins them. */
+    if (strchr(arg, '/') != NULL || strcmp(arg, ".") == 0 || strcmp(arg, "..") == 0) {
+      return bad_value(ctx, opt, arg, "a file name without '/'");
+    }
+    return set_string(ctx, &p->file, arg);
+  } else if (strcmp(opt, "autosave_interval") == 0) {
+    if (get_uint(ctx, opt, arg, UINT32_MAX, &v) != 0) {
+      return -1;
+    }
+    p->autosave_interval = (uint32_t)v;
+  } else if (strcmp(opt, "autosave_on_changes") == 0) {
+    if (get_bool(ctx, opt, arg, &b) != 0) {
+      return -1;
+    }
+    p->autosave_on_changes = b != 0;
+  } else if (strcmp(opt, "persistence_sync") == 0) {
+    if (get_bool(ctx, opt, arg, &b) != 0) {
+      return -1;
+    }
+    p->sync = b != 0;
+  } else if (strcmp(opt, "persistent_client_expiration") == 0) {
+    uint32_t secs;
+    if (!mqttb_cli_parse_duration(arg, &secs)) {
+      return bad_value(ctx, opt, arg,
+                       "a positive number followed by h, d, w, m or y, such as 14d, "
+                       "at most 4294967295 seconds");
+    }
+    cfg->settings.persistent_client_expiration = secs;
+  }
+  return 0;
+}
 
 static int check_option(const struct parse_ctx *ctx, const char *opt, int argc) {
   for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
@@ -234,6 +327,9 @@ static int apply_option(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
 
   if (check_option(ctx, opt, argc) != 0) {
     return -1;
+  }
+  if (strncmp(opt, "persist", 7) == 0 || strncmp(opt, "autosave_", 9) == 0) {
+    return apply_persistence(ctx, cfg, opt, arg);
   }
   if (strcmp(opt, "listener") == 0) {
     if (get_uint(ctx, opt, arg, 65535, &v) != 0) {
@@ -425,6 +521,7 @@ void mqttb_cli_config_init(struct mqttb_cli_config *cfg) {
   cfg->log_dests = MQTTB_CLI_LOG_DEST_STDERR;
   cfg->log_timestamp = true;
   cfg->sec.allow_anonymous = -1;
+  cfg->persistence.autosave_interval = MQTTB_CLI_AUTOSAVE_INTERVAL;
 }
 
 int mqttb_cli_config_load_stream(FILE *f, const char *name, struct mqttb_cli_config *cfg, char *err,
@@ -440,6 +537,8 @@ int mqttb_cli_config_load_stream(FILE *f, const char *name, struct mqttb_cli_con
   if (rc == 0 && ferror(f)) {
     rc = fail(&ctx, "read error");
   }
+  /* Acknowledgements wait for the journal's fdatasync only when there is one. */
+  cfg->settings.store_sync = cfg->persistence.enabled && cfg->persistence.sync;
   free(line);
   return rc;
 }
@@ -473,5 +572,7 @@ void mqttb_cli_config_free(struct mqttb_cli_config *cfg) {
   free(cfg->bind_address);
   free(cfg->auto_id_prefix);
   free(cfg->response_information);
+  free(cfg->persistence.location);
+  free(cfg->persistence.file);
   memset(cfg, 0, sizeof *cfg);
 }

@@ -37,6 +37,25 @@ struct mqttb_cli_security {
   char *acl_file;      /* NULL: none */
 };
 
+/* The persistence options (Mosquitto's, plus persistence_sync). */
+struct mqttb_cli_persistence {
+  bool enabled; /* persistence */
+  /* persistence_location, or NULL: the current directory. */
+  char *location;
+  /* persistence_file, or NULL: MQTTB_CLI_PERSISTENCE_FILE. */
+  char *file;
+  /* autosave_interval: seconds between compactions of a grown journal, or
+   * with autosave_on_changes records; 0: only at start-up and shutdown. */
+  uint32_t autosave_interval;
+  bool autosave_on_changes;
+  /* persistence_sync: fdatasync once per loop iteration before output, and
+   * acknowledgements wait for it (settings.store_sync). */
+  bool sync;
+};
+
+#define MQTTB_CLI_PERSISTENCE_FILE "mqttb.db"
+#define MQTTB_CLI_AUTOSAVE_INTERVAL 1800u
+
 /* One `listener PORT [BIND_ADDRESS]` line. */
 struct mqttb_cli_listener {
   uint16_t port;
@@ -63,6 +82,7 @@ struct mqttb_cli_config {
    * before the first `listener` line, which apply to the default listener
    * (port / bind_address / -p / -b). */
   struct mqttb_cli_security sec;
+  struct mqttb_cli_persistence persistence;
   /* MQTTB_CLI_LOG_BIT() of each level to print. */
   unsigned log_types;
   /* MQTTB_CLI_LOG_DEST_* bits. */
@@ -83,7 +103,8 @@ void mqttb_cli_config_init(struct mqttb_cli_config *cfg);
 
 /*
  * Parse the config file at @p path into @p cfg (which must have been
- * initialised). Returns 0 on success; -1 on error with a message such as
+ * initialised). settings.store_sync is set when both persistence and
+ * persistence_sync are true. Returns 0 on success; -1 on error with a message such as
  * "/etc/mqttb.conf:12: unknown option 'foo'" in @p err. On error @p cfg may be
  * partly updated but can still be freed.
  */
@@ -92,6 +113,14 @@ int mqttb_cli_config_load(const char *path, struct mqttb_cli_config *cfg, char *
 /* As mqttb_cli_config_load, reading from an open stream; @p name is used in messages. */
 int mqttb_cli_config_load_stream(FILE *f, const char *name, struct mqttb_cli_config *cfg, char *err,
                                  size_t errlen);
+
+/*
+ * Parse Mosquitto's persistent_client_expiration duration: a positive
+ * integer followed by h, d, w, m (30 days) or y (365 days). Stores seconds
+ * in @p seconds; returns false for anything else or more than UINT32_MAX
+ * seconds.
+ */
+bool mqttb_cli_parse_duration(const char *s, uint32_t *seconds);
 
 /* Free what @p cfg owns; it must be initialised again before reuse. */
 void mqttb_cli_config_free(struct mqttb_cli_config *cfg);
