@@ -328,16 +328,7 @@ struct mqttb_cli_journal {
   struct mqttb_cli_journal_stats st;
 };
 
-static char *dup_printf(const char *fmt, const char *a, const char *b) {
-  size_t n = strlen(fmt) + strlen(a) + strlen(b) + 1;
-  char *s = malloc(n);
-  if (s != NULL) {
-    snprintf(s, n, fmt, a, b);
-  }
-  return s;
-}
-
-/* "<dir>/<name><suffix>" for messages and for read_file. */
+/* "<dir>/<name>", for messages and for read_file. */
 static void path_of(const struct mqttb_cli_journal *j, const char *name, char *out, size_t outlen) {
   snprintf(out, outlen, "%s/%s", j->dir, name);
 }
@@ -1057,8 +1048,7 @@ struct mqttb_cli_journal *mqttb_cli_journal_open(const struct mqttb_cli_journal_
                                                  unsigned lock_wait_ms, char *err, size_t errlen) {
   struct mqttb_cli_journal *j = calloc(1, sizeof *j);
   const char *dir = opts->dir != NULL && opts->dir[0] != '\0' ? opts->dir : ".";
-  if (j == NULL || (j->dir = dup_printf("%s%s", dir, "")) == NULL ||
-      (j->file = dup_printf("%s%s", opts->file, "")) == NULL) {
+  if (j == NULL || (j->dir = strdup(dir)) == NULL || (j->file = strdup(opts->file)) == NULL) {
     snprintf(err, errlen, "out of memory");
     mqttb_cli_journal_close(j);
     return NULL;
