@@ -135,12 +135,19 @@ struct mqttb_cli_loop {
   void *reload_arg;
   /* During teardown callbacks must not queue anything. */
   bool tearing_down;
+  /* Persistence (store.record NULL: none), and when it wants to run next. */
+  struct mqttb_cli_loop_store store;
+  int store_wait;
 };
 
 static uint64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t mqttb_cli_loop_now(void) {
+  return now_ms();
 }
 
 /* "1.2.3.4:5" or "[::1]:5". */
@@ -339,6 +346,21 @@ static void conn_destroy(struct conn *c) {
 }
 
 /* ---- library callbacks: only mark and queue ---- */
+
+static void on_store(mqttb_broker *b, uint64_t seq, const uint8_t *rec, size_t len,
+                     void *user_data) {
+  (void)b;
+  struct mqttb_cli_loop *loop = user_data;
+  loop->store.record(loop->store.arg, seq, rec, len);
+}
+
+/* Store records reach their file before any output that could acknowledge
+ * them. */
+static void store_before_output(struct mqttb_cli_loop *loop) {
+  if (loop->store.before_output != NULL && loop->broker != NULL) {
+    loop->store_wait = loop->store.before_output(loop->store.arg, loop->broker, loop->now);
+  }
+}
 
 static void on_want_write(mqttb_conn *mc, void *user_data) {
   (void)user_data;
@@ -721,7 +743,11 @@ static void dispatch(struct mqttb_cli_loop *loop, struct handle *h, uint32_t eve
 }
 
 static int next_timeout(const struct mqttb_cli_loop *loop) {
-  return mqttb_broker_timeout(loop->broker, now_ms());
+  int t = mqttb_broker_timeout(loop->broker, now_ms());
+  if (loop->store_wait >= 0 && (t < 0 || loop->store_wait < t)) {
+    t = loop->store_wait;
+  }
+  return t;
 }
 
 int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
@@ -769,10 +795,12 @@ int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
         mqttb_cli_log(MQTTB_LOG_NOTICE, "SIGHUP: no configuration file to reload");
       }
     }
+    store_before_output(loop);
     /* Reaping can queue output on others (wills), flushing can reap: repeat until quiet. */
     while (loop->dirty != NULL || loop->reap != NULL) {
       flush_dirty(loop);
       reap_all(loop);
+      store_before_output(loop);
     }
   }
   return 0;
@@ -818,13 +846,18 @@ static uint64_t heap_usage(void *user_data) {
   return (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;
 }
 
-struct mqttb_cli_loop *mqttb_cli_loop_new(const mqttb_settings *settings) {
+struct mqttb_cli_loop *mqttb_cli_loop_new(const mqttb_settings *settings,
+                                          const struct mqttb_cli_loop_store *store) {
   struct mqttb_cli_loop *loop = calloc(1, sizeof *loop);
   if (loop == NULL) {
     mqttb_cli_fatal("out of memory");
     return NULL;
   }
   loop->sig.fd = -1;
+  loop->store_wait = -1;
+  if (store != NULL) {
+    loop->store = *store;
+  }
   loop->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
   loop->now = now_ms();
   loop->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -844,6 +877,9 @@ struct mqttb_cli_loop *mqttb_cli_loop_new(const mqttb_settings *settings) {
   cb.log = on_log;
   cb.wallclock = wallclock;
   cb.heap_usage = heap_usage;
+  if (loop->store.record != NULL) {
+    cb.store = on_store;
+  }
   int rc = mqttb_broker_new(&loop->broker, settings, &cb, NULL, loop);
   if (rc != MQTTB_OK) {
     mqttb_cli_fatal("cannot create the broker: %s", mqttb_strerror(rc));
@@ -1007,6 +1043,7 @@ void mqttb_cli_loop_free(struct mqttb_cli_loop *loop) {
   loop->tearing_down = true;
   /* MQTT 5 clients are told why (DISCONNECT 0x8B); on_close logs it. */
   mqttb_broker_shutdown(loop->broker, loop->now);
+  store_before_output(loop);
   for (struct conn *c = loop->conns; c != NULL; c = c->next) {
     if (!c->dead) {
       flush_once(c);
@@ -1016,6 +1053,9 @@ void mqttb_cli_loop_free(struct mqttb_cli_loop *loop) {
   loop->reap = NULL;
   while (loop->conns != NULL) {
     conn_destroy(loop->conns);
+  }
+  if (loop->store.final != NULL && loop->broker != NULL) {
+    loop->store.final(loop->store.arg, loop->broker, loop->now);
   }
   mqttb_broker_del(loop->broker);
   if (loop->sig.fd >= 0) {

@@ -13,12 +13,32 @@
 struct mqttb_cli_loop;
 struct mqttb_cli_auth;
 
+/* Where the broker's store records go (persist.h), with two hooks. */
+struct mqttb_cli_loop_store {
+  /* One store record (the library's store callback). */
+  void (*record)(void *arg, uint64_t seq, const uint8_t *rec, size_t len);
+  /* Called in every iteration before any connection output is written,
+   * and again after reaping before more is: records must be written
+   * first. Returns the milliseconds until it wants to run again (-1: no
+   * timer of its own). */
+  int (*before_output)(void *arg, mqttb_broker *broker, uint64_t now);
+  /* At shutdown, once every connection is gone, before the broker is
+   * deleted. */
+  void (*final)(void *arg, mqttb_broker *broker, uint64_t now);
+  void *arg;
+};
+
 /*
  * Create the broker and the loop. Blocks SIGINT/SIGTERM/SIGHUP (they are
- * read from a signalfd) and ignores SIGPIPE. Returns NULL on failure, after
+ * read from a signalfd) and ignores SIGPIPE. @p store (copied; NULL: no
+ * persistence) receives the store records. Returns NULL on failure, after
  * printing why.
  */
-struct mqttb_cli_loop *mqttb_cli_loop_new(const mqttb_settings *settings);
+struct mqttb_cli_loop *mqttb_cli_loop_new(const mqttb_settings *settings,
+                                          const struct mqttb_cli_loop_store *store);
+
+/* The loop's clock (milliseconds, monotonic), as the broker is given it. */
+uint64_t mqttb_cli_loop_now(void);
 
 /*
  * Listen on @p host (NULL: 0.0.0.0 and, when IPv6 is available, ::; "":

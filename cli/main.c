@@ -9,6 +9,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "persist.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -57,6 +58,11 @@ static const char usage_text[] =
     "  log_dest stderr|stdout   log_timestamp true|false\n"
     "  connect_timeout SECONDS   (mqttb extension) time a new connection has to send\n"
     "                            CONNECT before it is closed; default 10, 0 = no limit\n"
+    "  persistence true|false   persistence_location DIR   persistence_file NAME\n"
+    "  autosave_interval N   autosave_on_changes true|false\n"
+    "  persistent_client_expiration DURATION (such as 14d; h d w m y)\n"
+    "  persistence_sync true|false  (mqttb extension) fdatasync the journal before\n"
+    "                            acknowledging; default false\n"
     "\n"
     "Passwords: mqttb_passwd (the interface of mosquitto_passwd).\n";
 
@@ -91,7 +97,36 @@ struct state {
   /* No listener configured: Mosquitto 2's local only mode. */
   bool local_only;
   struct mqttb_cli_loop *loop;
+  /* NULL: persistence false. */
+  struct mqttb_cli_persist *persist;
 };
+
+static bool same_string(const char *a, const char *b) {
+  return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The store's files stay those it opened: persistence, persistence_location
+ * and persistence_file need a restart; the rest of the options apply. */
+static void reload_persistence(struct state *st, struct mqttb_cli_config *next, const char *path) {
+  struct mqttb_cli_persistence *old = &st->cfg->persistence, *np = &next->persistence;
+  if (old->enabled != np->enabled || !same_string(old->location, np->location) ||
+      !same_string(old->file, np->file)) {
+    mqttb_cli_log(MQTTB_LOG_WARNING,
+                  "%s: persistence, persistence_location and persistence_file changed; that "
+                  "needs a restart (persistence stays %s)",
+                  path, old->enabled ? "as it was" : "off");
+    np->enabled = old->enabled;
+    char *loc = np->location, *file = np->file;
+    np->location = old->location;
+    np->file = old->file;
+    old->location = loc;
+    old->file = file;
+  }
+  next->settings.store_sync = np->enabled && np->sync;
+  if (st->persist != NULL) {
+    mqttb_cli_persist_reload(st->persist, np, next->settings.sys_interval_ms);
+  }
+}
 
 static bool parse_port(const char *s, uint16_t *out) {
   char *end;
@@ -367,6 +402,7 @@ static int reload(void *arg) {
     st->auths[i] = auths[i];
   }
   free(auths);
+  reload_persistence(st, next, path);
   next->settings.auto_id_key[0] = st->cfg->settings.auto_id_key[0];
   next->settings.auto_id_key[1] = st->cfg->settings.auto_id_key[1];
   int rc = mqttb_broker_reload_settings(mqttb_cli_loop_broker(st->loop), &next->settings);
@@ -379,8 +415,9 @@ static int reload(void *arg) {
   *st->cfg = *next;
   free(next);
   mqttb_cli_log(MQTTB_LOG_NOTICE,
-                "Config reloaded: password_file, acl_file, allow_anonymous, log and limits "
-                "apply now; listeners are not reloaded (restart to change them).");
+                "Config reloaded: password_file, acl_file, allow_anonymous, log, limits, "
+                "autosave and persistence_sync apply now; listeners and the persistence files "
+                "are not reloaded (restart to change them).");
   return 0;
 }
 
@@ -422,8 +459,27 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
     mqttb_cli_log(MQTTB_LOG_WARNING, "no random key for assigned client identifiers: %s",
                   strerror(errno));
   }
-  st.loop = mqttb_cli_loop_new(&cfg->settings);
+  if (cfg->persistence.enabled) {
+    /* Like Mosquitto: a location that cannot be used is a configuration
+     * error, reported before anything listens. */
+    st.persist =
+        mqttb_cli_persist_open(&cfg->persistence, cfg->settings.sys_interval_ms, err, sizeof err);
+    if (st.persist == NULL) {
+      mqttb_cli_fatal("%s", err);
+      free(specs);
+      free_auths(st.auths, st.nauths);
+      return 1;
+    }
+  }
+  struct mqttb_cli_loop_store hooks;
+  if (st.persist != NULL) {
+    hooks = mqttb_cli_persist_hooks(st.persist);
+  }
+  st.loop = mqttb_cli_loop_new(&cfg->settings, st.persist != NULL ? &hooks : NULL);
   int status = st.loop == NULL ? 1 : 0;
+  if (status == 0 && st.persist != NULL) {
+    mqttb_cli_persist_restore(st.persist, mqttb_cli_loop_broker(st.loop), mqttb_cli_loop_now());
+  }
   uint16_t first_port = 0;
   if (status == 0) {
     log_security(&st, specs, nspecs);
@@ -448,6 +504,7 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
     status = mqttb_cli_loop_run(st.loop);
   }
   mqttb_cli_loop_free(st.loop);
+  mqttb_cli_persist_close(st.persist);
   free_auths(st.auths, st.nauths);
   return status;
 }
