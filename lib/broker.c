@@ -63,12 +63,16 @@ static int own_settings(mqttb_broker *b) {
 
 /* Free the parts, in the reverse of the order they were made. */
 static void parts_free(mqttb_broker *b) {
+  /* What goes now goes with the broker, not from the store. */
+  b->store.muted = true;
+  mqttb_restore_free(&b->restore);
   mqttb_host_free(&b->host);
   mqttb_sys_del(b->sys);
   b->sys = NULL;
   mqttb_sessions_free(&b->sessions);
   mqttb_router_free(&b->router);
   mqttb_timers_free(&b->timers);
+  mqttb_store_free(&b->store);
   mqttb_mem_free(&b->ctx.mem, b->response_information);
 }
 
@@ -101,6 +105,8 @@ int mqttb_broker_new_versioned(mqttb_broker **pb, int settings_version,
   ctx->user_data = user_data;
   ctx->broker = b;
   mqttb_conn_setup_hub(b);
+  mqttb_store_init(&b->store, ctx);
+  b->hub.store = &b->store;
   mqttb_timers_init(&b->timers, &ctx->mem);
   /* The parts start empty (calloc), so parts_free may run after any of
    * these fails. */
@@ -112,6 +118,8 @@ int mqttb_broker_new_versioned(mqttb_broker **pb, int settings_version,
     return MQTTB_ERR_NOMEM;
   }
   mqttb_host_init(&b->host, ctx, &b->sessions, &b->router);
+  b->sessions.store = &b->store;
+  mqttb_restore_init(&b->restore, ctx, &b->store, &b->sessions, &b->router);
   *pb = b;
   return MQTTB_OK;
 }
@@ -193,6 +201,8 @@ int mqttb_broker_reload_settings_versioned(mqttb_broker *b, int settings_version
   TAKE(work_budget);
   TAKE(max_connect_size);
   TAKE(max_input_bytes_total);
+  TAKE(store_sync);
+  TAKE(persistent_client_expiration);
 #undef TAKE
   /* $SYS is made or not at creation; its period may change. */
   if ((in.sys_interval_ms != 0) == (b->sys != NULL))
@@ -206,6 +216,61 @@ int mqttb_broker_reload_settings_versioned(mqttb_broker *b, int settings_version
   next.auto_id_prefix = st->auto_id_prefix;
   *st = next;
   own_prefix(b, in.auto_id_prefix);
+  if (!st->store_sync && b->hub.held) {
+    /* Nothing waits for the store any more. */
+    b->store.durable = b->store.seq;
+    mqttb_tx_release_held(&b->hub);
+    mqttb_conn_reap(b);
+  }
+  return MQTTB_OK;
+}
+
+/* ---------------------------------------------------------------- store */
+
+int mqttb_broker_restore(mqttb_broker *b, const uint8_t *rec, size_t len, uint64_t now) {
+  if (!b || (!rec && len))
+    return MQTTB_ERR_INVALID_ARGUMENT;
+  if (b->ctx.in_callback || b->restore.ended || b->conns || b->shut_down)
+    return MQTTB_ERR_INVALID_STATE;
+  b->ctx.now = now;
+  return mqttb_restore_apply(&b->restore, rec ? rec : (const uint8_t *)"", len);
+}
+
+int mqttb_broker_restore_end(mqttb_broker *b, uint64_t now) {
+  if (!b)
+    return MQTTB_ERR_INVALID_ARGUMENT;
+  if (b->ctx.in_callback)
+    return MQTTB_ERR_INVALID_STATE;
+  b->ctx.now = now;
+  return mqttb_restore_end(&b->restore);
+}
+
+int mqttb_broker_snapshot(mqttb_broker *b, mqttb_record_cb cb, void *user_data) {
+  if (!b || !cb)
+    return MQTTB_ERR_INVALID_ARGUMENT;
+  if (b->ctx.in_callback || (b->restore.started && !b->restore.ended))
+    return MQTTB_ERR_INVALID_STATE;
+  return mqttb_snapshot(&b->store, &b->sessions, &b->router, cb, user_data);
+}
+
+uint64_t mqttb_broker_store_seq(const mqttb_broker *b) {
+  return b ? b->store.seq : 0;
+}
+
+int mqttb_broker_store_durable(mqttb_broker *b, uint64_t seq, uint64_t now) {
+  if (!b)
+    return MQTTB_ERR_INVALID_ARGUMENT;
+  if (b->ctx.in_callback)
+    return MQTTB_ERR_INVALID_STATE;
+  b->ctx.now = now;
+  if (seq > b->store.seq)
+    seq = b->store.seq;
+  if (seq > b->store.durable)
+    b->store.durable = seq;
+  if (b->hub.held) {
+    mqttb_tx_release_held(&b->hub);
+    mqttb_conn_reap(b);
+  }
   return MQTTB_OK;
 }
 
@@ -264,6 +329,7 @@ int mqttb_broker_publish_versioned(mqttb_broker *b, int message_version, const m
     return MQTTB_ERR_VERSION;
   if (!b->ctx.in_callback)
     b->ctx.now = now;
+  mqttb_restore_end(&b->restore);
   int rv = mqttb_host_publish(&b->host, msg);
   mqttb_conn_reap(b);
   mqttb_host_drain(&b->host);
@@ -276,6 +342,7 @@ int mqttb_broker_subscribe(mqttb_broker *b, const char *filter, int options, mqt
     return MQTTB_ERR_INVALID_ARGUMENT;
   if (!b->ctx.in_callback)
     b->ctx.now = now;
+  mqttb_restore_end(&b->restore);
   int rv = mqttb_host_subscribe(&b->host, filter, options, cb, user_data);
   mqttb_host_drain(&b->host);
   return rv;

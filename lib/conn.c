@@ -336,6 +336,7 @@ int mqttb_conn_new(mqttb_conn **pconn, mqttb_broker *b, uint64_t now, void *user
     return MQTTB_ERR_TOO_MANY_CONNECTIONS;
   }
   ctx->now = now;
+  mqttb_restore_end(&b->restore); /* the first connection ends a restore */
   mqttb_conn *c = mqttb_mem_calloc(&ctx->mem, 1, sizeof(*c));
   if (!c)
     return MQTTB_ERR_NOMEM;

@@ -285,9 +285,13 @@ static int complete_connect(mqttb_conn *c, const mqttb_connect *ck, char *client
   }
   if (v5)
     s->expiry_interval = cp->session_expiry;
+  else if (ck->clean)
+    s->expiry_interval = 0;
   else
-    s->expiry_interval = ck->clean ? 0 : UINT32_MAX;
+    s->expiry_interval = st->persistent_client_expiration ? st->persistent_client_expiration
+                                                           : UINT32_MAX;
   mqttb_session_attach(s, &c->tx);
+  mqttb_session_record(s);
   c->session = s;
   mqttb_mem_free(mem, c->client_id);
   c->client_id = client_id;

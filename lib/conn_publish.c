@@ -161,7 +161,13 @@ int mqttb_conn_on_publish(mqttb_conn *c, uint8_t flags, const uint8_t *body, siz
   }
   if (pp.has_expiry)
     m->expiry_at = ctx->now + (uint64_t)pp.expiry * 1000u;
+  /* The records of its deliveries count once the packet id's is written
+   * after them: a store torn in between drops them, and the client, which
+   * got no PUBREC, sends the message again. */
+  m->store_pending = p.qos == 2;
   size_t n = mqttb_router_publish(&b->router, m, s);
+  if (p.qos == 2)
+    mqttb_session_qos2_commit(s, p.packet_id, m);
   mqttb_msg_unref(&ctx->mem, m);
   return ack_publish(c, p.qos, p.packet_id, n ? 0 : MQTTB_REASON_NO_MATCHING_SUBSCRIBERS);
 }
@@ -319,7 +325,8 @@ int mqttb_conn_on_subscribe(mqttb_conn *c, const uint8_t *body, size_t len) {
     ret[i] = send_ret;
     i++;
   }
-  if (rv == 0 && mqttb_tx_suback(&b->hub, &c->tx, sp.packet_id, codes, sp.count) != 0)
+  if (rv == 0 &&
+      mqttb_tx_ack_codes(&b->hub, &c->tx, MQTTB_PKT_SUBACK, sp.packet_id, codes, sp.count) != 0)
     rv = MQTTB_ERR_CONN_NOMEM;
   /* Retained messages follow the SUBACK [MQTT-3.3.1-6]. */
   pos = 0;
@@ -356,12 +363,10 @@ int mqttb_conn_on_unsubscribe(mqttb_conn *c, const uint8_t *body, size_t len) {
     return mqttb_tx_ack(&b->hub, &c->tx, MQTTB_PKT_UNSUBACK, up.packet_id, 0) ? MQTTB_ERR_CONN_NOMEM
                                                                               : 0;
   }
-  size_t mark, total = mqttb_ack_codes5_size(up.count);
-  uint8_t *p = mqttb_tx_begin(&b->hub, &c->tx, total, &mark);
-  if (!p)
+  uint8_t small[64];
+  uint8_t *codes = up.count <= sizeof(small) ? small : mqttb_mem_malloc(&b->ctx.mem, up.count);
+  if (!codes)
     return MQTTB_ERR_CONN_NOMEM;
-  /* The codes go where the encoder puts them: after id and properties. */
-  uint8_t *codes = p + total - up.count;
   size_t i = 0;
   while (mqttb_unsubscribe_next(&up.entries, &pos, &f)) {
     b->ctx.work++;
@@ -369,7 +374,8 @@ int mqttb_conn_on_unsubscribe(mqttb_conn *c, const uint8_t *body, size_t len) {
                      ? MQTTB_REASON_SUCCESS
                      : MQTTB_REASON_NO_SUBSCRIPTION_EXISTED;
   }
-  mqttb_encode_ack_codes5(p, MQTTB_PKT_UNSUBACK, up.packet_id, codes, up.count);
-  mqttb_tx_commit(&b->hub, &c->tx, mark);
-  return 0;
+  int rv = mqttb_tx_ack_codes(&b->hub, &c->tx, MQTTB_PKT_UNSUBACK, up.packet_id, codes, up.count);
+  if (codes != small)
+    mqttb_mem_free(&b->ctx.mem, codes);
+  return rv ? MQTTB_ERR_CONN_NOMEM : 0;
 }

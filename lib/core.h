@@ -14,8 +14,10 @@
 
 #include "ctx.h"
 #include "host.h"
+#include "restore.h"
 #include "router.h"
 #include "session.h"
+#include "store.h"
 #include "sys.h"
 #include "timer.h"
 #include "tx.h"
@@ -32,6 +34,8 @@ struct mqttb_broker {
   mqttb_router router;        /* fan-out and the retained store */
   mqttb_sys *sys;             /* $SYS; NULL when sys_interval_ms is 0 */
   mqttb_host host;            /* the application's publishing and subscribers */
+  mqttb_store store;          /* the record stream of durable changes */
+  mqttb_restore restore;      /* rebuilding from records, until it ends */
   struct mqttb_conn *conns;   /* all connection objects */
   char *response_information; /* the copy settings point into */
   char auto_id_prefix[33];    /* the copy settings point into */

@@ -17,6 +17,10 @@ const char *mqttb_strerror(int err) {
     return "unknown struct version";
   case MQTTB_ERR_QUOTA:
     return "limit reached";
+  case MQTTB_ERR_NOT_FOUND:
+    return "not found";
+  case MQTTB_ERR_STORE_CORRUPT:
+    return "store record corrupt";
   case MQTTB_ERR_CLIENT_DISCONNECTED:
     return "client disconnected";
   case MQTTB_ERR_MALFORMED:

@@ -28,6 +28,9 @@ mqttb_msg *mqttb_msg_new(const mqttb_mem *mem, const uint8_t *topic, size_t topi
   m->props_len = (uint32_t)props_len;
   m->expiry_at = UINT64_MAX;
   m->expiry_interval = 0;
+  m->store_refs = 0;
+  m->store_id = 0;
+  m->store_pending = false;
   m->data = (uint8_t *)(m + 1);
   m->data[0] = (uint8_t)(topic_len >> 8);
   m->data[1] = (uint8_t)(topic_len & 0xff);

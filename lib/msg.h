@@ -31,6 +31,13 @@ typedef struct mqttb_msg {
    * keeps its interval until it is published. */
   uint64_t expiry_at;
   uint32_t expiry_interval;
+  /* Recorded references to it (store.h): deliveries of persistent
+   * sessions and the retained slot; its id in the store while non-zero. */
+  uint32_t store_refs;
+  uint64_t store_id;
+  /* An inbound QoS 2 message whose deliveries are being recorded: a
+   * store that lacks their COMMIT drops them at restore. */
+  bool store_pending;
   uint8_t *data;
 } mqttb_msg;
 

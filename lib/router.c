@@ -149,7 +149,28 @@ size_t mqttb_router_publish(mqttb_router *r, mqttb_msg *msg, mqttb_session *publ
 
 /* ---------------------------------------------------------------- retained */
 
+/* The store, when the retained message of m's topic is in it (the slot
+ * holds a recorded reference): not the broker's own $SYS tree, which it
+ * rebuilds. */
+static mqttb_store *retain_store(const mqttb_router *r, const mqttb_msg *m) {
+  mqttb_store *st = r->sessions->store;
+  if (!st || !r->ctx->cb.store ||
+      mqttb_sys_topic((const uint8_t *)MQTTB_MSG_TOPIC(m), m->topic_len))
+    return NULL;
+  return st;
+}
+
 static void retained_clear(mqttb_router *r, mqttb_tnode *n) {
+  mqttb_store *st = retain_store(r, n->retained);
+  if (st) {
+    if (mqttb_store_on(st)) {
+      mqttb_rec_begin(st, MQTTB_REC_RETAIN_DEL);
+      mqttb_rec_bytes(st, MQTTB_F_MSG_TOPIC, MQTTB_MSG_TOPIC(n->retained),
+                      n->retained->topic_len);
+      mqttb_rec_emit(st);
+    }
+    mqttb_store_msg_unref(st, n->retained);
+  }
   mqttb_msg_unref(&r->ctx->mem, n->retained);
   n->retained = NULL;
   r->ctx->stats.retained_count--;
@@ -171,11 +192,23 @@ void mqttb_router_retain(mqttb_router *r, mqttb_msg *msg) {
               mqttb_log_cut(msg->topic_len), topic);
     return;
   }
-  if (n->retained)
-    mqttb_msg_unref(&r->ctx->mem, n->retained);
-  else
+  mqttb_msg *old = n->retained;
+  if (!old)
     r->ctx->stats.retained_count++;
   n->retained = mqttb_msg_ref(msg);
+  mqttb_store *st = retain_store(r, msg);
+  if (st) {
+    uint64_t id = mqttb_store_msg_ref(st, msg);
+    if (mqttb_store_on(st)) {
+      mqttb_rec_begin(st, MQTTB_REC_RETAIN);
+      mqttb_rec_uint(st, MQTTB_F_MSG_ID, id);
+      mqttb_rec_emit(st);
+    }
+  }
+  if (old) {
+    mqttb_store_msg_unref(st, old);
+    mqttb_msg_unref(&r->ctx->mem, old);
+  }
 }
 
 typedef struct expired_ctx {

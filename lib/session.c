@@ -9,6 +9,7 @@
 #include <string.h>
 
 static void retained_free(mqttb_session *s);
+static bool arm(mqttb_session *s);
 
 int mqttb_sessions_init(mqttb_sessions *set, mqttb_ctx *ctx, mqttb_tx_hub *hub,
                         mqttb_timers *timers) {
@@ -129,6 +130,185 @@ static void dlv_free(mqttb_sessions *set, mqttb_dlv *d) {
   d->ids = NULL;
 }
 
+/* ---- records (store.h) ---- */
+
+/* The store, when changes are recorded now. */
+static mqttb_store *store_on(const mqttb_sessions *set) {
+  return set->store && mqttb_store_on(set->store) ? set->store : NULL;
+}
+
+/* The store, when s's changes are recorded now. */
+static mqttb_store *recorded(const mqttb_session *s) {
+  return s->store_id ? store_on(s->set) : NULL;
+}
+
+/* Record d, accepted into s's queue (pid 0) or window. */
+static void rec_dlv(mqttb_session *s, mqttb_dlv *d, uint16_t pid, uint8_t state) {
+  mqttb_store *st = recorded(s);
+  if (!st || d->store_id || !d->msg)
+    return;
+  mqttb_store_msg_ref(st, d->msg);
+  d->store_id = mqttb_store_new_id(st);
+  mqttb_session_encode_dlv(s, d, pid, state, st);
+  mqttb_rec_emit(st);
+}
+
+void mqttb_session_encode_dlv(const mqttb_session *s, const mqttb_dlv *d, uint16_t pid,
+                              uint8_t state, mqttb_store *st) {
+  mqttb_rec_begin(st, MQTTB_REC_DLV);
+  mqttb_rec_uint(st, MQTTB_F_D_ID, d->store_id);
+  mqttb_rec_uint(st, MQTTB_F_D_SESSION, s->store_id);
+  if (d->msg)
+    mqttb_rec_uint(st, MQTTB_F_D_MSG, d->msg->store_id);
+  mqttb_rec_uint(st, MQTTB_F_D_QOS, d->qos);
+  if (d->retain)
+    mqttb_rec_uint(st, MQTTB_F_D_RETAIN, 1);
+  if (d->nids)
+    mqttb_rec_u32s(st, MQTTB_F_D_SUB_IDS, d->ids, d->nids);
+  if (pid) {
+    mqttb_rec_uint(st, MQTTB_F_D_PID, pid);
+    mqttb_rec_uint(st, MQTTB_F_D_STATE, state);
+  }
+  if (d->share)
+    mqttb_rec_bytes(st, MQTTB_F_D_SHARE, d->share->name, d->share->name_len);
+}
+
+/* d went in flight with pid, or its QoS 2 flow moved to state. */
+static void rec_sent(mqttb_session *s, mqttb_dlv *d, uint16_t pid, uint8_t state) {
+  if (!d->store_id) {
+    rec_dlv(s, d, pid, state);
+    return;
+  }
+  mqttb_store *st = store_on(s->set);
+  if (!st)
+    return;
+  mqttb_rec_begin(st, MQTTB_REC_DLV_SENT);
+  mqttb_rec_uint(st, MQTTB_F_D_ID, d->store_id);
+  mqttb_rec_uint(st, MQTTB_F_D_PID, pid);
+  mqttb_rec_uint(st, MQTTB_F_D_STATE, state);
+  mqttb_rec_emit(st);
+}
+
+/* A delivery is done with (acknowledged, dropped, sent at QoS 0 from the
+ * queue): recorded as gone, then freed. */
+static void dlv_done(mqttb_session *s, mqttb_dlv *d) {
+  if (d->store_id) {
+    mqttb_store *st = store_on(s->set);
+    if (st) {
+      mqttb_rec_begin(st, MQTTB_REC_DLV_DEL);
+      mqttb_rec_uint(st, MQTTB_F_D_ID, d->store_id);
+      mqttb_rec_emit(st);
+    }
+    mqttb_store_msg_unref(s->set->store, d->msg);
+    d->store_id = 0;
+  }
+  dlv_free(s->set, d);
+}
+
+static void forget_dlv(mqttb_session *s, mqttb_dlv *d) {
+  if (d->store_id)
+    mqttb_store_msg_unref(s->set->store, d->msg);
+  d->store_id = 0;
+}
+
+/* s is no longer in the store (its end was recorded, or nothing is): the
+ * references its records held go. */
+static void forget(mqttb_session *s) {
+  if (!s->store_id)
+    return;
+  for (uint32_t i = s->win ? s->win->head : MQTTB_WINDOW_END; i != MQTTB_WINDOW_END;
+       i = mqttb_window_at(s->win, i)->next)
+    forget_dlv(s, &mqttb_window_at(s->win, i)->d);
+  for (size_t i = 0; i < s->qcount; i++)
+    forget_dlv(s, &s->queue[(s->qhead + i) % s->qcap]);
+  if (s->store_will) {
+    mqttb_store_msg_unref(s->set->store, s->store_will);
+    mqttb_msg_unref(&s->set->ctx->mem, s->store_will);
+    s->store_will = NULL;
+  }
+  s->store_id = 0;
+}
+
+static void rec_end(mqttb_session *s) {
+  mqttb_store *st = recorded(s);
+  if (st) {
+    mqttb_rec_begin(st, MQTTB_REC_SESSION_END);
+    mqttb_rec_uint(st, MQTTB_F_S_ID, s->store_id);
+    mqttb_rec_emit(st);
+  }
+  forget(s);
+}
+
+void mqttb_session_record(mqttb_session *s) {
+  mqttb_store *st = store_on(s->set);
+  if (!st || s->host)
+    return;
+  if (s->expiry_interval == 0) {
+    rec_end(s); /* no longer persistent */
+    return;
+  }
+  if (!s->store_id)
+    s->store_id = mqttb_store_new_id(st);
+  /* A delayed will is a message of the store, referred to by id. */
+  mqttb_msg *will = s->offline ? s->will : NULL;
+  mqttb_msg *old = s->store_will;
+  if (will && will != old) {
+    mqttb_store_msg_ref(st, will);
+    mqttb_msg_ref(will);
+  }
+  s->store_will = will;
+  mqttb_session_encode(s, st);
+  mqttb_rec_emit(st);
+  if (old && old != will) {
+    mqttb_store_msg_unref(st, old);
+    mqttb_msg_unref(&s->set->ctx->mem, old);
+  }
+}
+
+void mqttb_session_encode(const mqttb_session *s, mqttb_store *st) {
+  mqttb_rec_begin(st, MQTTB_REC_SESSION);
+  mqttb_rec_uint(st, MQTTB_F_S_ID, s->store_id);
+  mqttb_rec_bytes(st, MQTTB_F_S_CLIENT, s->client_id, s->id_len);
+  mqttb_rec_uint(st, MQTTB_F_S_EXPIRY_INTERVAL, s->expiry_interval);
+  if (s->offline) {
+    mqttb_rec_uint(st, MQTTB_F_S_OFFLINE, 1);
+    if (s->expires_at != UINT64_MAX)
+      mqttb_rec_uint(st, MQTTB_F_S_EXPIRES_AT, mqttb_store_wall(st, s->expires_at));
+  }
+  if (s->store_will) {
+    mqttb_rec_uint(st, MQTTB_F_S_WILL, s->store_will->store_id);
+    mqttb_rec_uint(st, MQTTB_F_S_WILL_AT, mqttb_store_wall(st, s->will_at));
+  }
+}
+
+static void rec_sub(mqttb_session *s, const mqttb_sub *sub) {
+  mqttb_store *st = recorded(s);
+  if (!st)
+    return;
+  mqttb_session_encode_sub(s, sub, st);
+  mqttb_rec_emit(st);
+}
+
+void mqttb_session_encode_sub(const mqttb_session *s, const mqttb_sub *sub, mqttb_store *st) {
+  mqttb_rec_begin(st, MQTTB_REC_SUB);
+  mqttb_rec_uint(st, MQTTB_F_S_ID, s->store_id);
+  mqttb_rec_bytes(st, MQTTB_F_SUB_FILTER, sub->filter, sub->filter_len);
+  mqttb_rec_uint(st, MQTTB_F_SUB_QOS, sub->qos);
+  mqttb_rec_uint(st, MQTTB_F_SUB_OPTS, sub->opts);
+  if (sub->sub_id)
+    mqttb_rec_uint(st, MQTTB_F_SUB_ID, sub->sub_id);
+}
+
+static void rec_unsub(mqttb_session *s, const mqttb_sub *sub) {
+  mqttb_store *st = recorded(s);
+  if (!st)
+    return;
+  mqttb_rec_begin(st, MQTTB_REC_UNSUB);
+  mqttb_rec_uint(st, MQTTB_F_S_ID, s->store_id);
+  mqttb_rec_bytes(st, MQTTB_F_SUB_FILTER, sub->filter, sub->filter_len);
+  mqttb_rec_emit(st);
+}
+
 void mqttb_share_unref(mqttb_sessions *set, mqttb_share *sh) {
   if (--sh->refs == 0) {
     mqttb_mem_free(&set->ctx->mem, sh->members);
@@ -242,6 +422,7 @@ void mqttb_session_unsubscribe_all(mqttb_session *s) {
 void mqttb_session_del(mqttb_session *s) {
   mqttb_sessions *set = s->set;
   const mqttb_mem *mem = &set->ctx->mem;
+  rec_end(s);
   mqttb_session_unsubscribe_all(s);
   for (uint32_t i = s->win ? s->win->head : MQTTB_WINDOW_END; i != MQTTB_WINDOW_END;
        i = mqttb_window_at(s->win, i)->next)
@@ -312,6 +493,7 @@ int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, ui
     old->opts = opts;
     old->sub_id = sub_id;
     *existed = true;
+    rec_sub(s, old);
     return 0;
   }
   mqttb_slice name, real = {(const uint8_t *)filter, len};
@@ -373,6 +555,7 @@ int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, ui
   s->subs[s->nsubs++] = sub;
   set->ctx->stats.subscription_count++;
   index_add(s, sub);
+  rec_sub(s, sub);
   return 0;
 }
 
@@ -380,6 +563,7 @@ bool mqttb_session_unsubscribe(mqttb_session *s, const char *filter, size_t len)
   mqttb_sub *sub = find_sub(s, filter, len);
   if (!sub)
     return false;
+  rec_unsub(s, sub);
   sub_remove(s, sub->sess_idx);
   return true;
 }
@@ -501,7 +685,7 @@ static void send_inflight(mqttb_session *s, mqttb_dlv *d) {
   mqttb_sessions *set = s->set;
   const mqttb_mem *mem = &set->ctx->mem;
   if (!may_read(s, d)) {
-    dlv_free(set, d);
+    dlv_done(s, d);
     return;
   }
   int rv = MQTTB_ERR_NOMEM;
@@ -513,16 +697,20 @@ static void send_inflight(mqttb_session *s, mqttb_dlv *d) {
   if (slot != MQTTB_WINDOW_END) {
     uint16_t pid = mqttb_window_at(s->win, slot)->pid;
     rv = mqttb_tx_publish(set->hub, s->tx, d->msg, d->qos, d->retain, d->ids, d->nids, false, pid);
-    if (rv != 0)
+    if (rv != 0) {
       mqttb_window_remove(s->win, slot); /* the packet id stays free */
+    } else {
+      mqttb_inflight *f = mqttb_window_at(s->win, slot);
+      rec_sent(s, &f->d, pid, f->state);
+    }
   }
   if (rv == MQTTB_ERR_PACKET_TOO_LARGE) {
     drop(s, "larger than the client's Maximum Packet Size");
-    dlv_free(set, d);
+    dlv_done(s, d);
   } else if (rv != 0) {
     mqttb_tx_fail(set->hub, s->tx, MQTTB_ERR_CONN_NOMEM);
     drop(s, "out of memory");
-    dlv_free(set, d);
+    dlv_done(s, d);
   }
 }
 
@@ -531,13 +719,13 @@ static void send_qos0(mqttb_session *s, mqttb_dlv *d) {
   mqttb_sessions *set = s->set;
   uint64_t max = set->ctx->settings.max_output_bytes;
   if (!may_read(s, d)) {
-    dlv_free(set, d);
+    dlv_done(s, d);
     return;
   }
   if (max && mqttb_outq_pending(&s->tx->q) > max) {
     /* A client that does not read loses QoS 0 first. */
     drop(s, "output backlog above max_output_bytes");
-    dlv_free(s->set, d);
+    dlv_done(s, d);
     return;
   }
   int rv = mqttb_tx_publish(set->hub, s->tx, d->msg, 0, d->retain, d->ids, d->nids, false, 0);
@@ -547,7 +735,49 @@ static void send_qos0(mqttb_session *s, mqttb_dlv *d) {
     mqttb_tx_fail(set->hub, s->tx, MQTTB_ERR_CONN_NOMEM);
     drop(s, "out of memory");
   }
-  dlv_free(s->set, d);
+  dlv_done(s, d);
+}
+
+/* Room in the queue ring for one more; false on out-of-memory. */
+static bool queue_room(mqttb_session *s) {
+  if (s->qcount < s->qcap)
+    return true;
+  const mqttb_mem *mem = &s->set->ctx->mem;
+  size_t ncap = s->qcap ? (size_t)s->qcap * 2 : 8;
+  mqttb_dlv *q = ncap <= UINT32_MAX ? mqttb_mem_malloc(mem, ncap * sizeof(*q)) : NULL;
+  if (!q)
+    return false;
+  for (size_t i = 0; i < s->qcount; i++)
+    q[i] = s->queue[(s->qhead + i) % s->qcap];
+  mqttb_mem_free(mem, s->queue);
+  s->queue = q;
+  s->qcap = (uint32_t)ncap;
+  s->qhead = 0;
+  return true;
+}
+
+int mqttb_session_put_back(mqttb_session *s, mqttb_dlv *d, uint16_t pid, uint8_t state) {
+  mqttb_sessions *set = s->set;
+  const mqttb_mem *mem = &set->ctx->mem;
+  if (pid) {
+    if (!s->win && (s->win = mqttb_mem_malloc(mem, sizeof(*s->win))) != NULL)
+      mqttb_window_init(s->win);
+    if (!s->win)
+      return MQTTB_ERR_NOMEM;
+    if (mqttb_window_find(s->win, pid) != MQTTB_WINDOW_END)
+      return MQTTB_ERR_INVALID_ARGUMENT;
+    return mqttb_window_add_pid(s->win, mem, d, state, pid) == MQTTB_WINDOW_END ? MQTTB_ERR_NOMEM
+                                                                               : 0;
+  }
+  if (!d->msg)
+    return MQTTB_ERR_INVALID_ARGUMENT;
+  if (!queue_room(s))
+    return MQTTB_ERR_NOMEM;
+  s->queue[(s->qhead + s->qcount) % s->qcap] = *d;
+  s->qcount++;
+  s->queued_bytes += d->msg->payload_len;
+  set->queued_bytes_total += d->msg->payload_len;
+  return 0;
 }
 
 /* Takes d. */
@@ -562,27 +792,17 @@ static void enqueue(mqttb_session *s, mqttb_dlv *d) {
   else if (st->max_queued_bytes_total &&
            set->queued_bytes_total + d->msg->payload_len > st->max_queued_bytes_total)
     why = "all queues full (max_queued_bytes_total)";
-  if (!why && s->qcount == s->qcap) {
-    size_t ncap = s->qcap ? (size_t)s->qcap * 2 : 8;
-    mqttb_dlv *q = ncap <= UINT32_MAX ? mqttb_mem_malloc(&set->ctx->mem, ncap * sizeof(*q)) : NULL;
-    if (!q) {
-      why = "out of memory";
-    } else {
-      for (size_t i = 0; i < s->qcount; i++)
-        q[i] = s->queue[(s->qhead + i) % s->qcap];
-      mqttb_mem_free(&set->ctx->mem, s->queue);
-      s->queue = q;
-      s->qcap = (uint32_t)ncap;
-      s->qhead = 0;
-    }
-  }
+  if (!why && !queue_room(s))
+    why = "out of memory";
   if (why) {
     drop(s, why);
     dlv_free(set, d);
     return;
   }
-  s->queue[(s->qhead + s->qcount) % s->qcap] = *d;
+  mqttb_dlv *q = &s->queue[(s->qhead + s->qcount) % s->qcap];
+  *q = *d;
   s->qcount++;
+  rec_dlv(s, q, 0, 0);
   s->queued_bytes += d->msg->payload_len;
   set->queued_bytes_total += d->msg->payload_len;
 }
@@ -598,7 +818,7 @@ void mqttb_session_deliver(mqttb_session *s, mqttb_msg *msg, uint8_t qos, bool r
     host_push(s, msg, qos, retain);
     return;
   }
-  mqttb_dlv d = {msg, share, NULL, (uint16_t)nids, qos, retain};
+  mqttb_dlv d = {.msg = msg, .share = share, .nids = (uint16_t)nids, .qos = qos, .retain = retain};
   if (nids > 0) {
     d.ids = mqttb_mem_malloc(&set->ctx->mem, nids * sizeof(*ids));
     if (!d.ids) {
@@ -645,7 +865,7 @@ static void pump(mqttb_session *s) {
     if (expired) {
       /* [MQTT-3.3.2-5]: not delivered once its expiry interval passed. */
       drop(s, "message expired");
-      dlv_free(set, &d);
+      dlv_done(s, &d);
     } else if (d.qos == 0) {
       send_qos0(s, &d);
     } else {
@@ -672,7 +892,7 @@ void mqttb_session_resume(mqttb_session *s) {
     if (rv == MQTTB_ERR_PACKET_TOO_LARGE) {
       /* The client now accepts smaller packets than when it was sent. */
       drop(s, "larger than the client's Maximum Packet Size");
-      dlv_free(s->set, &f->d);
+      dlv_done(s, &f->d);
       mqttb_window_remove(w, slot);
     } else if (rv != 0) {
       mqttb_tx_fail(s->set->hub, s->tx, MQTTB_ERR_CONN_NOMEM);
@@ -687,7 +907,7 @@ static mqttb_inflight *find_inflight(mqttb_session *s, uint16_t pid, uint32_t *s
 }
 
 static void inflight_remove(mqttb_session *s, uint32_t slot) {
-  dlv_free(s->set, &mqttb_window_at(s->win, slot)->d);
+  dlv_done(s, &mqttb_window_at(s->win, slot)->d);
   mqttb_window_remove(s->win, slot);
 }
 
@@ -722,6 +942,9 @@ int mqttb_session_on_pubrec(mqttb_session *s, uint16_t pid, uint8_t reason, bool
   if (f && f->state == MQTTB_INF_PUBREC) {
     /* The message is now the client's; keep only the packet id's state. */
     f->state = MQTTB_INF_PUBCOMP;
+    rec_sent(s, &f->d, pid, MQTTB_INF_PUBCOMP);
+    if (f->d.store_id)
+      mqttb_store_msg_unref(s->set->store, f->d.msg);
     mqttb_msg_unref(&s->set->ctx->mem, f->d.msg);
     f->d.msg = NULL;
     if (f->d.share)
@@ -764,9 +987,36 @@ int mqttb_session_qos2_add(mqttb_session *s, uint16_t pid) {
   return mqttb_pidmap_put(s->in_qos2, mem, pid, 0);
 }
 
+void mqttb_session_qos2_commit(mqttb_session *s, uint16_t pid, mqttb_msg *msg) {
+  mqttb_store *st = store_on(s->set);
+  bool pending = msg->store_pending;
+  msg->store_pending = false;
+  if (!st)
+    return;
+  if (s->store_id) {
+    mqttb_rec_begin(st, MQTTB_REC_QOS2_IN);
+    mqttb_rec_uint(st, MQTTB_F_S_ID, s->store_id);
+    mqttb_rec_uint(st, MQTTB_F_Q_PID, pid);
+    if (pending && msg->store_refs)
+      mqttb_rec_uint(st, MQTTB_F_Q_MSG, msg->store_id);
+    mqttb_rec_emit(st);
+  } else if (pending && msg->store_refs) {
+    mqttb_rec_begin(st, MQTTB_REC_COMMIT);
+    mqttb_rec_uint(st, MQTTB_F_MSG_ID, msg->store_id);
+    mqttb_rec_emit(st);
+  }
+}
+
 void mqttb_session_qos2_del(mqttb_session *s, uint16_t pid) {
-  if (s->in_qos2)
-    mqttb_pidmap_del(s->in_qos2, pid);
+  if (s->in_qos2 && mqttb_pidmap_del(s->in_qos2, pid)) {
+    mqttb_store *st = recorded(s);
+    if (st) {
+      mqttb_rec_begin(st, MQTTB_REC_QOS2_IN_DEL);
+      mqttb_rec_uint(st, MQTTB_F_S_ID, s->store_id);
+      mqttb_rec_uint(st, MQTTB_F_Q_PID, pid);
+      mqttb_rec_emit(st);
+    }
+  }
 }
 
 uint32_t mqttb_session_qos2_count(const mqttb_session *s) {
@@ -797,7 +1047,25 @@ mqttb_msg *mqttb_session_take_will(mqttb_session *s) {
 }
 
 mqttb_msg *mqttb_session_take_due_will(mqttb_session *s, uint64_t now) {
-  return s->will && s->will_at <= now ? mqttb_session_take_will(s) : NULL;
+  if (!s->will || s->will_at > now)
+    return NULL;
+  mqttb_msg *will = mqttb_session_take_will(s);
+  if (s->store_will)
+    mqttb_session_record(s); /* published: not again after a restart */
+  return will;
+}
+
+void mqttb_session_restored(mqttb_session *s, bool was_online) {
+  mqttb_sessions *set = s->set;
+  if (was_online)
+    s->expires_at = s->expiry_interval == UINT32_MAX
+                        ? UINT64_MAX
+                        : set->ctx->now + (uint64_t)s->expiry_interval * 1000u;
+  if (!s->offline) {
+    s->offline = true;
+    set->ctx->stats.clients_disconnected++;
+  }
+  arm(s);
 }
 
 void mqttb_session_attach(mqttb_session *s, mqttb_tx *tx) {
@@ -847,6 +1115,8 @@ mqttb_session_due mqttb_session_detach(mqttb_session *s, mqttb_msg *will, uint32
                       ? UINT64_MAX
                       : set->ctx->now + (uint64_t)s->expiry_interval * 1000u;
   due.end = !arm(s);
+  if (!due.end)
+    mqttb_session_record(s);
   return due;
 }
 

@@ -22,6 +22,7 @@
 #include "map.h"
 #include "msg.h"
 #include "pidmap.h"
+#include "store.h"
 #include "timer.h"
 #include "trie.h"
 #include "tx.h"
@@ -104,6 +105,7 @@ typedef struct mqttb_sessions {
   mqttb_ctx *ctx;
   mqttb_tx_hub *hub;
   mqttb_timers *timers;
+  mqttb_store *store;          /* where durable changes are recorded; may be NULL */
   mqttb_trie subs;             /* subscriptions by filter */
   mqttb_map by_id;             /* client id -> session */
   mqttb_map shares;            /* "name/filter" -> mqttb_share */
@@ -121,9 +123,12 @@ struct mqttb_session {
   mqttb_sessions *set;
   mqttb_tx *tx;        /* the connection's sending half; NULL while offline */
   uint64_t expires_at; /* while offline; UINT64_MAX: never */
+  uint64_t store_id;   /* its id in the store while it is recorded; 0: not */
   /* A will waiting for its Will Delay Interval (MQTT 5). */
   mqttb_msg *will;
   uint64_t will_at;
+  /* The delayed will its store record refers to (a reference). */
+  mqttb_msg *store_will;
   mqttb_timer timer;
   mqttb_sub **subs;
   /* Filter -> subscription, once the session holds enough of them for a
@@ -206,6 +211,25 @@ mqttb_session_due mqttb_session_on_timer(mqttb_session *s, uint64_t now);
 /* The session from its timer handle. */
 mqttb_session *mqttb_session_of_timer(mqttb_timer *t);
 
+/* Record the session as it is now (store.h): a persistent session (expiry
+ * interval above 0) is written, with its expiry and delayed will while
+ * offline; one that stopped being persistent is ended in the store. */
+void mqttb_session_record(mqttb_session *s);
+/* Store record encoders (store.h; the caller emits): the session, one of
+ * its subscriptions, one of its deliveries (pid 0: queued). */
+void mqttb_session_encode(const mqttb_session *s, mqttb_store *st);
+void mqttb_session_encode_sub(const mqttb_session *s, const mqttb_sub *sub, mqttb_store *st);
+void mqttb_session_encode_dlv(const mqttb_session *s, const mqttb_dlv *d, uint16_t pid,
+                              uint8_t state, mqttb_store *st);
+/* A restored session starts its life offline: expiry counting (from now
+ * when its client was online as the records were written), its timer set
+ * for expiry and delayed will. */
+void mqttb_session_restored(mqttb_session *s, bool was_online);
+/* Put a restored delivery back (takes d): in flight with pid in state, or
+ * at the end of the queue when pid is 0. 0, MQTTB_ERR_NOMEM or
+ * MQTTB_ERR_INVALID_ARGUMENT (pid already in flight). */
+int mqttb_session_put_back(mqttb_session *s, mqttb_dlv *d, uint16_t pid, uint8_t state);
+
 /* Whether its client is online and reachable. */
 bool mqttb_session_online(const mqttb_session *s);
 
@@ -262,6 +286,10 @@ int mqttb_session_on_pubcomp(mqttb_session *s, uint16_t pid);
 /* Inbound QoS 2 packet ids. */
 bool mqttb_session_qos2_has(const mqttb_session *s, uint16_t pid);
 int mqttb_session_qos2_add(mqttb_session *s, uint16_t pid);
+/* The inbound QoS 2 message msg (packet id pid, added before it was routed)
+ * has been delivered: record the packet id, which also commits what was
+ * recorded of msg's deliveries. */
+void mqttb_session_qos2_commit(mqttb_session *s, uint16_t pid, mqttb_msg *msg);
 void mqttb_session_qos2_del(mqttb_session *s, uint16_t pid);
 uint32_t mqttb_session_qos2_count(const mqttb_session *s);
 

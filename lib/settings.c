@@ -16,6 +16,9 @@ static size_t settings_len(int v) {
   case MQTTB_SETTINGS_V2:
     return offsetof(mqttb_settings, max_input_bytes_total) +
            sizeof(((mqttb_settings *)0)->max_input_bytes_total);
+  case MQTTB_SETTINGS_V3:
+    return offsetof(mqttb_settings, persistent_client_expiration) +
+           sizeof(((mqttb_settings *)0)->persistent_client_expiration);
   default:
     return 0;
   }
@@ -26,6 +29,8 @@ static size_t callbacks_len(int v) {
   case MQTTB_CALLBACKS_V1:
   case MQTTB_CALLBACKS_V2: /* the same members; authorize is asked about reads */
     return offsetof(mqttb_callbacks, heap_usage) + sizeof(((mqttb_callbacks *)0)->heap_usage);
+  case MQTTB_CALLBACKS_V3:
+    return offsetof(mqttb_callbacks, store) + sizeof(((mqttb_callbacks *)0)->store);
   default:
     return 0;
   }

@@ -15,8 +15,26 @@ void mqttb_tx_init(mqttb_tx *tx) {
   memset(tx, 0, sizeof(*tx));
 }
 
+static void held_free(mqttb_tx_hub *hub, mqttb_tx *tx) {
+  struct mqttb_tx_held *h = tx->held;
+  if (!h)
+    return;
+  for (mqttb_tx **p = &hub->held; *p; p = &(*p)->next_held) {
+    if (*p == tx) {
+      *p = tx->next_held;
+      break;
+    }
+  }
+  tx->next_held = NULL;
+  mqttb_mem_free(&hub->ctx->mem, h->buf);
+  mqttb_mem_free(&hub->ctx->mem, h->marks);
+  mqttb_mem_free(&hub->ctx->mem, h);
+  tx->held = NULL;
+}
+
 void mqttb_tx_free(mqttb_tx_hub *hub, mqttb_tx *tx) {
   const mqttb_mem *mem = &hub->ctx->mem;
+  held_free(hub, tx);
   mqttb_outq_free(&tx->q, mem);
   struct mqttb_tx_aliases *a = tx->aliases;
   if (a) {
@@ -70,6 +88,97 @@ void mqttb_tx_commit(mqttb_tx_hub *hub, mqttb_tx *tx, size_t mark) {
   hub->ctx->stats.packets_sent++;
   if (mqttb_outq_commit(&tx->q, mark, hub->ctx->now) && hub->on_pending)
     hub->on_pending(tx, hub->arg);
+}
+
+/* ------------------------------------------------ held acknowledgements */
+
+/* Where the packet is held is told to commit by this mark. */
+#define HELD_MARK SIZE_MAX
+
+static bool must_hold(const mqttb_tx_hub *hub, const mqttb_tx *tx) {
+  return (tx->held && tx->held->n > 0) || (hub->store && mqttb_store_hold(hub->store));
+}
+
+/* Begin an acknowledgement of n bytes: in the output, or held. */
+static uint8_t *begin_ack(mqttb_tx_hub *hub, mqttb_tx *tx, size_t n, size_t *mark) {
+  if (!must_hold(hub, tx))
+    return mqttb_tx_begin(hub, tx, n, mark);
+  const mqttb_mem *mem = &hub->ctx->mem;
+  struct mqttb_tx_held *h = tx->held;
+  if (!h && !(h = tx->held = mqttb_mem_calloc(mem, 1, sizeof(*h))))
+    return NULL;
+  void *arr = h->marks;
+  if (mqttb_mem_grow32(mem, &arr, &h->marks_cap, h->n + 1, sizeof(*h->marks)) != 0)
+    return NULL;
+  h->marks = arr;
+  if (h->cap - h->len < n) {
+    size_t cap = h->cap ? h->cap : 64;
+    while (cap - h->len < n)
+      cap *= 2;
+    uint8_t *b = mqttb_mem_realloc(mem, h->buf, cap);
+    if (!b)
+      return NULL;
+    h->buf = b;
+    h->cap = cap;
+  }
+  h->reserved = n;
+  *mark = HELD_MARK;
+  return h->buf + h->len;
+}
+
+static void commit_ack(mqttb_tx_hub *hub, mqttb_tx *tx, size_t mark) {
+  if (mark != HELD_MARK) {
+    mqttb_tx_commit(hub, tx, mark);
+    return;
+  }
+  struct mqttb_tx_held *h = tx->held;
+  h->len += h->reserved;
+  h->marks[h->n].seq = hub->store ? hub->store->seq : 0;
+  h->marks[h->n].end = h->len;
+  if (h->n++ == 0) {
+    tx->next_held = hub->held;
+    hub->held = tx;
+  }
+}
+
+/* Move what tx holds for durable records to its output. */
+static void release(mqttb_tx_hub *hub, mqttb_tx *tx) {
+  struct mqttb_tx_held *h = tx->held;
+  uint64_t durable = hub->store ? hub->store->durable : UINT64_MAX;
+  uint32_t k = 0;
+  while (k < h->n && h->marks[k].seq <= durable)
+    k++;
+  if (k == 0)
+    return;
+  size_t bytes = h->marks[k - 1].end, mark;
+  uint8_t *w = mqttb_tx_ok(tx) ? mqttb_tx_begin(hub, tx, bytes, &mark) : NULL;
+  if (!w && mqttb_tx_ok(tx)) {
+    mqttb_tx_fail(hub, tx, MQTTB_ERR_CONN_NOMEM);
+    return;
+  }
+  if (w) {
+    memcpy(w, h->buf, bytes);
+    hub->ctx->stats.packets_sent += k - 1; /* commit counts one */
+    mqttb_tx_commit(hub, tx, mark);
+  }
+  memmove(h->buf, h->buf + bytes, h->len - bytes);
+  h->len -= bytes;
+  for (uint32_t i = k; i < h->n; i++) {
+    h->marks[i - k].seq = h->marks[i].seq;
+    h->marks[i - k].end = h->marks[i].end - bytes;
+  }
+  h->n -= k;
+}
+
+void mqttb_tx_release_held(mqttb_tx_hub *hub) {
+  mqttb_tx *tx = hub->held;
+  while (tx) {
+    mqttb_tx *next = tx->next_held;
+    release(hub, tx);
+    if (tx->held->n == 0)
+      held_free(hub, tx); /* unlinks it: an idle connection holds nothing */
+    tx = next;
+  }
 }
 
 /* ---------------------------------------------------------------- PUBLISH */
@@ -186,7 +295,15 @@ int mqttb_tx_ack(mqttb_tx_hub *hub, mqttb_tx *tx, uint8_t type, uint16_t pid, ui
   uint8_t buf[5];
   size_t n =
       tx->level == 5 ? mqttb_encode_ack5(buf, type, pid, reason) : mqttb_encode_ack(buf, type, pid);
-  return send_bytes(hub, tx, buf, n);
+  if (type == MQTTB_PKT_PUBREL)
+    return send_bytes(hub, tx, buf, n); /* the broker's own flow: never held */
+  size_t mark;
+  uint8_t *w = begin_ack(hub, tx, n, &mark);
+  if (!w)
+    return MQTTB_ERR_NOMEM;
+  memcpy(w, buf, n);
+  commit_ack(hub, tx, mark);
+  return 0;
 }
 
 int mqttb_tx_connack(mqttb_tx_hub *hub, mqttb_tx *tx, bool session_present, uint8_t rc,
@@ -206,17 +323,18 @@ int mqttb_tx_connack(mqttb_tx_hub *hub, mqttb_tx *tx, bool session_present, uint
   return send_bytes(hub, tx, buf, mqttb_encode_connack(buf, &a));
 }
 
-int mqttb_tx_suback(mqttb_tx_hub *hub, mqttb_tx *tx, uint16_t pid, const uint8_t *codes, size_t n) {
+int mqttb_tx_ack_codes(mqttb_tx_hub *hub, mqttb_tx *tx, uint8_t type, uint16_t pid,
+                       const uint8_t *codes, size_t n) {
   bool v5 = tx->level == 5;
   size_t mark, total = v5 ? mqttb_ack_codes5_size(n) : mqttb_suback_size(n);
-  uint8_t *w = mqttb_tx_begin(hub, tx, total, &mark);
+  uint8_t *w = begin_ack(hub, tx, total, &mark);
   if (!w)
     return MQTTB_ERR_NOMEM;
   if (v5)
-    mqttb_encode_ack_codes5(w, MQTTB_PKT_SUBACK, pid, codes, n);
+    mqttb_encode_ack_codes5(w, type, pid, codes, n);
   else
     mqttb_encode_suback(w, pid, codes, n);
-  mqttb_tx_commit(hub, tx, mark);
+  commit_ack(hub, tx, mark);
   return 0;
 }
 

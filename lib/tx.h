@@ -27,6 +27,7 @@
 #include "map.h"
 #include "msg.h"
 #include "outq.h"
+#include "store.h"
 
 typedef struct mqttb_tx mqttb_tx;
 
@@ -40,7 +41,24 @@ typedef struct mqttb_tx_hub {
   bool (*may_read)(mqttb_tx *tx, const mqttb_msg *msg, uint8_t qos, bool retain, void *arg);
   void *arg;
   mqttb_tx *failed; /* failed and not yet taken with mqttb_tx_take_failed */
+  /* Acknowledgements wait for records to be durable when the store says
+   * so (store_sync); NULL: never. */
+  mqttb_store *store;
+  mqttb_tx *held; /* txs holding acknowledgements */
 } mqttb_tx_hub;
+
+/* Acknowledgements held until the store records before them are durable
+ * (store_sync): their bytes, and where each ends with the record it waits
+ * for. */
+struct mqttb_tx_held {
+  uint8_t *buf;
+  size_t len, cap, reserved;
+  struct mqttb_tx_held_mark {
+    uint64_t seq;
+    size_t end;
+  } *marks;
+  uint32_t n, marks_cap;
+};
 
 /* Outbound topic aliases (MQTT 5): topic -> alias; allocated on first use. */
 struct mqttb_tx_aliases {
@@ -55,6 +73,8 @@ struct mqttb_tx {
   mqttb_outq q;
   mqttb_tx *next_failed;
   struct mqttb_tx_aliases *aliases;
+  struct mqttb_tx_held *held; /* NULL when nothing is held */
+  mqttb_tx *next_held;
   uint32_t max_packet;  /* the peer's Maximum Packet Size; 0: none */
   int failed;           /* non-zero: failed for this reason */
   uint16_t receive_max; /* the peer's Receive Maximum; 0: none given */
@@ -97,8 +117,16 @@ int mqttb_tx_ack(mqttb_tx_hub *hub, mqttb_tx *tx, uint8_t type, uint16_t pid, ui
  * is (MQTT 3.1 has no session-present flag). */
 int mqttb_tx_connack(mqttb_tx_hub *hub, mqttb_tx *tx, bool session_present, uint8_t rc,
                      const uint8_t *props, size_t plen);
-/* SUBACK with a reason code per filter (either level). */
-int mqttb_tx_suback(mqttb_tx_hub *hub, mqttb_tx *tx, uint16_t pid, const uint8_t *codes, size_t n);
+/* SUBACK, or MQTT 5 UNSUBACK, with a reason code per filter (SUBACK: either
+ * level). */
+int mqttb_tx_ack_codes(mqttb_tx_hub *hub, mqttb_tx *tx, uint8_t type, uint16_t pid,
+                       const uint8_t *codes, size_t n);
+
+/* Acknowledgements that say a request is durable (PUBACK, PUBREC, PUBCOMP,
+ * SUBACK, UNSUBACK) are held while the store says so, and behind any
+ * already held, so they go out in order. Send those whose records are now
+ * durable (for every tx of the hub). */
+void mqttb_tx_release_held(mqttb_tx_hub *hub);
 /* DISCONNECT or AUTH (MQTT 5): a reason code and a property block. */
 int mqttb_tx_reason(mqttb_tx_hub *hub, mqttb_tx *tx, uint8_t type, uint8_t reason,
                     const uint8_t *props, size_t plen);

@@ -59,12 +59,20 @@ static uint32_t slot_get(mqttb_window *w, const mqttb_mem *mem) {
 
 uint32_t mqttb_window_add(mqttb_window *w, const mqttb_mem *mem, const mqttb_dlv *d,
                           uint8_t state) {
-  if (w->n >= 65535)
+  return mqttb_window_add_pid(w, mem, d, state, 0);
+}
+
+uint32_t mqttb_window_add_pid(mqttb_window *w, const mqttb_mem *mem, const mqttb_dlv *d,
+                              uint8_t state, uint16_t pid) {
+  if (w->n >= 65535 || (pid && mqttb_pidmap_get(&w->ids, pid, NULL)))
     return MQTTB_WINDOW_END;
   uint32_t s = slot_get(w, mem);
   if (s == MQTTB_WINDOW_END)
     return s;
-  uint16_t pid = alloc_pid(w);
+  if (!pid)
+    pid = alloc_pid(w);
+  else if (pid >= w->next_pid)
+    w->next_pid = pid == 65535 ? 1 : (uint16_t)(pid + 1);
   if (mqttb_pidmap_put(&w->ids, mem, pid, s) != 0) {
     w->e[s].next = w->free;
     w->free = s;

@@ -26,6 +26,7 @@ typedef struct mqttb_dlv {
   mqttb_msg *msg;
   struct mqttb_share *share; /* set when delivered through a shared subscription */
   uint32_t *ids;             /* MQTT 5 Subscription Identifiers (owned) */
+  uint64_t store_id;         /* its id in the store; 0: not recorded */
   uint16_t nids;
   uint8_t qos;
   bool retain;
@@ -59,6 +60,10 @@ void mqttb_window_free(mqttb_window *w, const mqttb_mem *mem);
 /* Append d (copied) with a fresh packet identifier and state; returns the
  * slot, or MQTTB_WINDOW_END on out-of-memory (nothing changed). */
 uint32_t mqttb_window_add(mqttb_window *w, const mqttb_mem *mem, const mqttb_dlv *d, uint8_t state);
+/* The same with the packet identifier pid (a restored message), which
+ * must not be in flight; MQTTB_WINDOW_END when it is. */
+uint32_t mqttb_window_add_pid(mqttb_window *w, const mqttb_mem *mem, const mqttb_dlv *d,
+                              uint8_t state, uint16_t pid);
 static inline mqttb_inflight *mqttb_window_at(const mqttb_window *w, uint32_t slot) {
   return &w->e[slot];
 }

@@ -84,8 +84,13 @@ typedef struct stats_v1 {
 _Static_assert(sizeof(settings_v1) < sizeof(mqttb_settings), "mqttb_settings did not grow");
 _Static_assert(offsetof(mqttb_settings, work_budget) >= sizeof(settings_v1),
                "a version 2 field inside version 1");
-/* ... the callbacks and stats are still version 1 ... */
-_Static_assert(sizeof(callbacks_v1) == sizeof(mqttb_callbacks), "mqttb_callbacks is not version 1");
+/* ... the callbacks of version 1 are the start of version 3's (version 3
+ * added store at the end), the stats are still version 1 ... */
+_Static_assert(sizeof(callbacks_v1) < sizeof(mqttb_callbacks), "mqttb_callbacks did not grow");
+_Static_assert(offsetof(mqttb_callbacks, store) >= sizeof(callbacks_v1),
+               "a version 3 callback inside version 1");
+_Static_assert(offsetof(mqttb_settings, store_sync) > offsetof(mqttb_settings, max_input_bytes_total),
+               "a version 3 field inside version 2");
 _Static_assert(sizeof(stats_v1) == sizeof(mqttb_stats), "mqttb_stats is not version 1");
 _Static_assert(MQTTB_SETTINGS_V1 == 1 && MQTTB_CALLBACKS_V1 == 1 && MQTTB_STATS_V1 == 1,
                "version 1 is numbered 1");
@@ -210,7 +215,7 @@ Test(versions, settings_default_v1_fits_a_heap_block_of_exactly_its_size) {
 }
 
 Test(versions, settings_default_with_an_unknown_version_writes_nothing) {
-  const int bad[] = {0, 3, 999, -1};
+  const int bad[] = {0, 4, 999, -1};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
     settings_w w;
     memset(&w, 0xA5, sizeof(w));
@@ -414,7 +419,7 @@ Test(versions, broker_new_v1_with_null_structs_uses_defaults) {
 /* ---------------------------------------------------------------- (d) unknown versions */
 
 Test(versions, unknown_versions_are_refused) {
-  const int bad[] = {0, 3, 999, -1};
+  const int bad[] = {0, 4, 999, -1};
   settings_v1 s;
   callbacks_v1 cb;
   fill_v1(&s, &cb);
