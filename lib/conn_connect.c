@@ -288,8 +288,8 @@ static int complete_connect(mqttb_conn *c, const mqttb_connect *ck, char *client
   else if (ck->clean)
     s->expiry_interval = 0;
   else
-    s->expiry_interval = st->persistent_client_expiration ? st->persistent_client_expiration
-                                                           : UINT32_MAX;
+    s->expiry_interval =
+        st->persistent_client_expiration ? st->persistent_client_expiration : UINT32_MAX;
   mqttb_session_attach(s, &c->tx);
   mqttb_session_record(s);
   c->session = s;

@@ -76,9 +76,8 @@ typedef struct rec_view {
 } rec_view;
 
 static const char *const type_names[] = {
-    "?",           "MSG",       "MSG_DEL",  "SESSION",     "SESSION_END",
-    "SUB",         "UNSUB",     "DLV",      "DLV_SENT",    "DLV_DEL",
-    "QOS2_IN",     "QOS2_IN_DEL", "RETAIN", "RETAIN_DEL", "COMMIT"};
+    "?",        "MSG",     "MSG_DEL", "SESSION",     "SESSION_END", "SUB",        "UNSUB", "DLV",
+    "DLV_SENT", "DLV_DEL", "QOS2_IN", "QOS2_IN_DEL", "RETAIN",      "RETAIN_DEL", "COMMIT"};
 
 static int corrupt(rec_view *v, const char *why) {
   mqttb_restore *r = v->r;
@@ -130,8 +129,8 @@ static bool props_ok(const mqttb_ctx *ctx, const mqttb_rec_field *f) {
   memcpy(buf + n, f->p, f->len);
   size_t pos = 0;
   mqttb_slice props;
-  bool ok = mqttb_props_read(buf, n + f->len, &pos, MQTTB_PKT_PUBLISH, &props) == 0 &&
-            pos == n + f->len;
+  bool ok =
+      mqttb_props_read(buf, n + f->len, &pos, MQTTB_PKT_PUBLISH, &props) == 0 && pos == n + f->len;
   mqttb_mem_free(&ctx->mem, buf);
   return ok;
 }
@@ -263,8 +262,7 @@ static int apply_sub(rec_view *v, bool add) {
   mqttb_session *s = find_session(r, id);
   if (!s)
     return corrupt(v, "no such session");
-  if (!f->present || f->len == 0 || f->len > UINT16_MAX ||
-      !mqttb_topic_filter_valid(f->p, f->len))
+  if (!f->present || f->len == 0 || f->len > UINT16_MAX || !mqttb_topic_filter_valid(f->p, f->len))
     return corrupt(v, "no valid topic filter");
   if (!add) {
     mqttb_session_unsubscribe(s, (const char *)f->p, f->len);
@@ -274,9 +272,10 @@ static int apply_sub(rec_view *v, bool add) {
       !get(v, MQTTB_F_SUB_ID, 268435455u, &sub_id, false))
     return corrupt(v, "a field out of range");
   bool existed;
-  int rv = mqttb_session_subscribe(s, (const char *)f->p, f->len, (uint8_t)qos,
-                                   (uint8_t)opts & (MQTTB_SUB_NO_LOCAL | MQTTB_SUB_RETAIN_AS_PUBLISHED),
-                                   (uint32_t)sub_id, &existed);
+  int rv =
+      mqttb_session_subscribe(s, (const char *)f->p, f->len, (uint8_t)qos,
+                              (uint8_t)opts & (MQTTB_SUB_NO_LOCAL | MQTTB_SUB_RETAIN_AS_PUBLISHED),
+                              (uint32_t)sub_id, &existed);
   if (rv == MQTTB_ERR_INVALID_ARGUMENT)
     return corrupt(v, "not a valid shared subscription");
   if (rv == MQTTB_ERR_QUOTA)
@@ -518,8 +517,12 @@ static int put_back(mqttb_restore *r, struct mqttb_rdlv *d, uint64_t *torn) {
     rdlv_free(r, d); /* its session ended, or its message never committed */
     return 0;
   }
-  mqttb_dlv x = {.msg = d->msg, .ids = d->ids, .nids = d->nids, .qos = d->qos,
-                 .retain = d->retain, .store_id = d->id};
+  mqttb_dlv x = {.msg = d->msg,
+                 .ids = d->ids,
+                 .nids = d->nids,
+                 .qos = d->qos,
+                 .retain = d->retain,
+                 .store_id = d->id};
   if (d->share_len && d->msg) {
     mqttb_share *sh = mqttb_map_get(&r->sessions->shares, d->share, d->share_len);
     if (sh) {
@@ -584,10 +587,10 @@ int mqttb_restore_end(mqttb_restore *r) {
   mqttb_restore_free(r);
   if (r->started)
     mqttb_log(r->ctx, MQTTB_LOG_NOTICE,
-            "restored %d sessions and %llu retained messages from %llu store records "
-            "(%llu refused)",
-            sessions, (unsigned long long)r->ctx->stats.retained_count,
-            (unsigned long long)r->applied, (unsigned long long)r->refused);
+              "restored %d sessions and %llu retained messages from %llu store records "
+              "(%llu refused)",
+              sessions, (unsigned long long)r->ctx->stats.retained_count,
+              (unsigned long long)r->applied, (unsigned long long)r->refused);
   if (r->max_id >= r->store->next_id)
     r->store->next_id = r->max_id + 1;
   r->store->muted = false;

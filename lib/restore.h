@@ -30,10 +30,10 @@ typedef struct mqttb_restore {
   mqttb_store *store;
   mqttb_sessions *sessions;
   mqttb_router *router;
-  mqttb_map msgs;     /* id -> mqttb_msg (a reference); keyed by its store_id */
+  mqttb_map msgs;           /* id -> mqttb_msg (a reference); keyed by its store_id */
   mqttb_map sessions_by_id; /* id -> mqttb_session; keyed by its store_id */
-  mqttb_map dlvs;     /* id -> struct mqttb_rdlv */
-  mqttb_map online;   /* id -> session recorded with its client connected */
+  mqttb_map dlvs;           /* id -> struct mqttb_rdlv */
+  mqttb_map online;         /* id -> session recorded with its client connected */
   uint64_t max_id;
   uint64_t applied, refused;
   bool started, ended;

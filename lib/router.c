@@ -165,8 +165,7 @@ static void retained_clear(mqttb_router *r, mqttb_tnode *n) {
   if (st) {
     if (mqttb_store_on(st)) {
       mqttb_rec_begin(st, MQTTB_REC_RETAIN_DEL);
-      mqttb_rec_bytes(st, MQTTB_F_MSG_TOPIC, MQTTB_MSG_TOPIC(n->retained),
-                      n->retained->topic_len);
+      mqttb_rec_bytes(st, MQTTB_F_MSG_TOPIC, MQTTB_MSG_TOPIC(n->retained), n->retained->topic_len);
       mqttb_rec_emit(st);
     }
     mqttb_store_msg_unref(st, n->retained);

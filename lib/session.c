@@ -767,7 +767,7 @@ int mqttb_session_put_back(mqttb_session *s, mqttb_dlv *d, uint16_t pid, uint8_t
     if (mqttb_window_find(s->win, pid) != MQTTB_WINDOW_END)
       return MQTTB_ERR_INVALID_ARGUMENT;
     return mqttb_window_add_pid(s->win, mem, d, state, pid) == MQTTB_WINDOW_END ? MQTTB_ERR_NOMEM
-                                                                               : 0;
+                                                                                : 0;
   }
   if (!d->msg)
     return MQTTB_ERR_INVALID_ARGUMENT;

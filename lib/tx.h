@@ -56,7 +56,7 @@ struct mqttb_tx_held {
   struct mqttb_tx_held_mark {
     uint64_t seq;
     size_t end;
-  } *marks;
+  } * marks;
   uint32_t n, marks_cap;
 };
 

@@ -689,7 +689,7 @@ typedef struct mqttb_settings {
   /** Seconds an MQTT 3.x persistent session (clean session 0) is kept
    *  while its client is away, as Mosquitto's persistent_client_expiration.
    *  Default 0: for ever. MQTT 5 clients choose with their Session Expiry
-   *  Interval. Reloadable (for sessions that go offline afterwards). */
+   *  Interval. Reloadable (for sessions that connect afterwards). */
   uint32_t persistent_client_expiration;
 } mqttb_settings;
 

@@ -159,10 +159,56 @@ sessions["v5_features"] = (
     + step_feed(2, connect(b"s5", clean=False, level=5)) + step_drain(2))
 sessions["v5_auth"] = step_feed(0, connect(b"a5", level=5, cprops=AUTH_METHOD) + pkt(0xF0, b"\x18" + props(AUTH_METHOD)))
 
+
+
+# ---- store records (lib/store.h, docs/persistence.md), for fuzz_store:
+# each record preceded by its length in one byte.
+def field(tag, value):
+    if isinstance(value, int):
+        value = value.to_bytes((value.bit_length() + 7) // 8, "little")
+    return bytes([tag]) + varint(len(value)) + value
+
+
+def rec(rtype, *fields):
+    body = bytes([rtype, 1]) + b"".join(field(t, v) for t, v in fields)
+    assert len(body) < 256
+    return bytes([len(body)]) + body
+
+
+MSG, MSG_DEL, SESSION, SESSION_END, SUB, UNSUB, DLV, DLV_SENT, DLV_DEL = range(1, 10)
+QOS2_IN, QOS2_IN_DEL, RETAIN, RETAIN_DEL, COMMIT = range(10, 15)
+base = (rec(SESSION, (1, 1), (2, b"s1"), (3, 0xFFFFFFFF))
+        + rec(SUB, (1, 1), (2, b"a/#"), (3, 2), (4, 0))
+        + rec(SUB, (1, 1), (2, b"$share/g/b"), (3, 1), (5, 7))
+        + rec(MSG, (1, 2), (2, 1), (4, b"a/1"), (5, b"one"))
+        + rec(MSG, (1, 3), (2, 2), (3, 1), (4, b"a/2"), (5, b"two"), (7, 5000), (8, 5))
+        + rec(DLV, (1, 4), (2, 1), (3, 2), (4, 1), (7, 1), (8, 1))
+        + rec(DLV, (1, 5), (2, 1), (3, 3), (4, 2), (6, b"\x07\x00\x00\x00"), (9, b"g/b"))
+        + rec(DLV, (1, 6), (2, 1), (3, 3), (4, 2), (7, 2), (8, 2))
+        + rec(DLV_SENT, (1, 6), (7, 2), (8, 3))
+        + rec(RETAIN, (1, 3))
+        + rec(QOS2_IN, (1, 1), (2, 9), (3, 3)))
+stores = {
+    "base": base,
+    "deletes": base + rec(DLV_DEL, (1, 4)) + rec(MSG_DEL, (1, 2)) + rec(RETAIN_DEL, (4, b"a/2"))
+    + rec(QOS2_IN_DEL, (1, 1), (2, 9)) + rec(UNSUB, (1, 1), (2, b"a/#")),
+    "end": base + rec(SESSION_END, (1, 1)),
+    "offline_will": rec(MSG, (1, 1), (2, 1), (4, b"will"), (5, b"gone"))
+    + rec(SESSION, (1, 2), (2, b"w"), (3, 60), (4, 90000), (5, 1), (6, 30000), (7, 1)),
+    "pending": rec(SESSION, (1, 1), (2, b"p"), (3, 10))
+    + rec(MSG, (1, 2), (2, 2), (4, b"t"), (5, b"x"), (9, 1))
+    + rec(DLV, (1, 3), (2, 1), (3, 2), (4, 2)) + rec(COMMIT, (1, 2)),
+}
+
 for name, data in packets.items():
     with open(os.path.join(here, "corpus", "codec", name), "wb") as f:
         f.write(data)
 for name, data in sessions.items():
     with open(os.path.join(here, "corpus", "broker", name), "wb") as f:
         f.write(data)
-print(f"{len(packets)} codec seeds, {len(sessions)} broker seeds", file=sys.stderr)
+os.makedirs(os.path.join(here, "corpus", "store"), exist_ok=True)
+for name, data in stores.items():
+    with open(os.path.join(here, "corpus", "store", name), "wb") as f:
+        f.write(data)
+print(f"{len(packets)} codec seeds, {len(sessions)} broker seeds, {len(stores)} store seeds",
+      file=sys.stderr)

@@ -135,6 +135,29 @@ static int64_t cb_wallclock(void *ud) {
   return ((tb *)ud)->wall;
 }
 
+static void cb_store(mqttb_broker *b, uint64_t seq, const uint8_t *rec, size_t len, void *ud) {
+  tb *bed = ud;
+  (void)b;
+  cr_assert(eq(u64, seq, bed->last_seq + 1), "store records numbered in order");
+  bed->last_seq = seq;
+  if (bed->nrecords == bed->records_cap) {
+    bed->records_cap = bed->records_cap ? bed->records_cap * 2 : 64;
+    bed->records = realloc(bed->records, bed->records_cap * sizeof(*bed->records));
+    cr_assert(not(eq(ptr, bed->records, NULL)));
+  }
+  struct tb_record *r = &bed->records[bed->nrecords++];
+  r->bytes = malloc(len ? len : 1);
+  cr_assert(not(eq(ptr, r->bytes, NULL)));
+  memcpy(r->bytes, rec, len);
+  r->len = len;
+}
+
+static void records_free(struct tb_record *r, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(r[i].bytes);
+  free(r);
+}
+
 static uint64_t cb_heap_usage(void *ud) {
   return (uint64_t)((tb *)ud)->alloc.bytes;
 }
@@ -158,6 +181,7 @@ tb *tb_new(const mqttb_settings *settings) {
   bed->cb.log = cb_log;
   bed->cb.wallclock = cb_wallclock;
   bed->cb.heap_usage = cb_heap_usage;
+  bed->cb.store = cb_store;
   bed->wall = 1795620000; /* 2026-11-25T15:20:00Z */
   bed->now = 1000;
   int rv = mqttb_broker_new(&bed->broker, &bed->settings, &bed->cb, &bed->mem, bed);
@@ -170,7 +194,57 @@ void tb_del(tb *bed) {
     tc_del(bed->clients);
   mqttb_broker_del(bed->broker);
   cr_assert(eq(long, bed->alloc.live, 0), "leaked %ld blocks", bed->alloc.live);
+  records_free(bed->records, bed->nrecords);
   free(bed);
+}
+
+int tb_restore_from(tb *bed, const struct tb_record *recs, size_t n, int *refused) {
+  cr_assert(eq(ptr, bed->broker, NULL));
+  cr_assert(eq(long, bed->alloc.live, 0), "leaked %ld blocks", bed->alloc.live);
+  bed->last_seq = 0;
+  int rv = mqttb_broker_new(&bed->broker, &bed->settings, &bed->cb, &bed->mem, bed);
+  cr_assert(eq(int, rv, MQTTB_OK));
+  int bad = 0;
+  for (size_t i = 0; i < n; i++) {
+    rv = mqttb_broker_restore(bed->broker, recs[i].bytes, recs[i].len, bed->now);
+    cr_assert(rv == MQTTB_OK || rv == MQTTB_ERR_STORE_CORRUPT, "restore: %d", rv);
+    bad += rv != MQTTB_OK;
+  }
+  if (refused)
+    *refused = bad;
+  cr_assert(eq(u64, mqttb_broker_store_seq(bed->broker), 0), "restoring emits no records");
+  return mqttb_broker_restore_end(bed->broker, bed->now);
+}
+
+int tb_restart(tb *bed, int *refused) {
+  struct tb_record *recs = bed->records;
+  size_t n = bed->nrecords;
+  /* What the old broker records as it goes is not part of the store. */
+  bed->records = NULL;
+  bed->nrecords = bed->records_cap = 0;
+  while (bed->clients)
+    tc_del(bed->clients);
+  mqttb_broker_del(bed->broker);
+  bed->broker = NULL;
+  records_free(bed->records, bed->nrecords);
+  bed->records = recs;
+  bed->nrecords = bed->records_cap = n;
+  return tb_restore_from(bed, recs, n, refused);
+}
+
+static int snap_cb(const uint8_t *rec, size_t len, void *ud) {
+  tb *bed = ud;
+  uint64_t seq = bed->last_seq;
+  cb_store(NULL, seq + 1, rec, len, bed);
+  bed->last_seq = seq;
+  return 0;
+}
+
+void tb_compact(tb *bed) {
+  records_free(bed->records, bed->nrecords);
+  bed->records = NULL;
+  bed->nrecords = bed->records_cap = 0;
+  cr_assert(eq(int, mqttb_broker_snapshot(bed->broker, snap_cb, bed), MQTTB_OK));
 }
 
 void tb_advance(tb *bed, uint64_t ms) {

@@ -59,6 +59,13 @@ struct tb {
   void (*on_close_hook)(tb *bed, tc *c, int reason);
   void *hook_data;
   int closes; /* on_close calls, all connections */
+  /* Every store record, in order (the store callback keeps them). */
+  struct tb_record {
+    uint8_t *bytes;
+    size_t len;
+  } * records;
+  size_t nrecords, records_cap;
+  uint64_t last_seq; /* the seq of the last record */
   int logs[5];
   char last_log[512];
 };
@@ -68,6 +75,17 @@ struct tb {
 tb *tb_new(const mqttb_settings *settings);
 /* Delete every client, the broker, and check no block leaked. */
 void tb_del(tb *bed);
+/* The process dies: the broker and its clients are gone (the records their
+ * going would write are not kept), a new broker is made with the same
+ * settings and restored from the records, which are kept. Returns what
+ * mqttb_broker_restore_end returned; *refused (if not NULL) counts the
+ * records mqttb_broker_restore refused. */
+int tb_restart(tb *bed, int *refused);
+/* Replace the records by a snapshot of the broker. */
+void tb_compact(tb *bed);
+/* Restore a new broker from the given records into bed (which must have no
+ * broker): for the tests of damaged stores. */
+int tb_restore_from(tb *bed, const struct tb_record *recs, size_t n, int *refused);
 void tb_advance(tb *bed, uint64_t ms);
 
 tc *tc_new(tb *bed);

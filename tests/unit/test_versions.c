@@ -89,7 +89,8 @@ _Static_assert(offsetof(mqttb_settings, work_budget) >= sizeof(settings_v1),
 _Static_assert(sizeof(callbacks_v1) < sizeof(mqttb_callbacks), "mqttb_callbacks did not grow");
 _Static_assert(offsetof(mqttb_callbacks, store) >= sizeof(callbacks_v1),
                "a version 3 callback inside version 1");
-_Static_assert(offsetof(mqttb_settings, store_sync) > offsetof(mqttb_settings, max_input_bytes_total),
+_Static_assert(offsetof(mqttb_settings, store_sync) >
+                   offsetof(mqttb_settings, max_input_bytes_total),
                "a version 3 field inside version 2");
 _Static_assert(sizeof(stats_v1) == sizeof(mqttb_stats), "mqttb_stats is not version 1");
 _Static_assert(MQTTB_SETTINGS_V1 == 1 && MQTTB_CALLBACKS_V1 == 1 && MQTTB_STATS_V1 == 1,
