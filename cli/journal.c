@@ -612,6 +612,12 @@ void mqttb_cli_journal_append(struct mqttb_cli_journal *j, const uint8_t *rec, s
   }
 }
 
+void mqttb_cli_journal_write(struct mqttb_cli_journal *j) {
+  if (j->buf_len > 0 && j->seg_fd >= 0 && !j->degraded) {
+    write_buffer(j);
+  }
+}
+
 int mqttb_cli_journal_flush(struct mqttb_cli_journal *j) {
   if (j->buf_len > 0 && j->seg_fd >= 0 && !j->degraded) {
     write_buffer(j);

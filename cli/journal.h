@@ -158,6 +158,14 @@ void mqttb_cli_journal_append(struct mqttb_cli_journal *j, const uint8_t *rec, s
  */
 int mqttb_cli_journal_flush(struct mqttb_cli_journal *j);
 
+/*
+ * Write what is buffered, without syncing: before connection output is
+ * written in the middle of an iteration (acknowledging output can produce
+ * records: a queued message going in flight), so that a process that dies
+ * right after the output has the records in the file.
+ */
+void mqttb_cli_journal_write(struct mqttb_cli_journal *j);
+
 /* Change the sync option (SIGHUP). */
 void mqttb_cli_journal_set_sync(struct mqttb_cli_journal *j, bool sync);
 void mqttb_cli_journal_set_autosave(struct mqttb_cli_journal *j, uint32_t interval,

@@ -362,6 +362,12 @@ static void store_before_output(struct mqttb_cli_loop *loop) {
   }
 }
 
+static void store_before_write(struct mqttb_cli_loop *loop) {
+  if (loop->store.before_write != NULL) {
+    loop->store.before_write(loop->store.arg);
+  }
+}
+
 static void on_want_write(mqttb_conn *mc, void *user_data) {
   (void)user_data;
   dirty_add(mqttb_conn_get_user_data(mc));
@@ -532,6 +538,7 @@ static void conn_flush(struct conn *c) {
     if (n <= 0) {
       break;
     }
+    store_before_write(c->loop);
     /* mqttb_iovec has the layout of struct iovec (the library asserts it). */
     ssize_t w = writev(c->h.fd, (const struct iovec *)out, n);
     if (w < 0) {
@@ -584,6 +591,7 @@ static void flush_once(struct conn *c) {
   mqttb_iovec out[IOV_BATCH];
   int n;
   while ((n = mqttb_conn_output(c->mc, out, IOV_BATCH)) > 0) {
+    store_before_write(c->loop);
     ssize_t w = writev(c->h.fd, (const struct iovec *)out, n);
     if (w <= 0) {
       return;

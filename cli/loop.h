@@ -22,6 +22,10 @@ struct mqttb_cli_loop_store {
    * first. Returns the milliseconds until it wants to run again (-1: no
    * timer of its own). */
   int (*before_output)(void *arg, mqttb_broker *broker, uint64_t now);
+  /* Called before each write of connection output: records emitted since
+   * before_output (by the library calls that acknowledge output) must be
+   * written first. */
+  void (*before_write)(void *arg);
   /* At shutdown, once every connection is gone, before the broker is
    * deleted. */
   void (*final)(void *arg, mqttb_broker *broker, uint64_t now);

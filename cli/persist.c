@@ -191,6 +191,11 @@ static int before_output(void *arg, mqttb_broker *b, uint64_t now) {
   return wait;
 }
 
+static void before_write(void *arg) {
+  struct mqttb_cli_persist *p = arg;
+  mqttb_cli_journal_write(p->j);
+}
+
 /* Shutdown: the whole state as a fresh snapshot, written in this process. */
 static void on_final(void *arg, mqttb_broker *b, uint64_t now) {
   struct mqttb_cli_persist *p = arg;
@@ -200,8 +205,11 @@ static void on_final(void *arg, mqttb_broker *b, uint64_t now) {
 }
 
 struct mqttb_cli_loop_store mqttb_cli_persist_hooks(struct mqttb_cli_persist *p) {
-  struct mqttb_cli_loop_store s = {
-      .record = on_record, .before_output = before_output, .final = on_final, .arg = p};
+  struct mqttb_cli_loop_store s = {.record = on_record,
+                                   .before_output = before_output,
+                                   .before_write = before_write,
+                                   .final = on_final,
+                                   .arg = p};
   return s;
 }
 

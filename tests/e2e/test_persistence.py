@@ -191,13 +191,31 @@ class CleanRestart(PersistenceTestCase):
         self.assertEqual(self.retained(p + "r"), b"changed")
 
 
+class _FixedPaho(mqtt.Client):
+    """paho-mqtt 1.6.1 resets its outgoing messages at every reconnect
+    attempt, before the socket is even connected. A QoS 2 message whose
+    PUBREL was sent is set to "resend PUBREL" by the first reset, and a
+    second reset (the broker still down, the attempt refused) turns that
+    into "publish again": the client then sends as a new PUBLISH a message
+    whose packet identifier it had already released, which a broker must
+    treat as a new publication [MQTT-4.3.3-9]. This keeps the state."""
+
+    def _messages_reconnect_reset_out(self):
+        with self._out_message_mutex:
+            pending_rel = [m for m in self._out_messages.values()
+                           if m.qos == 2 and m.state == mqtt.mqtt_ms_resend_pubrel]
+            super()._messages_reconnect_reset_out()
+            for m in pending_rel:
+                m.state = mqtt.mqtt_ms_resend_pubrel
+
+
 class KillLoop(PersistenceTestCase):
     """SIGKILL at random moments; nothing acknowledged may be lost."""
     EXTRA = ("autosave_interval 2", "max_queued_messages 0", "max_inflight_messages 20")
     ROUNDS = 14
 
     def _paho(self, cid):
-        c = mqtt.Client(client_id=cid, clean_session=False, protocol=MQTTv311)
+        c = _FixedPaho(client_id=cid, clean_session=False, protocol=MQTTv311)
         c.reconnect_delay_set(0.05, 0.2)
         c.max_queued_messages_set(0)
         return c
