@@ -1,5 +1,5 @@
 /*
- * mqttb CLI: the store on disk (see journal.h and docs/persistence-cli.md).
+ * mqttb CLI: the store on disk (see journal.h and docs/persistence.md ("The mqttb store")).
  *
  * The directory holds "<file>" (the snapshot, generation S: the state made
  * of every segment older than S), "<file>.journal.<gen>" (segments, each

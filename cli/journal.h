@@ -1,7 +1,7 @@
 /*
  * mqttb CLI: the store on disk. A snapshot file and journal segments in
  * persistence_location, holding the library's store records as opaque
- * bytes; docs/persistence-cli.md describes the files and the promises.
+ * bytes; docs/persistence.md ("The mqttb store") describes the files and the promises.
  *
  * Nothing here calls the library: the snapshot is taken through a callback,
  * so the module is tested on its own (tests/unit/test_journal.c).

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""End-to-end persistence of mqttb (persistence true; docs/persistence-cli.md):
+"""End-to-end persistence of mqttb (persistence true; docs/persistence.md ("The mqttb store")):
 a clean restart keeps a persistent session's subscriptions, its queued QoS 1
 and 2 messages and retained messages; SIGKILL at random moments while QoS 1
 and 2 publishers and a persistent subscriber run loses nothing that was
