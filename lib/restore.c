@@ -224,8 +224,9 @@ static int apply_session(rec_view *v) {
   s->expires_at = offline ? mqttb_store_local(r->store, expires_at) : UINT64_MAX;
   if (offline)
     mqttb_map_del(&r->online, KEY(&s->store_id));
-  else if (mqttb_map_put(&r->online, mem, KEY(&s->store_id), s) != 0)
-    return MQTTB_ERR_NOMEM;
+  else if (!mqttb_map_get(&r->online, KEY(&s->store_id)) &&
+           mqttb_map_put(&r->online, mem, KEY(&s->store_id), s) != 0)
+    return MQTTB_ERR_NOMEM; /* (a map holds a key once only if put once) */
   /* The delayed will, held as the session's and as the record's. */
   mqttb_session_drop_will(s);
   if (s->store_will) {
