@@ -924,8 +924,9 @@ typedef int (*mqttb_record_cb)(const uint8_t *rec, size_t len, void *user_data);
 MQTTB_EXTERN int mqttb_broker_snapshot(mqttb_broker *broker, mqttb_record_cb cb, void *user_data);
 
 /**
- * @brief The sequence number of the last store record emitted (0: none).
+ * @brief The sequence number of the last store record emitted.
  * @param broker the broker; NULL gives 0.
+ * @return the sequence number, 0 when none was emitted yet.
  */
 MQTTB_EXTERN uint64_t mqttb_broker_store_seq(const mqttb_broker *broker);
 
