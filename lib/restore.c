@@ -358,6 +358,8 @@ static int apply_dlv_sent(rec_view *v) {
     return corrupt(v, "no such delivery");
   if (!state_ok(d->qos, state))
     return corrupt(v, "a state its QoS does not have");
+  if (!d->msg && state != MQTTB_INF_PUBCOMP)
+    return corrupt(v, "back before PUBREC, its message no longer kept");
   d->pid = (uint16_t)pid;
   d->state = (uint8_t)state;
   if (state == MQTTB_INF_PUBCOMP && d->msg) {
