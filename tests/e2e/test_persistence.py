@@ -406,6 +406,72 @@ class Damage(PersistenceTestCase):
             self.assertIn("persistence_location %s" % f.name, str(cm.exception))
 
 
+class Expiry(PersistenceTestCase):
+    """MQTT 5 session and message expiry count on while the broker is down."""
+
+    def _v5(self, cid, clean_start, expiry):
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+        got, connacks = [], []
+        c = mqtt.Client(client_id=cid, protocol=mqtt.MQTTv5)
+        c.on_connect = lambda cl, u, flags, rc, props=None: connacks.append(flags)
+        c.on_message = lambda cl, u, m: got.append(m.payload)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = expiry
+        c.connect(HOST, self.broker.port, 30, clean_start=clean_start, properties=props)
+        c.loop_start()
+        deadline = time.monotonic() + scaled(5)
+        while not connacks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertTrue(connacks, "no CONNACK")
+        return c, connacks[0].get("session present"), got
+
+    def _close(self, c):
+        c.disconnect()
+        c.loop_stop()
+
+    def test_mqtt5_expiries_keep_counting_across_a_restart(self):
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+        p = unique("ex") + "/"
+        cid = unique("e")
+        self.broker.start()
+        c, _sp, _got = self._v5(cid, True, 8)
+        c.subscribe(p + "t", 1)
+        time.sleep(0.3)
+        self._close(c)
+        pub, _sp, _got = self._v5(unique("p"), True, 0)
+        short = Properties(PacketTypes.PUBLISH)
+        short.MessageExpiryInterval = 2
+        infos = [pub.publish(p + "t", b"short", 1, properties=short),
+                 pub.publish(p + "t", b"long", 1)]
+        for info in infos:
+            info.wait_for_publish(scaled(5))
+            self.assertTrue(info.is_published())
+        self._close(pub)
+        # Down for 3 s: the 2 s message expires meanwhile, the session
+        # (8 s) does not.
+        self.stop_clean()
+        time.sleep(3)
+        self.broker.restart()
+        c, sp, got = self._v5(cid, False, 8)
+        self.assertTrue(sp, "the session was restored")
+        deadline = time.monotonic() + scaled(3)
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        self.assertEqual(got, [b"long"], "the expired message is gone, the other one came")
+        self._close(c)
+        # Away for 4 s, then killed and down for 5 s: 9 s > 8 s.
+        time.sleep(4)
+        self.broker.kill9()
+        time.sleep(5)
+        self.broker.restart()
+        c, sp, _got = self._v5(cid, False, 8)
+        self.assertFalse(sp, "the session expired, time down included")
+        self._close(c)
+
+
 class DiskFull(PersistenceTestCase):
     EXTRA = ("persistence_sync true", "sys_interval 1", "autosave_interval 0")
 
