@@ -595,6 +595,17 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
     mqttb_cli_log(MQTTB_LOG_WARNING, "no random key for assigned client identifiers: %s",
                   strerror(errno));
   }
+  /* As Mosquitto: written before the store is opened, and one that cannot
+   * be written stops the start. */
+  bool pid_written = false;
+  if (cfg->pid_file != NULL) {
+    if (write_pid_file(cfg->pid_file) != 0) {
+      free(specs);
+      free_auths(st.auths, st.nauths);
+      return 1;
+    }
+    pid_written = true;
+  }
   if (cfg->persistence.enabled) {
     /* Like Mosquitto: a location that cannot be used is a configuration
      * error, reported before anything listens. */
@@ -604,6 +615,9 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
       mqttb_cli_fatal("%s", err);
       free(specs);
       free_auths(st.auths, st.nauths);
+      if (pid_written) {
+        remove_pid_file(cfg->pid_file);
+      }
       return 1;
     }
   }
@@ -615,15 +629,6 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
   int status = st.loop == NULL ? 1 : 0;
   if (status == 0 && st.persist != NULL) {
     mqttb_cli_persist_restore(st.persist, mqttb_cli_loop_broker(st.loop), mqttb_cli_loop_now());
-  }
-  /* As Mosquitto: a pid file that cannot be written stops the start. */
-  bool pid_written = false;
-  if (status == 0 && cfg->pid_file != NULL) {
-    if (write_pid_file(cfg->pid_file) != 0) {
-      status = 1;
-    } else {
-      pid_written = true;
-    }
   }
   uint16_t first_port = 0;
   if (status == 0) {

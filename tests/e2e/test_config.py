@@ -271,6 +271,16 @@ class Options(ConfigTestCase):
         self.assertIn("unable to write pid file %s: No such file or directory" % pid, err)
         self.assertNotIn("listening on", err)
 
+    def test_a_later_start_failure_removes_the_pid_file(self):
+        pid = self.path("x.pid")
+        not_a_dir = self.write("file", "")
+        conf = self.write("m.conf", "pid_file %s\npersistence true\npersistence_location %s\n"
+                          % (pid, not_a_dir))
+        r = self.run_mqttb(conf, expect_ok=False)
+        self.assertEqual(r.proc.returncode, 1)
+        self.assertIn("persistence_location %s" % not_a_dir, r.stderr())
+        self.assertFalse(os.path.exists(pid))
+
     def test_paths_with_spaces_and_file_plus_stderr(self):
         log = self.path("my logs", "a b.log")
         pid = self.path("my run", "x y.pid")
