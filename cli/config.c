@@ -15,10 +15,14 @@
  */
 #include "config.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
 
 #define MAX_ARGS 3
 /* Mosquitto refuses a max_packet_size below this. */
@@ -32,17 +36,28 @@ struct parse_ctx {
   unsigned line;
   char *err;
   size_t errlen;
+  /* The file whose include_dir line included this one; NULL in the main file. */
+  const struct parse_ctx *parent;
+  /* The main file's identity, so that an include_dir holding it is refused. */
+  dev_t main_dev;
+  ino_t main_ino;
+  bool main_known;
 };
 
 __attribute__((format(printf, 2, 3))) static int fail(const struct parse_ctx *ctx, const char *fmt,
                                                       ...) {
-  char msg[256];
+  char msg[512];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
   if (ctx->errlen > 0) {
-    snprintf(ctx->err, ctx->errlen, "%s:%u: %s", ctx->name, ctx->line, msg);
+    if (ctx->parent != NULL) {
+      snprintf(ctx->err, ctx->errlen, "%s:%u: %s (included by include_dir at %s:%u)", ctx->name,
+               ctx->line, msg, ctx->parent->name, ctx->parent->line);
+    } else {
+      snprintf(ctx->err, ctx->errlen, "%s:%u: %s", ctx->name, ctx->line, msg);
+    }
   }
   return -1;
 }
@@ -152,17 +167,43 @@ static int set_log_type(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
                    "error, warning, notice, information, debug, all or none");
 }
 
+/* log_dest none|stderr|stdout|syslog|file PATH; @p rest is what follows the
+ * first value (the path of `file`, the rest of the line as in Mosquitto). */
 static int set_log_dest(const struct parse_ctx *ctx, struct mqttb_cli_config *cfg,
-                        const char *value) {
+                        const char *value, const char *rest) {
   unsigned dest;
-  if (strcmp(value, "stderr") == 0) {
+  if (strcmp(value, "file") != 0 && rest[0] != '\0') {
+    return fail(ctx, "too many values for 'log_dest'");
+  }
+  if (strcmp(value, "none") == 0) {
+    dest = 0;
+  } else if (strcmp(value, "stderr") == 0) {
     dest = MQTTB_CLI_LOG_DEST_STDERR;
   } else if (strcmp(value, "stdout") == 0) {
     dest = MQTTB_CLI_LOG_DEST_STDOUT;
+  } else if (strcmp(value, "syslog") == 0) {
+    dest = MQTTB_CLI_LOG_DEST_SYSLOG;
+  } else if (strcmp(value, "file") == 0) {
+    if (rest[0] == '\0') {
+      return fail(ctx, "missing path for 'log_dest file'");
+    }
+    /* Mosquitto keeps one log file and refuses a second. */
+    if (cfg->log_file != NULL) {
+      return fail(ctx, "duplicate 'log_dest file' (there can be one log file)");
+    }
+    if (set_string(ctx, &cfg->log_file, rest) != 0) {
+      return -1;
+    }
+    dest = MQTTB_CLI_LOG_DEST_FILE;
+  } else if (strcmp(value, "topic") == 0 || strcmp(value, "dlt") == 0) {
+    return fail(ctx,
+                "'log_dest %s' is not supported by mqttb (supported: none, stderr, stdout, "
+                "syslog, file PATH)",
+                value);
   } else {
-    return bad_value(ctx, "log_dest", value, "stderr or stdout");
+    return bad_value(ctx, "log_dest", value, "none, stderr, stdout, syslog or file PATH");
   }
-  if (!cfg->log_dest_seen) {
+  if (!cfg->log_dest_seen || dest == 0) {
     cfg->log_dests = 0;
   }
   cfg->log_dest_seen = true;
@@ -191,7 +232,8 @@ static const struct {
     {"retain_available", 1, 1},
     {"connect_timeout", 1, 1},
     {"log_type", 1, 1},
-    {"log_dest", 1, 1},
+    {"log_facility", 1, 1},
+    {"user", 1, 1},
     {"log_timestamp", 1, 1},
     {"sys_interval", 1, 1},
     {"max_topic_alias", 1, 1},
@@ -400,8 +442,17 @@ static int apply_option(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
     s->connect_timeout_ms = (uint32_t)v * 1000u;
   } else if (strcmp(opt, "log_type") == 0) {
     return set_log_type(ctx, cfg, arg);
-  } else if (strcmp(opt, "log_dest") == 0) {
-    return set_log_dest(ctx, cfg, arg);
+  } else if (strcmp(opt, "log_facility") == 0) {
+    /* As Mosquitto: 0 to 7 select LOG_LOCAL0 to LOG_LOCAL7. */
+    static const int local[] = {LOG_LOCAL0, LOG_LOCAL1, LOG_LOCAL2, LOG_LOCAL3,
+                                LOG_LOCAL4, LOG_LOCAL5, LOG_LOCAL6, LOG_LOCAL7};
+    if (get_uint(ctx, opt, arg, 7, &v) != 0) {
+      return -1;
+    }
+    cfg->log_facility = local[v];
+  } else if (strcmp(opt, "user") == 0) {
+    /* As Mosquitto: the last one counts. */
+    return set_string(ctx, &cfg->user, arg);
   } else if (strcmp(opt, "log_timestamp") == 0) {
     int b = 0;
     if (get_bool(ctx, opt, arg, &b) != 0) {
@@ -495,6 +546,26 @@ static int apply_option(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
   return 0;
 }
 
+/* Strip spaces, tabs and line ends from both ends of @p s, in place. */
+static char *trim(char *s) {
+  while (*s == ' ' || *s == '\t') {
+    s++;
+  }
+  size_t n = strlen(s);
+  while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) {
+    s[--n] = '\0';
+  }
+  return s;
+}
+
+/* Options whose value is the rest of the line (so it may hold spaces), as
+ * in Mosquitto. Mosquitto refuses pid_file twice, keeps the last of the
+ * others. */
+static int apply_rest_of_line(const struct parse_ctx *ctx, struct mqttb_cli_config *cfg,
+                              const char *opt, char *rest);
+
+static int include_dir(const struct parse_ctx *ctx, struct mqttb_cli_config *cfg, const char *dir);
+
 /* Split @p line in place and apply it. */
 static int parse_line(const struct parse_ctx *ctx, struct mqttb_cli_config *cfg, char *line) {
   static const char seps[] = " \t\r\n";
@@ -502,6 +573,17 @@ static int parse_line(const struct parse_ctx *ctx, struct mqttb_cli_config *cfg,
   char *opt = strtok_r(line, seps, &save);
   if (opt == NULL || opt[0] == '#') {
     return 0;
+  }
+  if (strcmp(opt, "pid_file") == 0 || strcmp(opt, "include_dir") == 0 ||
+      strcmp(opt, "log_timestamp_format") == 0) {
+    return apply_rest_of_line(ctx, cfg, opt, trim(save != NULL ? save : (char *)""));
+  }
+  if (strcmp(opt, "log_dest") == 0) {
+    char *value = strtok_r(NULL, seps, &save);
+    if (value == NULL) {
+      return fail(ctx, "missing value for 'log_dest'");
+    }
+    return set_log_dest(ctx, cfg, value, trim(save != NULL ? save : (char *)""));
   }
   /* One slot more than any option takes, to detect extra values. */
   char *argv[MAX_ARGS + 1] = {NULL};
@@ -513,6 +595,120 @@ static int parse_line(const struct parse_ctx *ctx, struct mqttb_cli_config *cfg,
   return apply_option(ctx, cfg, opt, argc, argv);
 }
 
+static int apply_rest_of_line(const struct parse_ctx *ctx, struct mqttb_cli_config *cfg,
+                              const char *opt, char *rest) {
+  if (rest[0] == '\0') {
+    return fail(ctx, "missing value for '%s'", opt);
+  }
+  if (strcmp(opt, "include_dir") == 0) {
+    return include_dir(ctx, cfg, rest);
+  }
+  if (strcmp(opt, "pid_file") == 0) {
+    if (cfg->pid_file != NULL) {
+      return fail(ctx, "duplicate 'pid_file'");
+    }
+    return set_string(ctx, &cfg->pid_file, rest);
+  }
+  return set_string(ctx, &cfg->log_timestamp_format, rest);
+}
+
+/* Mosquitto's order of include_dir files: letters compared without case
+ * first, then upper case before lower case (A.conf, a.conf, B.conf). */
+static int include_order(const void *pa, const void *pb) {
+  const unsigned char *a = *(const unsigned char *const *)pa;
+  const unsigned char *b = *(const unsigned char *const *)pb;
+  for (; *a != '\0' && *b != '\0'; a++, b++) {
+    int d = toupper(*a) - toupper(*b);
+    if (d == 0) {
+      d = (int)*a - (int)*b;
+    }
+    if (d != 0) {
+      return d;
+    }
+  }
+  return (int)*a - (int)*b;
+}
+
+static void free_names(char **names, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    free(names[i]);
+  }
+  free(names);
+}
+
+static int load_stream(const struct parse_ctx *parent, FILE *f, const char *name,
+                       struct mqttb_cli_config *cfg, char *err, size_t errlen);
+
+/*
+ * include_dir DIR: the files of DIR whose names end in ".conf" (and are
+ * longer than that), hidden ones too, in include_order, each parsed as part
+ * of the configuration at this point. Directories are skipped (Mosquitto
+ * reads them as empty). As in Mosquitto only the main file may include.
+ */
+static int include_dir(const struct parse_ctx *ctx, struct mqttb_cli_config *cfg, const char *dir) {
+  if (ctx->parent != NULL) {
+    return fail(ctx, "include_dir is only allowed in the main configuration file");
+  }
+  DIR *d = opendir(dir);
+  if (d == NULL) {
+    return fail(ctx, "unable to open include_dir '%s': %s", dir, strerror(errno));
+  }
+  char **names = NULL;
+  size_t n = 0;
+  struct dirent *de;
+  int rc = 0;
+  for (;;) {
+    errno = 0;
+    if ((de = readdir(d)) == NULL) {
+      if (errno != 0) {
+        rc = fail(ctx, "cannot read include_dir '%s': %s", dir, strerror(errno));
+      }
+      break;
+    }
+    size_t len = strlen(de->d_name);
+    if (len <= 5 || strcmp(de->d_name + len - 5, ".conf") != 0) {
+      continue;
+    }
+    char **grown = realloc(names, (n + 1) * sizeof *names);
+    size_t plen = strlen(dir) + 1 + len + 1;
+    char *path = malloc(plen);
+    if (grown != NULL) {
+      names = grown;
+    }
+    if (grown == NULL || path == NULL) {
+      free(path);
+      rc = fail(ctx, "out of memory");
+      break;
+    }
+    snprintf(path, plen, "%s/%s", dir, de->d_name);
+    names[n++] = path;
+  }
+  closedir(d);
+  if (rc == 0 && n > 0) {
+    qsort(names, n, sizeof *names, include_order);
+  }
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    struct stat st;
+    if (stat(names[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+      continue;
+    }
+    if (ctx->main_known && stat(names[i], &st) == 0 && st.st_dev == ctx->main_dev &&
+        st.st_ino == ctx->main_ino) {
+      rc = fail(ctx, "include_dir '%s' holds the main configuration file (%s)", dir, names[i]);
+      break;
+    }
+    FILE *f = fopen(names[i], "re");
+    if (f == NULL) {
+      rc = fail(ctx, "cannot open included config file %s: %s", names[i], strerror(errno));
+      break;
+    }
+    rc = load_stream(ctx, f, names[i], cfg, ctx->err, ctx->errlen);
+    fclose(f);
+  }
+  free_names(names, n);
+  return rc;
+}
+
 void mqttb_cli_config_init(struct mqttb_cli_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   mqttb_settings_default(&cfg->settings);
@@ -520,32 +716,52 @@ void mqttb_cli_config_init(struct mqttb_cli_config *cfg) {
   cfg->log_types = MQTTB_CLI_LOG_TYPES_DEFAULT;
   cfg->log_dests = MQTTB_CLI_LOG_DEST_STDERR;
   cfg->log_timestamp = true;
+  cfg->log_facility = LOG_DAEMON;
   cfg->sec.allow_anonymous = -1;
   cfg->persistence.autosave_interval = MQTTB_CLI_AUTOSAVE_INTERVAL;
 }
 
-int mqttb_cli_config_load_stream(FILE *f, const char *name, struct mqttb_cli_config *cfg, char *err,
-                                 size_t errlen) {
-  struct parse_ctx ctx = {name, 0, err, errlen};
+static int load_stream(const struct parse_ctx *parent, FILE *f, const char *name,
+                       struct mqttb_cli_config *cfg, char *err, size_t errlen) {
+  struct parse_ctx ctx = {name, 0, err, errlen, parent, 0, 0, false};
+  if (parent != NULL) {
+    ctx.main_dev = parent->main_dev;
+    ctx.main_ino = parent->main_ino;
+    ctx.main_known = parent->main_known;
+  } else {
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0) {
+      ctx.main_dev = st.st_dev;
+      ctx.main_ino = st.st_ino;
+      ctx.main_known = true;
+    }
+  }
   char *line = NULL;
   size_t cap = 0;
   int rc = 0;
+  errno = 0;
   while (rc == 0 && getline(&line, &cap, f) >= 0) {
     ctx.line++;
     rc = parse_line(&ctx, cfg, line);
   }
   if (rc == 0 && ferror(f)) {
-    rc = fail(&ctx, "read error");
+    rc = fail(&ctx, "read error: %s", strerror(errno));
   }
+  free(line);
+  return rc;
+}
+
+int mqttb_cli_config_load_stream(FILE *f, const char *name, struct mqttb_cli_config *cfg, char *err,
+                                 size_t errlen) {
+  int rc = load_stream(NULL, f, name, cfg, err, errlen);
   /* Acknowledgements wait for the journal's fdatasync only when there is one. */
   cfg->settings.store_sync = cfg->persistence.enabled && cfg->persistence.sync;
-  free(line);
   return rc;
 }
 
 int mqttb_cli_config_load(const char *path, struct mqttb_cli_config *cfg, char *err,
                           size_t errlen) {
-  FILE *f = fopen(path, "r");
+  FILE *f = fopen(path, "re");
   if (f == NULL) {
     if (errlen > 0) {
       snprintf(err, errlen, "%s: cannot open config file: %s", path, strerror(errno));
@@ -574,5 +790,9 @@ void mqttb_cli_config_free(struct mqttb_cli_config *cfg) {
   free(cfg->response_information);
   free(cfg->persistence.location);
   free(cfg->persistence.file);
+  free(cfg->log_timestamp_format);
+  free(cfg->log_file);
+  free(cfg->pid_file);
+  free(cfg->user);
   memset(cfg, 0, sizeof *cfg);
 }

@@ -1,7 +1,8 @@
 /*
  * mqttb CLI: configuration file parsing (a subset of mosquitto.conf).
  *
- * Kept free of any I/O besides reading the file so unit tests can call it.
+ * Kept free of any I/O besides reading the files (and include_dir's
+ * directory) so unit tests can call it.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -26,6 +27,10 @@
 
 #define MQTTB_CLI_LOG_DEST_STDERR 1u
 #define MQTTB_CLI_LOG_DEST_STDOUT 2u
+/* log_dest file PATH: appended to, reopened on SIGHUP. */
+#define MQTTB_CLI_LOG_DEST_FILE 4u
+/* log_dest syslog: syslog(3) with log_facility. */
+#define MQTTB_CLI_LOG_DEST_SYSLOG 8u
 
 /* Security options: the broker's, or (per_listener_settings true) one
  * listener's. */
@@ -88,6 +93,16 @@ struct mqttb_cli_config {
   /* MQTTB_CLI_LOG_DEST_* bits. */
   unsigned log_dests;
   bool log_timestamp;
+  /* log_timestamp_format: a strftime(3) format (local time), or NULL: seconds since the epoch. */
+  char *log_timestamp_format;
+  /* The path of `log_dest file`, or NULL. */
+  char *log_file;
+  /* log_facility N: LOG_LOCAL0 + N; default LOG_DAEMON. */
+  int log_facility;
+  /* pid_file: written at start-up, removed at exit; NULL: none. */
+  char *pid_file;
+  /* user: the account to switch to when started as root; NULL: none given. */
+  char *user;
 
   /* The first log_type / log_dest line replaces the default, later ones add (as Mosquitto). */
   bool log_type_seen;
@@ -103,7 +118,9 @@ void mqttb_cli_config_init(struct mqttb_cli_config *cfg);
 
 /*
  * Parse the config file at @p path into @p cfg (which must have been
- * initialised). settings.store_sync is set when both persistence and
+ * initialised). `include_dir DIR` in it parses DIR's files whose names end
+ * in ".conf", in Mosquitto's order, at that point; errors in them name the
+ * included file and its line. settings.store_sync is set when both persistence and
  * persistence_sync are true. Returns 0 on success; -1 on error with a message such as
  * "/etc/mqttb.conf:12: unknown option 'foo'" in @p err. On error @p cfg may be
  * partly updated but can still be freed.

@@ -970,7 +970,7 @@ static int listen_one(struct mqttb_cli_loop *loop, const struct sockaddr *sa, so
   }
   *tail = l;
   /* Machine-readable and unconditional: tests find ephemeral ports this way. */
-  fprintf(stderr, "mqttb: listening on %s\n", addr);
+  mqttb_cli_announce("listening on %s", addr);
   return 1;
 }
 

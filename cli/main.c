@@ -13,11 +13,14 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #define DEFAULT_PORT 1883
 
@@ -39,7 +42,8 @@ static const char usage_text[] =
     "Without a listener in the configuration (no 'listener', 'port' or 'bind_address'),\n"
     "mqttb listens on 127.0.0.1 and ::1 only and allows anonymous clients (Mosquitto 2's\n"
     "local only mode). Once a listener is configured, anonymous clients are refused\n"
-    "unless 'allow_anonymous true'. SIGHUP reloads the configuration file.\n"
+    "unless 'allow_anonymous true'. SIGHUP reloads the configuration file and\n"
+    "reopens the log file.\n"
     "\n"
     "Config file options (as in mosquitto.conf):\n"
     "  listener PORT [ADDRESS]   port PORT   bind_address ADDRESS\n"
@@ -55,7 +59,11 @@ static const char usage_text[] =
     "  max_connect_size BYTES   max_input_bytes_total BYTES   work_budget N\n"
     "  response_information TEXT (sent to MQTT 5 clients that ask for it)\n"
     "  log_type error|warning|notice|information|debug|all|none (repeatable)\n"
-    "  log_dest stderr|stdout   log_timestamp true|false\n"
+    "  log_dest none|stderr|stdout|syslog|file PATH (repeatable; the file is\n"
+    "  reopened on SIGHUP)   log_facility 0-7   log_timestamp true|false\n"
+    "  log_timestamp_format STRFTIME_FORMAT\n"
+    "  pid_file PATH   user NAME (when started as root: switch to NAME after\n"
+    "  listening)   include_dir DIR (its *.conf files, in alphabetical order)\n"
     "  connect_timeout SECONDS   (mqttb extension) time a new connection has to send\n"
     "                            CONNECT before it is closed; default 10, 0 = no limit\n"
     "  persistence true|false   persistence_location DIR   persistence_file NAME\n"
@@ -126,6 +134,19 @@ static void reload_persistence(struct state *st, struct mqttb_cli_config *next, 
   if (st->persist != NULL) {
     mqttb_cli_persist_reload(st->persist, np, next->settings.sys_interval_ms);
   }
+}
+
+/* As Mosquitto, pid_file and user are not reloaded: the running values stay. */
+static void reload_process(struct state *st, struct mqttb_cli_config *next, const char *path) {
+  struct mqttb_cli_config *old = st->cfg;
+  if (!same_string(old->pid_file, next->pid_file) || !same_string(old->user, next->user)) {
+    mqttb_cli_log(MQTTB_LOG_WARNING, "%s: pid_file or user changed; that needs a restart", path);
+  }
+  char *pid_file = next->pid_file, *user = next->user;
+  next->pid_file = old->pid_file;
+  next->user = old->user;
+  old->pid_file = pid_file;
+  old->user = user;
 }
 
 static bool parse_port(const char *s, uint16_t *out) {
@@ -270,6 +291,110 @@ static int write_port_file(const char *path, uint16_t port) {
   return 0;
 }
 
+/* pid_file: the process id and a newline, as a daemon's pid file holds.
+ * Mosquitto refuses to start when it cannot write it. */
+static int write_pid_file(const char *path) {
+  FILE *f = fopen(path, "we");
+  int ok = f != NULL && fprintf(f, "%ld\n", (long)getpid()) > 0;
+  int saved = errno;
+  if (f != NULL && fclose(f) != 0) {
+    saved = errno;
+    ok = 0;
+  }
+  if (!ok) {
+    mqttb_cli_fatal("unable to write pid file %s: %s", path, strerror(saved));
+    if (f != NULL) {
+      remove(path);
+    }
+    return -1;
+  }
+  return 0;
+}
+
+static void remove_pid_file(const char *path) {
+  if (remove(path) != 0 && errno != ENOENT) {
+    mqttb_cli_log(MQTTB_LOG_WARNING, "cannot remove pid file %s: %s", path, strerror(errno));
+  }
+}
+
+/* What `user` did, for the log once it is configured. */
+struct run_as {
+  bool root;     /* started as root */
+  bool switched; /* now runs as name */
+  char name[256];
+  uid_t uid;
+  gid_t gid;
+  bool fell_back; /* "mosquitto" does not exist: "nobody" */
+};
+
+/*
+ * user NAME, as Mosquitto's: when started as root, switch to NAME and its
+ * primary group (with its supplementary groups) right after the
+ * configuration is read, so that the log file, the pid file, the store,
+ * the password and ACL files and the listeners are all opened as NAME;
+ * "mosquitto" that does not exist falls back to "nobody"; "root" stays
+ * root; when not started as root it has no effect. Returns -1 after
+ * printing why.
+ */
+static int switch_user(const struct mqttb_cli_config *cfg, struct run_as *as) {
+  memset(as, 0, sizeof *as);
+  const char *user = cfg->user;
+  as->root = geteuid() == 0;
+  if (!as->root || user == NULL || strcmp(user, "root") == 0) {
+    return 0;
+  }
+  struct passwd *pw = getpwnam(user);
+  if (pw == NULL && strcmp(user, "mosquitto") == 0) {
+    as->fell_back = true;
+    user = "nobody";
+    pw = getpwnam(user);
+  }
+  if (pw == NULL) {
+    mqttb_cli_fatal("unable to switch to user '%s' because this user does not exist", user);
+    return -1;
+  }
+  if (strlen(pw->pw_name) >= sizeof as->name) {
+    mqttb_cli_fatal("user name '%s' is too long", pw->pw_name);
+    return -1;
+  }
+  snprintf(as->name, sizeof as->name, "%s", pw->pw_name);
+  as->uid = pw->pw_uid;
+  as->gid = pw->pw_gid;
+  if (initgroups(as->name, as->gid) != 0) {
+    mqttb_cli_fatal("cannot set the groups of user '%s': %s", as->name, strerror(errno));
+    return -1;
+  }
+  if (setgid(as->gid) != 0) {
+    mqttb_cli_fatal("cannot set group id %u of user '%s': %s", (unsigned)as->gid, as->name,
+                    strerror(errno));
+    return -1;
+  }
+  if (setuid(as->uid) != 0) {
+    mqttb_cli_fatal("cannot set user id %u of user '%s': %s", (unsigned)as->uid, as->name,
+                    strerror(errno));
+    return -1;
+  }
+  as->switched = true;
+  return 0;
+}
+
+static void log_run_as(const struct mqttb_cli_config *cfg, const struct run_as *as) {
+  if (as->fell_back) {
+    mqttb_cli_log(MQTTB_LOG_WARNING, "user 'mosquitto' does not exist; switched to 'nobody'");
+  }
+  if (as->switched) {
+    mqttb_cli_log(MQTTB_LOG_NOTICE, "Running as user %s (uid %u, gid %u).", as->name,
+                  (unsigned)as->uid, (unsigned)as->gid);
+  } else if (as->root) {
+    mqttb_cli_log(MQTTB_LOG_WARNING, "running as root%s",
+                  cfg->user == NULL ? " (unlike Mosquitto, mqttb does not switch to user "
+                                      "'mosquitto' by default: set 'user' to switch)"
+                                    : "");
+  } else if (cfg->user != NULL) {
+    mqttb_cli_log(MQTTB_LOG_DEBUG, "user %s: not started as root, nothing to change", cfg->user);
+  }
+}
+
 /* A broker holds a socket per client: allow as many as the hard limit permits. */
 static void raise_nofile_limit(void) {
   struct rlimit rl;
@@ -409,15 +534,19 @@ static int reload(void *arg) {
   if (rc != MQTTB_OK) {
     mqttb_cli_log(MQTTB_LOG_ERROR, "Reloading the broker's limits failed: %s", mqttb_strerror(rc));
   }
-  mqttb_cli_log_setup(st->args->verbose ? MQTTB_CLI_LOG_TYPES_ALL : next->log_types,
-                      next->log_dests, next->log_timestamp);
+  reload_process(st, next, path);
+  if (mqttb_cli_log_configure(st->args->verbose ? MQTTB_CLI_LOG_TYPES_ALL : next->log_types, next,
+                              err, sizeof err) != 0) {
+    mqttb_cli_log(MQTTB_LOG_ERROR, "%s; logging to stderr instead", err);
+  }
   mqttb_cli_config_free(st->cfg);
   *st->cfg = *next;
   free(next);
   mqttb_cli_log(MQTTB_LOG_NOTICE,
                 "Config reloaded: password_file, acl_file, allow_anonymous, log, limits, "
-                "autosave and persistence_sync apply now; listeners and the persistence files "
-                "are not reloaded (restart to change them).");
+                "autosave and persistence_sync apply now (the log file was reopened); "
+                "listeners, the persistence files, pid_file and user are not reloaded "
+                "(restart to change them).");
   return 0;
 }
 
@@ -429,18 +558,25 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
       return 1;
     }
   }
+  raise_nofile_limit();
+  struct run_as as;
+  if (switch_user(cfg, &as) != 0) {
+    return 1;
+  }
   /* As Mosquitto's -v: everything, whatever log_type says. */
-  mqttb_cli_log_setup(args->verbose ? MQTTB_CLI_LOG_TYPES_ALL : cfg->log_types, cfg->log_dests,
-                      cfg->log_timestamp);
+  char err[512];
+  if (mqttb_cli_log_configure(args->verbose ? MQTTB_CLI_LOG_TYPES_ALL : cfg->log_types, cfg, err,
+                              sizeof err) != 0) {
+    mqttb_cli_fatal("%s", err);
+    return 1;
+  }
   mqttb_cli_log(MQTTB_LOG_NOTICE, "mqttb version %s starting", mqttb_version());
   if (args->config_file != NULL) {
     mqttb_cli_log(MQTTB_LOG_NOTICE, "Config loaded from %s.", args->config_file);
   }
-  raise_nofile_limit();
-
+  log_run_as(cfg, &as);
   struct state st = {.args = args, .cfg = cfg};
   st.local_only = cfg->listener_count == 0 && cfg->port < 0 && cfg->bind_address == NULL;
-  char err[512];
   st.auths = load_auths(cfg, st.local_only, &st.nauths, err, sizeof err);
   if (st.auths == NULL) {
     mqttb_cli_fatal("%s", err);
@@ -459,6 +595,17 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
     mqttb_cli_log(MQTTB_LOG_WARNING, "no random key for assigned client identifiers: %s",
                   strerror(errno));
   }
+  /* As Mosquitto: written before the store is opened, and one that cannot
+   * be written stops the start. */
+  bool pid_written = false;
+  if (cfg->pid_file != NULL) {
+    if (write_pid_file(cfg->pid_file) != 0) {
+      free(specs);
+      free_auths(st.auths, st.nauths);
+      return 1;
+    }
+    pid_written = true;
+  }
   if (cfg->persistence.enabled) {
     /* Like Mosquitto: a location that cannot be used is a configuration
      * error, reported before anything listens. */
@@ -468,6 +615,9 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
       mqttb_cli_fatal("%s", err);
       free(specs);
       free_auths(st.auths, st.nauths);
+      if (pid_written) {
+        remove_pid_file(cfg->pid_file);
+      }
       return 1;
     }
   }
@@ -506,6 +656,9 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
   mqttb_cli_loop_free(st.loop);
   mqttb_cli_persist_close(st.persist);
   free_auths(st.auths, st.nauths);
+  if (pid_written) {
+    remove_pid_file(cfg->pid_file);
+  }
   return status;
 }
 
@@ -517,6 +670,7 @@ int main(int argc, char **argv) {
     struct mqttb_cli_config cfg;
     mqttb_cli_config_init(&cfg);
     status = run(&args, &cfg);
+    mqttb_cli_log_close();
     mqttb_cli_config_free(&cfg);
   }
   free(args.ports);
