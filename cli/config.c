@@ -132,7 +132,12 @@ static int add_listener(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
   memset(l, 0, sizeof *l);
   l->port = port;
   l->sec.allow_anonymous = -1;
-  if (bind_address != NULL && set_string(ctx, &l->bind_address, bind_address) != 0) {
+  /* As Mosquitto 2: port 0 and a path is a Unix domain socket. */
+  if (port == 0 && bind_address == NULL) {
+    return fail(ctx, "a listener with port 0 must give a Unix socket path");
+  }
+  char **dst = port == 0 ? &l->unix_path : &l->bind_address;
+  if (bind_address != NULL && set_string(ctx, dst, bind_address) != 0) {
     return -1;
   }
   cfg->listener_count++;
@@ -218,6 +223,7 @@ static const struct {
   int max_args;
 } options[] = {
     {"listener", 1, 2},
+    {"enable_proxy_protocol", 1, 1},
     {"port", 1, 1},
     {"bind_address", 1, 1},
     {"max_inflight_messages", 1, 1},
@@ -378,6 +384,22 @@ static int apply_option(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
       return -1;
     }
     return add_listener(ctx, cfg, (uint16_t)v, argc == 2 ? argv[1] : NULL);
+  }
+  if (strcmp(opt, "enable_proxy_protocol") == 0) {
+    /* Mosquitto 2.1's: the latest listener's (the default listener's
+     * before any). */
+    if (get_uint(ctx, opt, arg, 2, &v) != 0) {
+      return -1;
+    }
+    if (v == 0) {
+      return fail(ctx, "enable_proxy_protocol takes 1 or 2");
+    }
+    if (cfg->listener_count > 0) {
+      cfg->listeners[cfg->listener_count - 1].proxy_protocol = (int)v;
+    } else {
+      cfg->proxy_protocol = (int)v;
+    }
+    return 0;
   }
   if (strcmp(opt, "port") == 0) {
     if (get_uint(ctx, opt, arg, 65535, &v) != 0) {
@@ -781,6 +803,7 @@ static void security_free(struct mqttb_cli_security *sec) {
 void mqttb_cli_config_free(struct mqttb_cli_config *cfg) {
   for (size_t i = 0; i < cfg->listener_count; i++) {
     free(cfg->listeners[i].bind_address);
+    free(cfg->listeners[i].unix_path);
     security_free(&cfg->listeners[i].sec);
   }
   security_free(&cfg->sec);

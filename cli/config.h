@@ -61,11 +61,16 @@ struct mqttb_cli_persistence {
 #define MQTTB_CLI_PERSISTENCE_FILE "mqttb.db"
 #define MQTTB_CLI_AUTOSAVE_INTERVAL 1800u
 
-/* One `listener PORT [BIND_ADDRESS]` line. */
+/* One `listener PORT [BIND_ADDRESS]` line, or `listener 0 PATH`. */
 struct mqttb_cli_listener {
   uint16_t port;
   /* NULL: all addresses (0.0.0.0 and ::). */
   char *bind_address;
+  /* `listener 0 PATH`: a Unix domain socket at PATH (port is 0). */
+  char *unix_path;
+  /* enable_proxy_protocol: 1 or 2, the PROXY protocol version every
+   * connection starts with; 0: none. */
+  int proxy_protocol;
   /* Its security options, with per_listener_settings true. */
   struct mqttb_cli_security sec;
 };
@@ -77,6 +82,9 @@ struct mqttb_cli_config {
   int port;
   /* `bind_address`, or NULL when not given. */
   char *bind_address;
+  /* enable_proxy_protocol before any `listener` line: the default
+   * listener's. */
+  int proxy_protocol;
   /* `listener` lines, in file order. */
   struct mqttb_cli_listener *listeners;
   size_t listener_count;

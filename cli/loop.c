@@ -20,6 +20,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "proxy.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -35,7 +36,9 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,6 +74,10 @@ struct listener {
   struct listener *next;
   /* What its clients are checked against; NULL: everything is allowed. */
   struct mqttb_cli_auth *auth;
+  /* The PROXY protocol version its connections start with; 0: none. */
+  int proxy_protocol;
+  /* A Unix domain socket's path (removed at exit); NULL for TCP. */
+  char *unix_path;
 };
 
 struct conn {
@@ -105,6 +112,11 @@ struct conn {
   struct mqttb_cli_auth *auth;
   bool connected; /* on_connect was called */
   char *username;
+  /* The PROXY protocol header still to come (its version), and what of it
+   * was read so far. */
+  int proxy;
+  uint8_t *proxy_buf;
+  size_t proxy_len;
   /* "address:port", sized to fit: thousands of idle connections add up. */
   char peer[];
 };
@@ -342,6 +354,7 @@ static void conn_destroy(struct conn *c) {
   c->dead = true;
   mqttb_conn_del(c->mc, c->loop->now);
   free(c->username);
+  free(c->proxy_buf);
   free(c);
 }
 
@@ -489,8 +502,86 @@ static bool conn_feed(struct conn *c, const uint8_t *buf, size_t n) {
   return true;
 }
 
+/* The PROXY protocol header, taken off the socket exactly (what follows it
+ * may be a TLS handshake that must find its first byte there): version 2
+ * reads its fixed part, then the length it gives; version 1 peeks and
+ * takes up to the CRLF. The client address it names replaces the peer. */
+static void proxy_read(struct conn *c) {
+  if (c->proxy_buf == NULL && (c->proxy_buf = malloc(MQTTB_CLI_PROXY_MAX)) == NULL) {
+    mqttb_cli_log(MQTTB_LOG_ERROR, "out of memory reading a PROXY header from %s", c->peer);
+    conn_lost(c);
+    return;
+  }
+  size_t want;
+  int flags = 0;
+  if (c->proxy == 2) {
+    want = c->proxy_len < 16 ? 16 - c->proxy_len
+                             : 16 + ((size_t)c->proxy_buf[14] << 8 | c->proxy_buf[15]) -
+                                   c->proxy_len;
+    if (want > MQTTB_CLI_PROXY_MAX - c->proxy_len) {
+      want = 0; /* longer than allowed: the parser says so below */
+    }
+  } else {
+    want = MQTTB_CLI_PROXY_V1_MAX - c->proxy_len;
+    flags = MSG_PEEK;
+  }
+  ssize_t n = want > 0 ? recv(c->h.fd, c->proxy_buf + c->proxy_len, want, flags) : 0;
+  if (want > 0 && n == 0) {
+    conn_lost(c);
+    return;
+  }
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      conn_lost(c);
+    }
+    return;
+  }
+  size_t have = c->proxy_len + (size_t)n, used = 0;
+  struct mqttb_cli_proxy_info info;
+  char why[160];
+  enum mqttb_cli_proxy_result r =
+      mqttb_cli_proxy_parse(c->proxy, c->proxy_buf, have, &used, &info, why, sizeof why);
+  if (flags == MSG_PEEK) {
+    /* Take the header's bytes, or all that were peeked if it goes on. */
+    size_t take = r == MQTTB_CLI_PROXY_DONE ? used - c->proxy_len : (size_t)n;
+    if (r != MQTTB_CLI_PROXY_BAD && recv(c->h.fd, c->proxy_buf + c->proxy_len, take, 0) !=
+                                        (ssize_t)take) {
+      conn_lost(c);
+      return;
+    }
+    have = c->proxy_len + take;
+  }
+  c->proxy_len = have;
+  if (r == MQTTB_CLI_PROXY_MORE) {
+    return;
+  }
+  if (r == MQTTB_CLI_PROXY_BAD) {
+    mqttb_cli_log(MQTTB_LOG_NOTICE, "Connection from %s closed: %s", c->peer, why);
+    conn_lost(c);
+    return;
+  }
+  if (info.has_addr) {
+    char peer[ADDR_STR_LEN];
+    if (info.src.ss_family == AF_UNIX) {
+      snprintf(peer, sizeof peer, "unix:%.*s", (int)(sizeof peer - 6),
+               ((const struct sockaddr_un *)&info.src)->sun_path);
+    } else {
+      format_addr((const struct sockaddr *)&info.src, info.src_len, peer, sizeof peer);
+    }
+    mqttb_cli_log(MQTTB_LOG_DEBUG, "Connection from %s is a proxy's for %s.", c->peer, peer);
+    snprintf(c->peer, ADDR_STR_LEN, "%s", peer);
+  }
+  free(c->proxy_buf);
+  c->proxy_buf = NULL;
+  c->proxy = 0;
+}
+
 static void conn_read(struct conn *c) {
   uint8_t buf[READ_BUF_SIZE];
+  if (c->proxy != 0) {
+    proxy_read(c);
+    return;
+  }
   if (!c->connected && c->loop->auth_budget <= 0) {
     /* This iteration's password checks are spent: a client still to
      * connect waits for a later one. */
@@ -629,9 +720,15 @@ static void conn_accept(struct mqttb_cli_loop *loop, struct listener *l, int fd,
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 
   char peer[ADDR_STR_LEN];
-  format_addr(sa, salen, peer, sizeof peer);
+  if (l->unix_path != NULL) {
+    snprintf(peer, sizeof peer, "unix:%.*s", (int)(sizeof peer - 6), l->unix_path);
+  } else {
+    format_addr(sa, salen, peer, sizeof peer);
+  }
   size_t peer_len = strlen(peer);
-  struct conn *c = calloc(1, sizeof *c + peer_len + 1);
+  /* A PROXY header may name a longer address than the proxy's own. */
+  size_t peer_cap = l->proxy_protocol != 0 ? ADDR_STR_LEN : peer_len + 1;
+  struct conn *c = calloc(1, sizeof *c + peer_cap);
   if (c == NULL) {
     mqttb_cli_log(MQTTB_LOG_ERROR, "out of memory accepting a connection");
     close(fd);
@@ -641,6 +738,7 @@ static void conn_accept(struct mqttb_cli_loop *loop, struct listener *l, int fd,
   c->h.fd = fd;
   c->loop = loop;
   c->auth = l->auth;
+  c->proxy = l->proxy_protocol;
   memcpy(c->peer, peer, peer_len + 1);
 
   int rc = mqttb_conn_new(&c->mc, loop->broker, loop->now, c);
@@ -902,8 +1000,41 @@ struct mqttb_cli_loop *mqttb_cli_loop_new(const mqttb_settings *settings,
  * (IPv6 disabled) is skipped instead of failing. Returns 1 when bound, 0
  * when skipped, -1 on error.
  */
+/* Register a bound, listening socket; addr names it in messages. */
+static int add_listener(struct mqttb_cli_loop *loop, int fd, const char *addr,
+                        const struct mqttb_cli_listen *spec) {
+  struct listener *l = calloc(1, sizeof *l);
+  if (l == NULL || (spec->unix_path != NULL && (l->unix_path = strdup(spec->unix_path)) == NULL)) {
+    mqttb_cli_fatal("out of memory");
+    close(fd);
+    free(l);
+    return -1;
+  }
+  l->h.kind = HANDLE_LISTENER;
+  l->h.fd = fd;
+  l->auth = spec->auth;
+  l->proxy_protocol = spec->proxy_protocol;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->h};
+  if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    mqttb_cli_fatal("cannot listen on %s: epoll_ctl: %s", addr, strerror(errno));
+    close(fd);
+    free(l->unix_path);
+    free(l);
+    return -1;
+  }
+  /* Keep bind order, so the first listener stays first. */
+  struct listener **tail = &loop->listeners;
+  while (*tail != NULL) {
+    tail = &(*tail)->next;
+  }
+  *tail = l;
+  /* Machine-readable and unconditional: tests find ephemeral ports this way. */
+  mqttb_cli_announce("listening on %s", addr);
+  return 1;
+}
+
 static int listen_one(struct mqttb_cli_loop *loop, const struct sockaddr *sa, socklen_t salen,
-                      uint16_t *port, bool optional, struct mqttb_cli_auth *auth) {
+                      uint16_t *port, bool optional, const struct mqttb_cli_listen *spec) {
   struct sockaddr_storage ss;
   memset(&ss, 0, sizeof ss);
   memcpy(&ss, sa, salen);
@@ -946,39 +1077,54 @@ static int listen_one(struct mqttb_cli_loop *loop, const struct sockaddr *sa, so
   getsockname(fd, (struct sockaddr *)&ss, &len);
   *port = sockaddr_port(&ss);
   format_addr((struct sockaddr *)&ss, len, addr, sizeof addr);
+  return add_listener(loop, fd, addr, spec);
+}
 
-  struct listener *l = calloc(1, sizeof *l);
-  if (l == NULL) {
-    mqttb_cli_fatal("out of memory");
+/* A Unix domain socket. A socket file already at the path (left by a
+ * broker that did not exit cleanly) is replaced; anything else there is
+ * not touched. The file gets the permissions the umask leaves. */
+static int listen_unix(struct mqttb_cli_loop *loop, const struct mqttb_cli_listen *spec) {
+  const char *path = spec->unix_path;
+  char addr[ADDR_STR_LEN + 108];
+  snprintf(addr, sizeof addr, "unix:%s", path);
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (path[0] == '\0' || strlen(path) >= sizeof sa.sun_path) {
+    mqttb_cli_fatal("cannot listen on %s: a Unix socket path must have 1 to %zu bytes", addr,
+                    sizeof sa.sun_path - 1);
+    return -1;
+  }
+  memcpy(sa.sun_path, path, strlen(path));
+  struct stat st;
+  if (lstat(path, &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      mqttb_cli_fatal("cannot listen on %s: the path exists and is not a socket", addr);
+      return -1;
+    }
+    if (unlink(path) != 0) {
+      mqttb_cli_fatal("cannot listen on %s: removing the old socket: %s", addr, strerror(errno));
+      return -1;
+    }
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    mqttb_cli_fatal("cannot listen on %s: %s", addr, strerror(errno));
+    return -1;
+  }
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, SOMAXCONN) != 0) {
+    mqttb_cli_fatal("cannot listen on %s: %s", addr, strerror(errno));
     close(fd);
     return -1;
   }
-  l->h.kind = HANDLE_LISTENER;
-  l->h.fd = fd;
-  l->auth = auth;
-  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->h};
-  if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-    mqttb_cli_fatal("cannot listen on %s: epoll_ctl: %s", addr, strerror(errno));
-    close(fd);
-    free(l);
-    return -1;
-  }
-  /* Keep bind order, so the first listener stays first. */
-  struct listener **tail = &loop->listeners;
-  while (*tail != NULL) {
-    tail = &(*tail)->next;
-  }
-  *tail = l;
-  /* Machine-readable and unconditional: tests find ephemeral ports this way. */
-  mqttb_cli_announce("listening on %s", addr);
-  return 1;
+  return add_listener(loop, fd, addr, spec);
 }
 
 /* The IPv4 and IPv6 wildcard addresses, or with loopback 127.0.0.1 and ::1;
  * the IPv6 socket is skipped where IPv6 is not available. IPv4 first, so
  * that with port 0 the IPv6 socket reuses the port it got. */
 static int listen_wildcard(struct mqttb_cli_loop *loop, bool loopback, uint16_t port,
-                           uint16_t *bound_port, struct mqttb_cli_auth *auth) {
+                           uint16_t *bound_port, const struct mqttb_cli_listen *spec) {
   struct sockaddr_in sa4;
   memset(&sa4, 0, sizeof sa4);
   sa4.sin_family = AF_INET;
@@ -987,20 +1133,26 @@ static int listen_wildcard(struct mqttb_cli_loop *loop, bool loopback, uint16_t 
   memset(&sa6, 0, sizeof sa6);
   sa6.sin6_family = AF_INET6;
   sa6.sin6_addr = loopback ? in6addr_loopback : in6addr_any;
-  if (listen_one(loop, (struct sockaddr *)&sa4, sizeof sa4, &port, false, auth) < 0 ||
-      listen_one(loop, (struct sockaddr *)&sa6, sizeof sa6, &port, true, auth) < 0) {
+  if (listen_one(loop, (struct sockaddr *)&sa4, sizeof sa4, &port, false, spec) < 0 ||
+      listen_one(loop, (struct sockaddr *)&sa6, sizeof sa6, &port, true, spec) < 0) {
     return -1;
   }
   *bound_port = port;
   return 0;
 }
 
-int mqttb_cli_loop_listen(struct mqttb_cli_loop *loop, const char *host, uint16_t port,
-                          uint16_t *bound_port, struct mqttb_cli_auth *auth) {
+int mqttb_cli_loop_listen(struct mqttb_cli_loop *loop, const struct mqttb_cli_listen *spec,
+                          uint16_t *bound_port) {
   int bound = 0;
   int rc;
+  const char *host = spec->host;
+  uint16_t port = spec->port;
+  if (spec->unix_path != NULL) {
+    *bound_port = 0;
+    return listen_unix(loop, spec) < 0 ? -1 : 0;
+  }
   if (host == NULL || host[0] == '\0') {
-    return listen_wildcard(loop, host != NULL, port, bound_port, auth);
+    return listen_wildcard(loop, host != NULL, port, bound_port, spec);
   }
 
   struct addrinfo hints;
@@ -1019,7 +1171,7 @@ int mqttb_cli_loop_listen(struct mqttb_cli_loop *loop, const char *host, uint16_
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) {
       continue;
     }
-    rc = listen_one(loop, ai->ai_addr, ai->ai_addrlen, &port, false, auth);
+    rc = listen_one(loop, ai->ai_addr, ai->ai_addrlen, &port, false, spec);
     if (rc < 0) {
       freeaddrinfo(res);
       return -1;
@@ -1044,6 +1196,10 @@ void mqttb_cli_loop_free(struct mqttb_cli_loop *loop) {
     struct listener *l = loop->listeners;
     loop->listeners = l->next;
     close(l->h.fd);
+    if (l->unix_path != NULL) {
+      unlink(l->unix_path);
+      free(l->unix_path);
+    }
     free(l);
   }
   loop->now = now_ms();

@@ -44,17 +44,32 @@ struct mqttb_cli_loop *mqttb_cli_loop_new(const mqttb_settings *settings,
 /* The loop's clock (milliseconds, monotonic), as the broker is given it. */
 uint64_t mqttb_cli_loop_now(void);
 
+/* One listening socket group and how its connections are carried. */
+struct mqttb_cli_listen {
+  /* NULL: 0.0.0.0 and, when IPv6 is available, ::; "": 127.0.0.1 and ::1;
+   * else a name or address (every address it resolves to). */
+  const char *host;
+  /* 0 picks a free port, shared by all sockets of the group. */
+  uint16_t port;
+  /* Non-NULL: a Unix domain socket at this path instead (host and port are
+   * not used). A socket file left there is replaced; anything else there is
+   * an error. The file is removed at exit. */
+  const char *unix_path;
+  /* 1 or 2: every connection starts with a PROXY protocol header of that
+   * version, whose client address stands for the connection's; 0: none. */
+  int proxy_protocol;
+  /* What its clients are checked against (NULL: everyone may do
+   * everything); must outlive the loop. */
+  struct mqttb_cli_auth *auth;
+};
+
 /*
- * Listen on @p host (NULL: 0.0.0.0 and, when IPv6 is available, ::; "":
- * 127.0.0.1 and, when IPv6 is available, ::1) at
- * @p port. Port 0 picks a free port, shared by all sockets of this call. The
- * port actually bound is stored in @p bound_port. Prints
- * "mqttb: listening on ADDR:PORT" per socket. Its clients are checked
- * against @p auth (NULL: everyone may do everything), which must outlive
- * the loop. Returns 0, or -1 after printing an error.
+ * Listen as @p spec says. The port actually bound is stored in
+ * @p bound_port (0 for a Unix socket). Prints "mqttb: listening on ADDR:PORT"
+ * (or "unix:PATH") per socket. Returns 0, or -1 after printing an error.
  */
-int mqttb_cli_loop_listen(struct mqttb_cli_loop *loop, const char *host, uint16_t port,
-                          uint16_t *bound_port, struct mqttb_cli_auth *auth);
+int mqttb_cli_loop_listen(struct mqttb_cli_loop *loop, const struct mqttb_cli_listen *spec,
+                          uint16_t *bound_port);
 
 /* On SIGHUP, call reload(arg) between two loop iterations. */
 void mqttb_cli_loop_set_reload(struct mqttb_cli_loop *loop, int (*reload)(void *arg), void *arg);

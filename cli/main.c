@@ -91,6 +91,8 @@ struct cli_args {
 struct listen_spec {
   const char *host;
   uint16_t port;
+  const char *unix_path; /* listener 0 PATH */
+  int proxy_protocol;
   size_t auth; /* index into the broker's security sets */
 };
 
@@ -254,12 +256,15 @@ static struct listen_spec *plan_listeners(const struct cli_args *args,
     for (size_t h = 0; h < nhosts; h++) {
       specs[k].host = hosts[h];
       specs[k].port = ports[p];
+      specs[k].proxy_protocol = cfg->proxy_protocol;
       k++;
     }
   }
   for (size_t i = 0; i < cfg->listener_count; i++) {
     specs[k].host = cfg->listeners[i].bind_address;
     specs[k].port = cfg->listeners[i].port;
+    specs[k].unix_path = cfg->listeners[i].unix_path;
+    specs[k].proxy_protocol = cfg->listeners[i].proxy_protocol;
     specs[k].auth = cfg->per_listener_settings ? 1 + i : 0;
     k++;
   }
@@ -471,6 +476,17 @@ static void log_security(const struct state *st, const struct listen_spec *specs
     const char *where = specs[i].host == NULL      ? "all addresses"
                         : specs[i].host[0] == '\0' ? "loopback"
                                                    : specs[i].host;
+    if (specs[i].unix_path != NULL) {
+      /* Who may connect is the socket file's permissions' business. */
+      if (!a->allow_anonymous) {
+        mqttb_cli_log(MQTTB_LOG_NOTICE,
+                      "Listener on unix:%s: anonymous clients are refused (allow_anonymous "
+                      "false)%s",
+                      specs[i].unix_path,
+                      a->pw == NULL ? "; no password_file, so every client is refused" : "");
+      }
+      continue;
+    }
     if (!a->allow_anonymous) {
       mqttb_cli_log(MQTTB_LOG_NOTICE,
                     "Listener on port %u (%s): anonymous clients are refused "
@@ -636,8 +652,12 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
   }
   for (size_t i = 0; status == 0 && i < nspecs; i++) {
     uint16_t port;
-    if (mqttb_cli_loop_listen(st.loop, specs[i].host, specs[i].port, &port,
-                              &st.auths[specs[i].auth]) != 0) {
+    struct mqttb_cli_listen ls = {.host = specs[i].host,
+                                  .port = specs[i].port,
+                                  .unix_path = specs[i].unix_path,
+                                  .proxy_protocol = specs[i].proxy_protocol,
+                                  .auth = &st.auths[specs[i].auth]};
+    if (mqttb_cli_loop_listen(st.loop, &ls, &port) != 0) {
       status = 1;
     } else if (i == 0) {
       first_port = port;
