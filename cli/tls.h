@@ -168,17 +168,19 @@ size_t mqttb_cli_tls_conn_pending(const struct mqttb_cli_tls_conn *conn);
 
 /*
  * Encrypt and send the bytes of @p iov (@p iovcnt entries, in order) as
- * far as the socket takes them, gathered into records of up to 16 KiB.
- * DONE with @p n bytes sent (maybe fewer than given: call again with the
- * rest, which may be on a writable socket only, so WANT_WRITE comes next);
- * WANT_WRITE/WANT_WRITE with *n 0: nothing went out; FAILED.
+ * far as the socket takes them, small pieces gathered into records of up
+ * to 16 KiB. DONE with the count sent in @p n (fewer than given when the
+ * socket filled up: the next call, with the rest, most likely returns
+ * WANT_WRITE; 0 when nothing was given); WANT_WRITE or WANT_READ with *n
+ * 0: nothing went out, call again once the socket is writable/readable;
+ * FAILED with the reason in @p err.
  *
- * As with mqttb_conn_output()/mqttb_conn_output_ack(): after a call that
- * returned WANT_WRITE or WANT_READ, the next call must start with the same
- * bytes (OpenSSL has encrypted them already and sends what it holds) and
- * give at least as many; they may be at another address, and more may
- * follow. Bytes reported in @p n are acknowledged; the next call starts
- * after them.
+ * As with mqttb_conn_output()/mqttb_conn_output_ack(): bytes reported in
+ * @p n are gone, the next call starts after them. After WANT_WRITE or
+ * WANT_READ the next call must start with the same bytes as this one and
+ * give at least as many (OpenSSL holds them encrypted and sends what it
+ * holds); they may be at another address, and more may follow. A shorter
+ * retry is FAILED.
  */
 enum mqttb_cli_tls_status mqttb_cli_tls_conn_writev(struct mqttb_cli_tls_conn *conn,
                                                     const struct iovec *iov, int iovcnt, size_t *n,

@@ -209,6 +209,7 @@ struct hs {
   int cli; /* 1: complete, -1: failed, 0: not yet */
   char why[256];
   int server_steps;
+  int server_wanted_write; /* steps that returned WANT_WRITE */
 };
 
 static bool final(enum mqttb_cli_tls_status st) {
@@ -225,6 +226,7 @@ static struct hs drive(struct pair *p) {
     if (!final(r.srv)) {
       r.srv = mqttb_cli_tls_conn_handshake(p->srv, r.why, sizeof r.why);
       r.server_steps++;
+      r.server_wanted_write += r.srv == MQTTB_CLI_TLS_WANT_WRITE;
     }
     if (r.cli == 0) {
       ERR_clear_error();
@@ -691,6 +693,30 @@ Test(tls, cipher_lists_choose_the_cipher) {
                             .ciphers = "ECDHE-ECDSA-AES128-GCM-SHA256"};
   p = pair_open(ctx, &aes);
   handshake_fails(&p, "no shared cipher");
+  pair_close(&p);
+  mqttb_cli_tls_ctx_free(ctx);
+}
+
+Test(tls, handshake_waits_for_a_full_socket) {
+  /* A certificate chain far larger than the socket takes at once. */
+  char chain[600];
+  snprintf(chain, sizeof chain, "%s", cert("long-chain.pem"));
+  char cmd[2000];
+  snprintf(cmd, sizeof cmd, "cat '%s' > '%s' && for i in $(seq 40); do cat '%s' >> '%s'; done",
+           cert("server.pem"), chain, cert("ca.pem"), chain);
+  cr_assert(eq(int, system(cmd), 0));
+  struct mqttb_cli_tls_options o;
+  server_options(&o);
+  set(&o, "certfile", chain);
+  struct mqttb_cli_tls_ctx *ctx = ctx_ok(&o);
+  struct pair p = pair_open(ctx, NULL);
+  int small = 4096;
+  setsockopt(p.sfd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  setsockopt(p.cfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  struct hs r = drive(&p);
+  cr_assert(eq(int, r.srv, MQTTB_CLI_TLS_DONE), "server: %s", r.why);
+  cr_assert(eq(int, r.cli, 1));
+  cr_assert(gt(int, r.server_wanted_write, 0), "the server waited for the socket");
   pair_close(&p);
   mqttb_cli_tls_ctx_free(ctx);
 }

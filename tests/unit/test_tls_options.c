@@ -5,6 +5,7 @@
  * TLS never comes up as a plain listener. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
