@@ -233,7 +233,8 @@ static bool load_verify(SSL_CTX *c, const struct mqttb_cli_tls_options *o, char 
     X509_STORE *store = SSL_CTX_get_cert_store(c);
     X509_LOOKUP *lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
     if (lookup == NULL || X509_load_crl_file(lookup, o->crlfile, X509_FILETYPE_PEM) < 1) {
-      set_ssl_err(err, errlen, "crlfile '%s'", o->crlfile);
+      set_err(err, errlen, "crlfile '%s': not a PEM revocation list (%s)", o->crlfile,
+              ssl_reason(NULL));
       return false;
     }
     /* The client certificate's issuer must have a CRL in it (as Mosquitto). */
@@ -254,7 +255,8 @@ static bool load_identity(SSL_CTX *c, const struct mqttb_cli_tls_options *o, cha
     return false;
   }
   if (SSL_CTX_use_certificate_chain_file(c, o->certfile) != 1) {
-    set_ssl_err(err, errlen, "certfile '%s'", o->certfile);
+    set_err(err, errlen, "certfile '%s': not a PEM certificate (%s)", o->certfile,
+            ssl_reason(NULL));
     return false;
   }
   bool asked = false;
@@ -272,7 +274,7 @@ static bool load_identity(SSL_CTX *c, const struct mqttb_cli_tls_options *o, cha
                ERR_GET_REASON(code) == X509_R_KEY_VALUES_MISMATCH) {
       set_err(err, errlen, "keyfile '%s' does not match certfile '%s'", o->keyfile, o->certfile);
     } else {
-      set_err(err, errlen, "keyfile '%s': %s", o->keyfile, why);
+      set_err(err, errlen, "keyfile '%s': not a PEM private key (%s)", o->keyfile, why);
     }
     return false;
   }

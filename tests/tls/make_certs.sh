@@ -12,6 +12,7 @@
 #   revoked.pem revoked.key  revoked in crl.pem
 #   rogue-ca.pem, rogue.pem rogue.key  a client from a CA nobody trusts
 #   crl.pem                  the test CA's CRL, revoking revoked.pem
+#   capath/                  ca.pem, with the names "openssl rehash" gives
 #   garbage.pem              not PEM at all
 # Usage: make_certs.sh DIR   (OPENSSL names the openssl command; default: openssl)
 set -eu
@@ -101,5 +102,9 @@ key rogue.key
 "$ossl" req -config ca.cnf -new -key rogue.key -subj "/CN=test client" -out rogue.csr
 "$ossl" x509 -req -in rogue.csr -CA rogue-ca.pem -CAkey rogue-ca.key -CAcreateserial -days 3650 \
   -out rogue.pem 2>/dev/null
+
+mkdir -p capath
+cp ca.pem capath/ca.pem
+"$ossl" rehash capath
 
 echo "this is not a certificate" > garbage.pem

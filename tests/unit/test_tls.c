@@ -3,9 +3,10 @@
  * are made afresh by tests/tls/make_certs.sh before the tests run. Each
  * test drives a session of the module under test (the server) against an
  * OpenSSL client in the same thread, over a non-blocking socketpair: one
- * step of each side in turn, so every run goes the same way. Checked: the
- * option parser; what building a context refuses and why; handshakes with
- * and without (good, unknown, expired, revoked) client certificates; user
+ * step of each side in turn, so every run goes the same way. Checked:
+ * what building a context refuses and why; handshakes with and without
+ * (good, unknown, expired, revoked) client certificates, cafile and capath,
+ * and through a socket too small for the server's flight; user
  * names from the certificate (CN, RFC 2253 subject as Mosquitto prints
  * it); tls_version as a minimum; cipher lists; reload (new certificate
  * for new sessions, the old one kept when the new one is broken); plain
@@ -327,11 +328,11 @@ Test(tls, ctx_names_the_file_that_cannot_be_read) {
 
   server_options(&o);
   set(&o, "certfile", cert("garbage.pem"));
-  ctx_fails(&o, "garbage.pem': no start line");
+  ctx_fails(&o, "garbage.pem': not a PEM certificate (no start line)");
 
   server_options(&o);
   set(&o, "keyfile", cert("garbage.pem"));
-  ctx_fails(&o, "keyfile '");
+  ctx_fails(&o, "garbage.pem': not a PEM private key");
 
   verifying_options(&o);
   set(&o, "cafile", "/nonexistent/ca.pem");
@@ -339,7 +340,7 @@ Test(tls, ctx_names_the_file_that_cannot_be_read) {
 
   verifying_options(&o);
   set(&o, "cafile", cert("garbage.pem"));
-  ctx_fails(&o, "cafile '");
+  ctx_fails(&o, "garbage.pem': no certificate or crl found");
 
   verifying_options(&o);
   set(&o, "capath", "/nonexistent");
@@ -351,7 +352,7 @@ Test(tls, ctx_names_the_file_that_cannot_be_read) {
 
   verifying_options(&o);
   set(&o, "crlfile", cert("garbage.pem"));
-  ctx_fails(&o, "crlfile '");
+  ctx_fails(&o, "garbage.pem': not a PEM revocation list (no start line)");
 
   verifying_options(&o);
   set(&o, "crlfile", "/nonexistent/crl.pem");
@@ -573,6 +574,23 @@ Test(tls, a_certificate_without_cn_gives_no_identity) {
   char *user = (char *)"x";
   cr_assert(eq(int, mqttb_cli_tls_conn_username(p.srv, &user), -1), "refuse the client");
   cr_assert(eq(ptr, user, NULL));
+  pair_close(&p);
+  mqttb_cli_tls_ctx_free(ctx);
+}
+
+Test(tls, capath_verifies_client_certificates) {
+  struct mqttb_cli_tls_options o;
+  server_options(&o);
+  set(&o, "capath", cert("capath"));
+  set(&o, "require_certificate", "true");
+  struct mqttb_cli_tls_ctx *ctx = ctx_ok(&o);
+  struct client_opts good = {.cert = "client.pem"};
+  struct pair p = pair_open(ctx, &good);
+  handshake_ok(&p);
+  pair_close(&p);
+  struct client_opts rogue = {.cert = "rogue.pem"};
+  p = pair_open(ctx, &rogue);
+  handshake_fails(&p, "certificate verify failed");
   pair_close(&p);
   mqttb_cli_tls_ctx_free(ctx);
 }
@@ -1137,6 +1155,7 @@ Test(tls, writev_refuses_a_retry_shorter_than_what_it_must_repeat) {
   size_t n = 0;
   char err[256] = "";
   enum mqttb_cli_tls_status st;
+  /* All zeros: what follows the bytes sent is the same as what came first. */
   while ((st = mqttb_cli_tls_conn_writev(p.srv, &iov, 1, &n, err, sizeof err)) ==
          MQTTB_CLI_TLS_DONE) {
     cr_assert(gt(sz, n, 0));
