@@ -317,17 +317,6 @@ static SSL_CTX *build(const struct mqttb_cli_tls_options *o, char *err, size_t e
   return c;
 }
 
-static char *dup_or_null(const char *s, bool *oom) {
-  if (s == NULL) {
-    return NULL;
-  }
-  char *d = strdup(s);
-  if (d == NULL) {
-    *oom = true;
-  }
-  return d;
-}
-
 struct mqttb_cli_tls_ctx *mqttb_cli_tls_ctx_new(const struct mqttb_cli_tls_options *opts, char *err,
                                                 size_t errlen) {
   struct mqttb_cli_tls_ctx *ctx = calloc(1, sizeof *ctx);
@@ -335,23 +324,12 @@ struct mqttb_cli_tls_ctx *mqttb_cli_tls_ctx_new(const struct mqttb_cli_tls_optio
     set_err(err, errlen, "out of memory");
     return NULL;
   }
-  bool oom = false;
-  struct mqttb_cli_tls_options *o = &ctx->opts;
-  *o = *opts;
-  o->cafile = dup_or_null(opts->cafile, &oom);
-  o->capath = dup_or_null(opts->capath, &oom);
-  o->certfile = dup_or_null(opts->certfile, &oom);
-  o->keyfile = dup_or_null(opts->keyfile, &oom);
-  o->crlfile = dup_or_null(opts->crlfile, &oom);
-  o->ciphers = dup_or_null(opts->ciphers, &oom);
-  o->ciphers_tls13 = dup_or_null(opts->ciphers_tls13, &oom);
-  o->tls_version = dup_or_null(opts->tls_version, &oom);
-  if (oom) {
+  if (mqttb_cli_tls_options_copy(&ctx->opts, opts) != 0) {
     set_err(err, errlen, "out of memory");
-    mqttb_cli_tls_ctx_free(ctx);
+    free(ctx);
     return NULL;
   }
-  ctx->ssl_ctx = build(o, err, errlen);
+  ctx->ssl_ctx = build(&ctx->opts, err, errlen);
   if (ctx->ssl_ctx == NULL) {
     mqttb_cli_tls_ctx_free(ctx);
     return NULL;

@@ -64,6 +64,11 @@ void mqttb_cli_tls_options_init(struct mqttb_cli_tls_options *opts);
 /* Free the strings; @p opts must be initialised again before reuse. */
 void mqttb_cli_tls_options_free(struct mqttb_cli_tls_options *opts);
 
+/* Make @p dst (not initialised) a copy of @p src with strings of its own.
+ * Returns 0, or -1 when out of memory (then @p dst holds nothing). */
+int mqttb_cli_tls_options_copy(struct mqttb_cli_tls_options *dst,
+                               const struct mqttb_cli_tls_options *src);
+
 /* Whether any TLS option was given: the listener is then a TLS listener
  * (and mqttb_cli_tls_ctx_new says what is missing, such as keyfile). */
 bool mqttb_cli_tls_options_any(const struct mqttb_cli_tls_options *opts);

@@ -58,6 +58,24 @@ void mqttb_cli_tls_options_free(struct mqttb_cli_tls_options *opts) {
   }
 }
 
+int mqttb_cli_tls_options_copy(struct mqttb_cli_tls_options *dst,
+                               const struct mqttb_cli_tls_options *src) {
+  *dst = *src;
+  int rc = 0;
+  for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+    if (options[i].kind == STRING) {
+      char **s = string_field(dst, &options[i]);
+      if (*s != NULL && (*s = strdup(*s)) == NULL) {
+        rc = -1;
+      }
+    }
+  }
+  if (rc != 0) {
+    mqttb_cli_tls_options_free(dst);
+  }
+  return rc;
+}
+
 bool mqttb_cli_tls_options_any(const struct mqttb_cli_tls_options *opts) {
   for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
     const char *p = (const char *)opts + options[i].offset;

@@ -73,6 +73,21 @@ Test(tls_options, option_parser_takes_mosquitto_names_and_values) {
   mqttb_cli_tls_options_free(&o);
 }
 
+Test(tls_options, copy_has_strings_of_its_own) {
+  struct mqttb_cli_tls_options o, c;
+  mqttb_cli_tls_options_init(&o);
+  set(&o, "certfile", "/c");
+  set(&o, "ciphers_tls1.3", "TLS_AES_128_GCM_SHA256");
+  set(&o, "require_certificate", "true");
+  cr_assert(eq(int, mqttb_cli_tls_options_copy(&c, &o), 0));
+  mqttb_cli_tls_options_free(&o);
+  cr_assert(eq(str, c.certfile, "/c"));
+  cr_assert(eq(str, c.ciphers_tls13, "TLS_AES_128_GCM_SHA256"));
+  cr_assert(eq(ptr, c.keyfile, NULL));
+  cr_assert(c.require_certificate);
+  mqttb_cli_tls_options_free(&c);
+}
+
 Test(tls_options, option_parser_refuses_bad_values_and_leaves_others_alone) {
   struct mqttb_cli_tls_options o;
   mqttb_cli_tls_options_init(&o);
