@@ -121,7 +121,8 @@ void mqttb_cli_tls_ctx_free(struct mqttb_cli_tls_ctx *ctx);
 
 /* What a call on a connection came to. */
 enum mqttb_cli_tls_status {
-  /* Handshake: complete. Read/write: bytes were moved (*n > 0). */
+  /* Handshake: complete. Read/write: bytes were moved (*n > 0; 0 only for
+   * a write that was given nothing). */
   MQTTB_CLI_TLS_DONE,
   /* Nothing more now: call the same function again once the socket is
    * readable (EPOLLIN)... */
