@@ -23,14 +23,11 @@ int mqttb_sessions_init(mqttb_sessions *set, mqttb_ctx *ctx, mqttb_tx_hub *hub,
 void mqttb_sessions_free(mqttb_sessions *set) {
   if (!set->ctx)
     return; /* never initialised */
-  while (set->by_id.count > 0) {
-    for (uint32_t i = 0; i < set->by_id.cap; i++) {
-      if (set->by_id.e[i].key) {
-        mqttb_session_del(set->by_id.e[i].val);
-        break;
-      }
-    }
-  }
+  /* Deleting pulls later entries of a probe run back into the freed slot,
+   * never past it: one pass, each slot emptied before going on. */
+  for (uint32_t i = 0; i < set->by_id.cap; i++)
+    while (set->by_id.e[i].key)
+      mqttb_session_del(set->by_id.e[i].val);
   mqttb_host_dlv d;
   while (mqttb_sessions_host_pop(set, &d))
     mqttb_msg_unref(&set->ctx->mem, d.msg);

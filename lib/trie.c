@@ -35,9 +35,13 @@ int mqttb_trie_init(mqttb_trie *t, const mqttb_mem *mem) {
   return t->root ? 0 : MQTTB_ERR_NOMEM;
 }
 
-static void free_subtree(const mqttb_mem *mem, mqttb_tnode *n) {
-  /* Depth-first without recursion: detach children one at a time. */
-  while (n) {
+/* Free n and everything under it, detaching children one at a time: no
+ * memory needed, but a node's children are scanned from the start for each
+ * one, so a wide node costs its width squared. The fallback of
+ * free_subtree. */
+static void free_subtree_slow(const mqttb_mem *mem, mqttb_tnode *n) {
+  mqttb_tnode *top = n->parent;
+  while (n != top) {
     mqttb_tnode *child = NULL;
     for (uint32_t i = 0; i < n->children.cap; i++) {
       if (n->children.e[i].key) {
@@ -55,6 +59,47 @@ static void free_subtree(const mqttb_mem *mem, mqttb_tnode *n) {
     node_free(mem, n);
     n = parent;
   }
+}
+
+/* Depth-first with an explicit stack of (node, next child slot): each map
+ * is walked once. Where the stack cannot grow, that subtree is freed the
+ * slow way. */
+static void free_subtree(const mqttb_mem *mem, mqttb_tnode *root) {
+  struct frame {
+    mqttb_tnode *n;
+    uint32_t next;
+  } *st = NULL;
+  size_t depth = 0, cap = 0;
+  void *arr = NULL;
+  if (mqttb_mem_grow(mem, &arr, &cap, 1, sizeof(*st)) != 0) {
+    free_subtree_slow(mem, root);
+    return;
+  }
+  st = arr;
+  root->parent = NULL;
+  st[depth++] = (struct frame){root, 0};
+  while (depth > 0) {
+    struct frame *f = &st[depth - 1];
+    mqttb_tnode *n = f->n;
+    while (f->next < n->children.cap && !n->children.e[f->next].key)
+      f->next++;
+    if (f->next < n->children.cap) {
+      mqttb_tnode *child = n->children.e[f->next++].val;
+      arr = st;
+      if (mqttb_mem_grow(mem, &arr, &cap, depth + 1, sizeof(*st)) != 0) {
+        child->parent = NULL;
+        free_subtree_slow(mem, child);
+        continue;
+      }
+      st = arr;
+      st[depth++] = (struct frame){child, 0};
+      continue;
+    }
+    mqttb_msg_unref(mem, n->retained);
+    node_free(mem, n);
+    depth--;
+  }
+  mqttb_mem_free(mem, st);
 }
 
 void mqttb_trie_free(mqttb_trie *t) {
