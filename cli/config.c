@@ -132,6 +132,7 @@ static int add_listener(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
   memset(l, 0, sizeof *l);
   l->port = port;
   l->sec.allow_anonymous = -1;
+  mqttb_cli_tls_options_init(&l->tls);
   /* As Mosquitto 2: port 0 and a path is a Unix domain socket. */
   if (port == 0 && bind_address == NULL) {
     return fail(ctx, "a listener with port 0 must give a Unix socket path");
@@ -373,6 +374,19 @@ static int apply_option(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
   uint64_t v = 0;
   const char *arg = argv[0];
 
+  /* TLS options, as in Mosquitto: the latest listener's (the default
+   * listener's before any). Known in every build; one that needs TLS in a
+   * build without it is an error naming the line. */
+  struct mqttb_cli_tls_options *tls =
+      cfg->listener_count > 0 ? &cfg->listeners[cfg->listener_count - 1].tls : &cfg->tls;
+  char tls_err[300];
+  int trc = mqttb_cli_tls_option_set(tls, opt, argc, argv, tls_err, sizeof tls_err);
+  if (trc < 0) {
+    return fail(ctx, "%s", tls_err);
+  }
+  if (trc == 0) {
+    return 0;
+  }
   if (check_option(ctx, opt, argc) != 0) {
     return -1;
   }
@@ -740,6 +754,7 @@ void mqttb_cli_config_init(struct mqttb_cli_config *cfg) {
   cfg->log_timestamp = true;
   cfg->log_facility = LOG_DAEMON;
   cfg->sec.allow_anonymous = -1;
+  mqttb_cli_tls_options_init(&cfg->tls);
   cfg->persistence.autosave_interval = MQTTB_CLI_AUTOSAVE_INTERVAL;
 }
 
@@ -804,9 +819,11 @@ void mqttb_cli_config_free(struct mqttb_cli_config *cfg) {
   for (size_t i = 0; i < cfg->listener_count; i++) {
     free(cfg->listeners[i].bind_address);
     free(cfg->listeners[i].unix_path);
+    mqttb_cli_tls_options_free(&cfg->listeners[i].tls);
     security_free(&cfg->listeners[i].sec);
   }
   security_free(&cfg->sec);
+  mqttb_cli_tls_options_free(&cfg->tls);
   free(cfg->listeners);
   free(cfg->bind_address);
   free(cfg->auto_id_prefix);

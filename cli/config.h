@@ -16,6 +16,8 @@
 
 #include <mqttb/mqttb.h>
 
+#include "tls.h"
+
 /* log_types holds one bit per mqttb_log_level. */
 #define MQTTB_CLI_LOG_BIT(level) (1u << (unsigned)(level))
 #define MQTTB_CLI_LOG_TYPES_ALL                                                                    \
@@ -71,6 +73,9 @@ struct mqttb_cli_listener {
   /* enable_proxy_protocol: 1 or 2, the PROXY protocol version every
    * connection starts with; 0: none. */
   int proxy_protocol;
+  /* Its TLS options (certfile, keyfile, ...): a TLS listener when any is
+   * given. */
+  struct mqttb_cli_tls_options tls;
   /* Its security options, with per_listener_settings true. */
   struct mqttb_cli_security sec;
 };
@@ -85,6 +90,8 @@ struct mqttb_cli_config {
   /* enable_proxy_protocol before any `listener` line: the default
    * listener's. */
   int proxy_protocol;
+  /* TLS options before any `listener` line: the default listener's. */
+  struct mqttb_cli_tls_options tls;
   /* `listener` lines, in file order. */
   struct mqttb_cli_listener *listeners;
   size_t listener_count;

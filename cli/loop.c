@@ -78,6 +78,10 @@ struct listener {
   int proxy_protocol;
   /* A Unix domain socket's path (removed at exit); NULL for TCP. */
   char *unix_path;
+  /* TLS for its connections; NULL: plain. */
+  struct mqttb_cli_tls_ctx *tls;
+  /* The user name comes from a PROXY v2 header's certificate name. */
+  bool proxy_identity;
 };
 
 struct conn {
@@ -117,6 +121,20 @@ struct conn {
   int proxy;
   uint8_t *proxy_buf;
   size_t proxy_len;
+  /* TLS: the session (NULL: plain), whether its handshake is still going,
+   * and whether it waits for the socket to be writable to go on. */
+  struct mqttb_cli_tls_conn *tls;
+  struct mqttb_cli_tls_ctx *tls_ctx; /* the listener's, until the handshake starts */
+  bool tls_handshake;
+  bool tls_wants_out;
+  /* Read again next iteration: TLS holds decrypted bytes epoll cannot see. */
+  bool tls_ready;
+  struct conn *ready_next;
+  /* The user name a certificate gave (use_identity_as_username, or a PROXY
+   * header's); NULL: the CONNECT's. */
+  char *cert_username;
+  bool cert_refused; /* the listener takes names from certificates and this one gave none */
+  bool proxy_identity;
   /* "address:port", sized to fit: thousands of idle connections add up. */
   char peer[];
 };
@@ -135,6 +153,8 @@ struct mqttb_cli_loop {
   struct conn *busy_head, *busy_tail;
   /* Connections with output left after their flush budget. */
   struct conn *later;
+  /* TLS connections with decrypted input waiting (tls_ready). */
+  struct conn *ready;
   uint64_t now;
   bool stop;
   /* Password checks left in this iteration (AUTH_PER_ITERATION), and the
@@ -238,7 +258,7 @@ static void conn_set_events(struct conn *c, uint32_t events) {
 
 /* What to wait for: input unless busy or closing, output when blocked. */
 static void conn_update_events(struct conn *c) {
-  uint32_t ev = c->out_blocked ? EPOLLOUT : 0;
+  uint32_t ev = c->out_blocked || c->tls_wants_out ? EPOLLOUT : 0;
   if (!c->closing && !c->busy && !c->deferred) {
     ev |= EPOLLIN;
   }
@@ -349,11 +369,28 @@ static void conn_destroy(struct conn *c) {
   if (c->next != NULL) {
     c->next->prev = c->prev;
   }
+  if (c->tls_ready) {
+    for (struct conn **p = &loop->ready; *p != NULL; p = &(*p)->ready_next) {
+      if (*p == c) {
+        *p = c->ready_next;
+        break;
+      }
+    }
+  }
+#if MQTTB_CLI_TLS
+  if (c->tls != NULL) {
+    if (!c->gone && !c->tls_handshake) {
+      mqttb_cli_tls_conn_shutdown(c->tls); /* close_notify, best effort */
+    }
+    mqttb_cli_tls_conn_free(c->tls);
+  }
+#endif
   /* Closing the fd also removes it from epoll. */
   close(c->h.fd);
   c->dead = true;
   mqttb_conn_del(c->mc, c->loop->now);
   free(c->username);
+  free(c->cert_username);
   free(c->proxy_buf);
   free(c);
 }
@@ -419,6 +456,18 @@ static int on_authenticate(mqttb_conn *mc, const mqttb_auth_request *req, void *
   }
   free(c->username);
   c->username = NULL;
+  if (c->cert_refused) {
+    mqttb_cli_log(
+        MQTTB_LOG_NOTICE, "Authentication failed: client '%.*s', no certificate name, from %s",
+        (int)(req->client_id_len > 64 ? 64 : req->client_id_len), req->client_id, c->peer);
+    return MQTTB_REASON_BAD_USERNAME_OR_PASSWORD;
+  }
+  if (c->cert_username != NULL) {
+    /* As Mosquitto: the certificate's name is the user name; the CONNECT's
+     * user name and password and the password file are not used. */
+    c->username = strdup(c->cert_username);
+    return c->username != NULL ? MQTTB_REASON_SUCCESS : MQTTB_REASON_SERVER_UNAVAILABLE_5;
+  }
   if (req->username != NULL) {
     c->username = strndup(req->username, req->username_len);
     if (c->username == NULL) {
@@ -515,9 +564,9 @@ static void proxy_read(struct conn *c) {
   size_t want;
   int flags = 0;
   if (c->proxy == 2) {
-    want = c->proxy_len < 16 ? 16 - c->proxy_len
-                             : 16 + ((size_t)c->proxy_buf[14] << 8 | c->proxy_buf[15]) -
-                                   c->proxy_len;
+    want = c->proxy_len < 16
+               ? 16 - c->proxy_len
+               : 16 + ((size_t)c->proxy_buf[14] << 8 | c->proxy_buf[15]) - c->proxy_len;
     if (want > MQTTB_CLI_PROXY_MAX - c->proxy_len) {
       want = 0; /* longer than allowed: the parser says so below */
     }
@@ -544,8 +593,8 @@ static void proxy_read(struct conn *c) {
   if (flags == MSG_PEEK) {
     /* Take the header's bytes, or all that were peeked if it goes on. */
     size_t take = r == MQTTB_CLI_PROXY_DONE ? used - c->proxy_len : (size_t)n;
-    if (r != MQTTB_CLI_PROXY_BAD && recv(c->h.fd, c->proxy_buf + c->proxy_len, take, 0) !=
-                                        (ssize_t)take) {
+    if (r != MQTTB_CLI_PROXY_BAD &&
+        recv(c->h.fd, c->proxy_buf + c->proxy_len, take, 0) != (ssize_t)take) {
       conn_lost(c);
       return;
     }
@@ -571,17 +620,143 @@ static void proxy_read(struct conn *c) {
     mqttb_cli_log(MQTTB_LOG_DEBUG, "Connection from %s is a proxy's for %s.", c->peer, peer);
     snprintf(c->peer, ADDR_STR_LEN, "%s", peer);
   }
+  if (c->proxy_identity) {
+    /* TLS ended at the proxy: its verified certificate's name, or none. */
+    if (info.ssl && info.cert_conn && info.verify == 0 && info.cn[0] != '\0') {
+      c->cert_username = strdup(info.cn);
+    }
+    c->cert_refused = c->cert_username == NULL;
+  }
   free(c->proxy_buf);
   c->proxy_buf = NULL;
   c->proxy = 0;
+}
+
+/* Queue a TLS connection whose session holds decrypted input for a read in
+ * the next iteration. */
+static void ready_add(struct conn *c) {
+  if (c->tls_ready || c->dead) {
+    return;
+  }
+  c->tls_ready = true;
+  c->ready_next = c->loop->ready;
+  c->loop->ready = c;
+}
+
+#if MQTTB_CLI_TLS
+/* One step of the TLS handshake; true once it is done. */
+static bool tls_handshake_step(struct conn *c) {
+  if (c->tls == NULL) {
+    c->tls = mqttb_cli_tls_conn_new(c->tls_ctx, c->h.fd);
+    if (c->tls == NULL) {
+      mqttb_cli_log(MQTTB_LOG_ERROR, "out of memory starting TLS with %s", c->peer);
+      conn_lost(c);
+      return false;
+    }
+  }
+  char err[256] = "";
+  enum mqttb_cli_tls_status st = mqttb_cli_tls_conn_handshake(c->tls, err, sizeof err);
+  bool wants_out = st == MQTTB_CLI_TLS_WANT_WRITE;
+  if (wants_out != c->tls_wants_out) {
+    c->tls_wants_out = wants_out;
+    conn_update_events(c);
+  }
+  if (st == MQTTB_CLI_TLS_WANT_READ || st == MQTTB_CLI_TLS_WANT_WRITE) {
+    return false;
+  }
+  if (st != MQTTB_CLI_TLS_DONE) {
+    mqttb_cli_log(MQTTB_LOG_NOTICE, "TLS handshake with %s failed: %s", c->peer,
+                  err[0] != '\0' ? err : "connection closed");
+    conn_lost(c);
+    return false;
+  }
+  c->tls_handshake = false;
+  char *name = NULL;
+  int u = mqttb_cli_tls_conn_username(c->tls, &name);
+  if (u == 1) {
+    c->cert_username = name;
+  } else if (u < 0) {
+    c->cert_refused = true;
+  }
+  mqttb_cli_log(MQTTB_LOG_DEBUG, "TLS with %s: %s, %s%s%s", c->peer,
+                mqttb_cli_tls_conn_version(c->tls), mqttb_cli_tls_conn_cipher(c->tls),
+                c->cert_username != NULL ? ", certificate of " : "",
+                c->cert_username != NULL ? c->cert_username : "");
+  return true;
+}
+#endif
+
+/* Read from the transport: the socket, or the TLS session over it. Returns
+ * bytes read, 0 at the end, -1 with errno EAGAIN (nothing now) or another
+ * error (logged). */
+static ssize_t transport_read(struct conn *c, uint8_t *buf, size_t len) {
+#if MQTTB_CLI_TLS
+  if (c->tls != NULL) {
+    size_t n = 0;
+    char err[256] = "";
+    enum mqttb_cli_tls_status st = mqttb_cli_tls_conn_read(c->tls, buf, len, &n, err, sizeof err);
+    bool wants_out = st == MQTTB_CLI_TLS_WANT_WRITE;
+    if (wants_out != c->tls_wants_out) {
+      c->tls_wants_out = wants_out;
+      conn_update_events(c);
+    }
+    switch (st) {
+    case MQTTB_CLI_TLS_DONE:
+      if (mqttb_cli_tls_conn_pending(c->tls) > 0) {
+        ready_add(c); /* decrypted bytes epoll will not report */
+      }
+      return (ssize_t)n;
+    case MQTTB_CLI_TLS_WANT_READ:
+    case MQTTB_CLI_TLS_WANT_WRITE:
+      errno = EAGAIN;
+      return -1;
+    case MQTTB_CLI_TLS_CLOSED:
+      return 0;
+    default:
+      mqttb_cli_log(MQTTB_LOG_DEBUG, "TLS read from %s: %s", c->peer, err);
+      errno = EIO;
+      return -1;
+    }
+  }
+#endif
+  return recv(c->h.fd, buf, len, 0);
+}
+
+/* Write to the transport; as writev. */
+static ssize_t transport_writev(struct conn *c, const struct iovec *iov, int n) {
+#if MQTTB_CLI_TLS
+  if (c->tls != NULL) {
+    size_t w = 0;
+    char err[256] = "";
+    enum mqttb_cli_tls_status st = mqttb_cli_tls_conn_writev(c->tls, iov, n, &w, err, sizeof err);
+    if (st == MQTTB_CLI_TLS_DONE) {
+      return (ssize_t)w;
+    }
+    if (st == MQTTB_CLI_TLS_WANT_WRITE || st == MQTTB_CLI_TLS_WANT_READ) {
+      errno = EAGAIN;
+      return -1;
+    }
+    mqttb_cli_log(MQTTB_LOG_DEBUG, "TLS write to %s: %s", c->peer, err);
+    errno = EPIPE;
+    return -1;
+  }
+#endif
+  return writev(c->h.fd, iov, n);
 }
 
 static void conn_read(struct conn *c) {
   uint8_t buf[READ_BUF_SIZE];
   if (c->proxy != 0) {
     proxy_read(c);
+    if (c->proxy != 0 || c->dead || (c->tls_ctx == NULL && !c->tls_handshake)) {
+      return; /* a plain connection: level-triggered epoll reports what follows */
+    }
+  }
+#if MQTTB_CLI_TLS
+  if (c->tls_handshake && !tls_handshake_step(c)) {
     return;
   }
+#endif
   if (!c->connected && c->loop->auth_budget <= 0) {
     /* This iteration's password checks are spent: a client still to
      * connect waits for a later one. */
@@ -589,7 +764,7 @@ static void conn_read(struct conn *c) {
     return;
   }
   for (int i = 0; i < READS_PER_EVENT && !c->closing && !c->dead && !c->busy; i++) {
-    ssize_t n = recv(c->h.fd, buf, sizeof buf, 0);
+    ssize_t n = transport_read(c, buf, sizeof buf);
     if (n > 0) {
       if (!conn_feed(c, buf, (size_t)n)) {
         return;
@@ -603,7 +778,9 @@ static void conn_read(struct conn *c) {
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
       return;
     } else if (errno != EINTR) {
-      mqttb_cli_log(MQTTB_LOG_DEBUG, "read from %s: %s", c->peer, strerror(errno));
+      if (c->tls == NULL) {
+        mqttb_cli_log(MQTTB_LOG_DEBUG, "read from %s: %s", c->peer, strerror(errno));
+      }
       conn_lost(c);
       return;
     }
@@ -631,7 +808,7 @@ static void conn_flush(struct conn *c) {
     }
     store_before_write(c->loop);
     /* mqttb_iovec has the layout of struct iovec (the library asserts it). */
-    ssize_t w = writev(c->h.fd, (const struct iovec *)out, n);
+    ssize_t w = transport_writev(c, (const struct iovec *)out, n);
     if (w < 0) {
       if (errno == EINTR) {
         continue;
@@ -669,6 +846,11 @@ static void serve_busy(struct mqttb_cli_loop *loop) {
     c->busy = false;
     if (!c->closing && !c->dead && conn_feed(c, NULL, 0)) {
       conn_update_events(c); /* read again */
+#if MQTTB_CLI_TLS
+      if (c->tls != NULL && mqttb_cli_tls_conn_pending(c->tls) > 0) {
+        ready_add(c); /* what TLS decrypted while this one was busy */
+      }
+#endif
     }
     if (c == end) {
       break;
@@ -683,7 +865,7 @@ static void flush_once(struct conn *c) {
   int n;
   while ((n = mqttb_conn_output(c->mc, out, IOV_BATCH)) > 0) {
     store_before_write(c->loop);
-    ssize_t w = writev(c->h.fd, (const struct iovec *)out, n);
+    ssize_t w = transport_writev(c, (const struct iovec *)out, n);
     if (w <= 0) {
       return;
     }
@@ -739,6 +921,9 @@ static void conn_accept(struct mqttb_cli_loop *loop, struct listener *l, int fd,
   c->loop = loop;
   c->auth = l->auth;
   c->proxy = l->proxy_protocol;
+  c->proxy_identity = l->proxy_identity;
+  c->tls_ctx = l->tls;
+  c->tls_handshake = l->tls != NULL;
   memcpy(c->peer, peer, peer_len + 1);
 
   int rc = mqttb_conn_new(&c->mc, loop->broker, loop->now, c);
@@ -839,6 +1024,11 @@ static void dispatch(struct mqttb_cli_loop *loop, struct handle *h, uint32_t eve
     }
     return;
   }
+  if (c->tls_handshake || c->tls_wants_out) {
+    /* TLS goes on whichever way the socket became ready. */
+    conn_read(c);
+    return;
+  }
   if (events & EPOLLOUT) {
     dirty_add(c);
   }
@@ -860,7 +1050,8 @@ int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
   struct epoll_event events[MAX_EVENTS];
   while (!loop->stop) {
     int n = epoll_wait(loop->epfd, events, MAX_EVENTS,
-                       loop->busy_head != NULL || loop->later != NULL || loop->deferred_head != NULL
+                       loop->busy_head != NULL || loop->later != NULL ||
+                               loop->deferred_head != NULL || loop->ready != NULL
                            ? 0
                            : next_timeout(loop));
     if (n < 0) {
@@ -881,6 +1072,17 @@ int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
     }
     for (int i = 0; i < n; i++) {
       dispatch(loop, events[i].data.ptr, events[i].events);
+    }
+    /* Input TLS decrypted and holds: epoll does not see it. */
+    struct conn *ready = loop->ready;
+    loop->ready = NULL;
+    while (ready != NULL) {
+      struct conn *c = ready;
+      ready = c->ready_next;
+      c->tls_ready = false;
+      if (!c->dead && !c->closing && !c->busy && !c->deferred) {
+        conn_read(c);
+      }
     }
     serve_busy(loop);
     /* Output left over from the last iteration gets its next share. */
@@ -1014,6 +1216,8 @@ static int add_listener(struct mqttb_cli_loop *loop, int fd, const char *addr,
   l->h.fd = fd;
   l->auth = spec->auth;
   l->proxy_protocol = spec->proxy_protocol;
+  l->tls = spec->tls;
+  l->proxy_identity = spec->proxy_identity;
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->h};
   if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
     mqttb_cli_fatal("cannot listen on %s: epoll_ctl: %s", addr, strerror(errno));

@@ -10,6 +10,8 @@
 
 #include <mqttb/mqttb.h>
 
+#include "tls.h"
+
 struct mqttb_cli_loop;
 struct mqttb_cli_auth;
 
@@ -58,6 +60,13 @@ struct mqttb_cli_listen {
   /* 1 or 2: every connection starts with a PROXY protocol header of that
    * version, whose client address stands for the connection's; 0: none. */
   int proxy_protocol;
+  /* TLS (NULL: plain), built from the listener's options; must outlive
+   * the loop (a reload swaps what is inside it). */
+  struct mqttb_cli_tls_ctx *tls;
+  /* Version 2 PROXY headers carry the client's TLS certificate name (TLS
+   * ended at the proxy): taken as the user name, as
+   * use_identity_as_username would take the certificate's. */
+  bool proxy_identity;
   /* What its clients are checked against (NULL: everyone may do
    * everything); must outlive the loop. */
   struct mqttb_cli_auth *auth;

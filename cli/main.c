@@ -93,6 +93,7 @@ struct listen_spec {
   uint16_t port;
   const char *unix_path; /* listener 0 PATH */
   int proxy_protocol;
+  const struct mqttb_cli_tls_options *tls;
   size_t auth; /* index into the broker's security sets */
 };
 
@@ -109,6 +110,9 @@ struct state {
   struct mqttb_cli_loop *loop;
   /* NULL: persistence false. */
   struct mqttb_cli_persist *persist;
+  /* The TLS listeners' contexts (reloaded on SIGHUP). */
+  struct mqttb_cli_tls_ctx **tls;
+  size_t ntls;
 };
 
 static bool same_string(const char *a, const char *b) {
@@ -257,6 +261,7 @@ static struct listen_spec *plan_listeners(const struct cli_args *args,
       specs[k].host = hosts[h];
       specs[k].port = ports[p];
       specs[k].proxy_protocol = cfg->proxy_protocol;
+      specs[k].tls = &cfg->tls;
       k++;
     }
   }
@@ -265,6 +270,7 @@ static struct listen_spec *plan_listeners(const struct cli_args *args,
     specs[k].port = cfg->listeners[i].port;
     specs[k].unix_path = cfg->listeners[i].unix_path;
     specs[k].proxy_protocol = cfg->listeners[i].proxy_protocol;
+    specs[k].tls = &cfg->listeners[i].tls;
     specs[k].auth = cfg->per_listener_settings ? 1 + i : 0;
     k++;
   }
@@ -502,12 +508,74 @@ static void log_security(const struct state *st, const struct listen_spec *specs
   }
 }
 
+/* A listener's TLS: a context from its options (certfile and keyfile given),
+ * or, on a PROXY protocol version 2 listener whose TLS ends at the proxy,
+ * only use_identity_as_username: the name comes from the header. */
+static int listener_tls(struct state *st, const struct listen_spec *spec,
+                        struct mqttb_cli_listen *ls) {
+  const struct mqttb_cli_tls_options *o = spec->tls;
+  if (o == NULL || !mqttb_cli_tls_options_any(o)) {
+    return 0;
+  }
+  if (o->certfile == NULL && o->keyfile == NULL && o->use_identity_as_username &&
+      spec->proxy_protocol == 2) {
+    ls->proxy_identity = true;
+    return 0;
+  }
+#if MQTTB_CLI_TLS
+  char err[512];
+  struct mqttb_cli_tls_ctx *ctx = mqttb_cli_tls_ctx_new(o, err, sizeof err);
+  if (ctx == NULL) {
+    mqttb_cli_fatal("TLS listener on %s%u: %s", spec->unix_path != NULL ? "unix:" : "port ",
+                    spec->unix_path != NULL ? 0u : (unsigned)spec->port, err);
+    return -1;
+  }
+  st->tls[st->ntls++] = ctx;
+  ls->tls = ctx;
+  return 0;
+#else
+  (void)st;
+  (void)ls;
+  mqttb_cli_fatal("a TLS listener needs TLS, which this build of mqttb does not have");
+  return -1;
+#endif
+}
+
+static void free_tls(struct state *st) {
+#if MQTTB_CLI_TLS
+  for (size_t i = 0; i < st->ntls; i++) {
+    mqttb_cli_tls_ctx_free(st->tls[i]);
+  }
+#endif
+  free(st->tls);
+  st->tls = NULL;
+  st->ntls = 0;
+}
+
+/* SIGHUP: certificates, keys and revocation lists are read again, so a
+ * renewed certificate is used by new connections without a restart. A
+ * failure keeps the old ones. */
+static void reload_tls(struct state *st) {
+#if MQTTB_CLI_TLS
+  for (size_t i = 0; i < st->ntls; i++) {
+    char err[512];
+    if (mqttb_cli_tls_ctx_reload(st->tls[i], err, sizeof err) != 0) {
+      mqttb_cli_log(MQTTB_LOG_ERROR, "Reloading TLS certificates failed: %s; the old ones stay",
+                    err);
+    }
+  }
+#else
+  (void)st;
+#endif
+}
+
 /* SIGHUP: read the configuration file again. What fails leaves the old
  * configuration in place; listeners stay as they are. */
 static int reload(void *arg) {
   struct state *st = arg;
   const char *path = st->args->config_file;
   mqttb_cli_log(MQTTB_LOG_NOTICE, "Reloading config file %s.", path);
+  reload_tls(st);
   struct mqttb_cli_config *next = malloc(sizeof *next);
   if (next == NULL) {
     mqttb_cli_log(MQTTB_LOG_ERROR, "Reload failed: out of memory; the old configuration stays");
@@ -650,6 +718,11 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
   if (status == 0) {
     log_security(&st, specs, nspecs);
   }
+  st.tls = status == 0 ? calloc(nspecs, sizeof *st.tls) : NULL;
+  if (status == 0 && nspecs > 0 && st.tls == NULL) {
+    mqttb_cli_fatal("out of memory");
+    status = 1;
+  }
   for (size_t i = 0; status == 0 && i < nspecs; i++) {
     uint16_t port;
     struct mqttb_cli_listen ls = {.host = specs[i].host,
@@ -657,6 +730,10 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
                                   .unix_path = specs[i].unix_path,
                                   .proxy_protocol = specs[i].proxy_protocol,
                                   .auth = &st.auths[specs[i].auth]};
+    if (listener_tls(&st, &specs[i], &ls) != 0) {
+      status = 1;
+      break;
+    }
     if (mqttb_cli_loop_listen(st.loop, &ls, &port) != 0) {
       status = 1;
     } else if (i == 0) {
@@ -674,6 +751,7 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
     status = mqttb_cli_loop_run(st.loop);
   }
   mqttb_cli_loop_free(st.loop);
+  free_tls(&st);
   mqttb_cli_persist_close(st.persist);
   free_auths(st.auths, st.nauths);
   if (pid_written) {
