@@ -69,8 +69,8 @@
 enum scenario { SC_P2P, SC_FANIN, SC_FANOUT, SC_IDLE };
 static const char *const scenario_names[] = {"p2p", "fanin", "fanout", "idle"};
 
-enum role { ROLE_PUB, ROLE_SUB };
-static const char *const role_names[] = {"publisher", "subscriber"};
+enum role { ROLE_PUB, ROLE_SUB, ROLE_AUX };
+static const char *const role_names[] = {"publisher", "subscriber", "helper"};
 
 enum cstate {
   CS_NEW,
@@ -82,13 +82,19 @@ enum cstate {
   CS_CLOSED,
 };
 
+struct conn;
+typedef void (*packet_fn)(struct conn *c, uint8_t h, const uint8_t *b, size_t rl, int64_t t);
+
 struct conn {
   int fd;
   uint8_t role;
   uint8_t state;
   bool in_flush;
   bool pollout;
+  bool clean;      /* CONNECT with clean session 1 */
   uint32_t idx;
+  char *cid;       /* client identifier */
+  packet_fn on_packet; /* helper connections (fill, probe, cleanup): their own handler */
   struct conn *flush_next;
   uint8_t *out;
   size_t out_len, out_off, out_cap;
@@ -139,6 +145,19 @@ static struct {
   double stall_timeout;
   double drain_timeout;
   bool quiet;
+  bool persistent;          /* subscribers with clean session 0 */
+  const char *id_prefix;    /* client ids (default: the run id) */
+  const char *topic_prefix; /* fill/probe topics */
+  uint64_t fill_retained;   /* --fill-retained N */
+  uint64_t fill_sessions;   /* --fill-sessions N */
+  bool probe;               /* --probe */
+  const char *t0;           /* --t0 EPOCHREALTIME */
+  uint64_t check_retained;  /* --check-retained N */
+  uint64_t check_sessions;  /* --check-sessions N */
+  uint32_t check_step;
+  bool count;
+  double probe_timeout;
+  double data_timeout;
 
   /* runtime */
   int epfd;
@@ -366,9 +385,9 @@ static void queue_ack(struct conn *c, uint8_t type, unsigned pid) {
 }
 
 static void queue_connect(struct conn *c) {
-  char cid[48];
-  int cl = snprintf(cid, sizeof cid, "%s%c%u", B.rid, c->role == ROLE_PUB ? 'p' : 's', c->idx);
-  size_t rl = 10 + 2 + (size_t)cl;
+  const char *cid = c->cid;
+  size_t cl = strlen(cid);
+  size_t rl = 10 + 2 + cl;
   out_reserve(c, 5 + rl);
   uint8_t *p = c->out + c->out_len;
   *p++ = 0x10;
@@ -377,10 +396,10 @@ static void queue_connect(struct conn *c) {
   memcpy(p, "MQTT", 4);
   p += 4;
   *p++ = 4;    /* protocol level 3.1.1 */
-  *p++ = 0x02; /* clean session */
+  *p++ = c->clean ? 0x02 : 0x00; /* clean session */
   p = put_u16(p, B.keepalive);
   p = put_u16(p, (unsigned)cl);
-  memcpy(p, cid, (size_t)cl);
+  memcpy(p, cid, cl);
   p += cl;
   c->out_len = (size_t)(p - c->out);
   mark_flush(c);
@@ -630,6 +649,10 @@ static void handle_publish(struct conn *c, uint8_t h, const uint8_t *b, size_t r
 }
 
 static void handle_packet(struct conn *c, uint8_t h, const uint8_t *b, size_t rl, int64_t t) {
+  if (c->on_packet) {
+    c->on_packet(c, h, b, rl, t);
+    return;
+  }
   uint8_t type = h >> 4;
   unsigned id = rl >= 2 ? ((unsigned)b[0] << 8 | b[1]) : 0;
   switch (type) {
@@ -1059,6 +1082,769 @@ static void disconnect_all(void) {
   }
 }
 
+/* ---------------------------------------------------------- helpers ----- */
+/*
+ * Helper connections do one small job each (fill a session, count retained
+ * messages, remove a session, ...): connect with their own client id, run
+ * their packet handler, send DISCONNECT, and are done when the broker has
+ * closed the connection. run_jobs() keeps up to --batch of them going.
+ */
+
+static long read_rss_bytes(pid_t pid);
+
+struct aux {
+  struct conn c; /* first member */
+  uint64_t job;
+  uint64_t count;  /* messages received */
+  uint64_t expect; /* messages expected */
+  uint64_t bad;    /* messages with an unexpected payload */
+  uint64_t sent;   /* fill: PUBLISHes queued */
+  int64_t idle_until;
+  bool busy;
+  bool flag; /* session present / found */
+  bool acked;
+  bool final_sent;
+};
+
+typedef void (*job_start_fn)(struct aux *a, uint64_t job);
+typedef void (*job_end_fn)(struct aux *a);
+typedef bool (*job_tick_fn)(struct aux *a); /* true: wants to run again at once */
+
+static void aux_ready(struct conn *c) {
+  if (c->state < CS_READY && c->state >= CS_CONNECTING && B.inprogress) {
+    B.inprogress--;
+  }
+  c->state = CS_READY;
+}
+
+static void aux_disconnect(struct conn *c) {
+  static const uint8_t disc[2] = {0xe0, 0};
+  if (c->state == CS_CLOSED || c->state == CS_DISC) {
+    return;
+  }
+  if (c->state < CS_READY && c->state >= CS_CONNECTING && B.inprogress) {
+    B.inprogress--;
+  }
+  queue_bytes(c, disc, 2);
+  c->state = CS_DISC;
+  c->deadline = B.now + 2 * NS_PER_S;
+}
+
+static void aux_start(struct aux *a, uint64_t job, char *cid, bool clean, packet_fn fn) {
+  struct conn *c = &a->c;
+  free(c->cid);
+  c->cid = cid;
+  c->clean = clean;
+  c->role = ROLE_AUX;
+  c->idx = (uint32_t)job;
+  c->on_packet = fn;
+  a->job = job;
+  a->count = a->expect = a->bad = a->sent = 0;
+  a->idle_until = 0;
+  a->flag = a->acked = a->final_sent = false;
+  a->busy = true;
+  c->fd = -1;
+  c->state = CS_NEW;
+  conn_start(c);
+}
+
+static bool check_connack(struct conn *c, uint8_t h, const uint8_t *b, size_t rl) {
+  if ((h >> 4) != 2 || c->state != CS_CONNACK || rl != 2) {
+    fail("%s (%s): unexpected packet type %u in state %u", conn_name(c), c->cid, h >> 4u,
+         (unsigned)c->state);
+    conn_close(c);
+    return false;
+  }
+  if (b[1] != 0) {
+    fail("%s (%s): CONNACK return code %u", conn_name(c), c->cid, b[1]);
+    conn_close(c);
+    return false;
+  }
+  return true;
+}
+
+static void queue_subscribe_filter(struct conn *c, unsigned pid, const char *filter, unsigned qos) {
+  size_t fl = strlen(filter);
+  size_t rl = 2 + 2 + fl + 1;
+  out_reserve(c, 5 + rl);
+  uint8_t *p = c->out + c->out_len;
+  *p++ = 0x82;
+  p = put_varint(p, rl);
+  p = put_u16(p, pid);
+  p = put_u16(p, (unsigned)fl);
+  memcpy(p, filter, fl);
+  p += fl;
+  *p++ = (uint8_t)qos;
+  c->out_len = (size_t)(p - c->out);
+  mark_flush(c);
+}
+
+/* A PUBLISH whose payload is the 16-byte header (seq = idx) and filler. */
+static void queue_publish(struct conn *c, const char *topic, size_t tl, unsigned qos, bool retain,
+                          unsigned pid, uint32_t idx) {
+  size_t rl = 2 + tl + (qos ? 2u : 0u) + B.size;
+  out_reserve(c, 5 + rl);
+  uint8_t *p = c->out + c->out_len;
+  *p++ = (uint8_t)(0x30 | (qos << 1) | (retain ? 1u : 0u));
+  p = put_varint(p, rl);
+  p = put_u16(p, (unsigned)tl);
+  memcpy(p, topic, tl);
+  p += tl;
+  if (qos) {
+    p = put_u16(p, pid);
+  }
+  uint64_t ts = (uint64_t)B.now;
+  uint32_t pubid = UINT32_MAX;
+  memcpy(p, &ts, 8);
+  memcpy(p + 8, &pubid, 4);
+  memcpy(p + 12, &idx, 4);
+  if (B.size > PAYLOAD_HDR) {
+    memcpy(p + PAYLOAD_HDR, B.fill, B.size - PAYLOAD_HDR);
+  }
+  p += B.size;
+  c->out_len = (size_t)(p - c->out);
+  mark_flush(c);
+}
+
+/* Parses a PUBLISH: topic, payload; false if malformed. */
+static bool parse_publish(uint8_t h, const uint8_t *b, size_t rl, const uint8_t **topic,
+                          size_t *tl, const uint8_t **payload, size_t *pl, unsigned *pid) {
+  unsigned q = (h >> 1) & 3u;
+  if (rl < 2 || q == 3) {
+    return false;
+  }
+  *tl = (size_t)b[0] << 8 | b[1];
+  size_t pos = 2 + *tl + (q ? 2u : 0u);
+  if (pos > rl) {
+    return false;
+  }
+  *topic = b + 2;
+  *pid = q ? ((unsigned)b[2 + *tl] << 8 | b[3 + *tl]) : 0;
+  *payload = b + pos;
+  *pl = rl - pos;
+  return true;
+}
+
+static uint32_t payload_seq(const uint8_t *payload, size_t pl) {
+  uint32_t pubid, seq;
+  if (pl < PAYLOAD_HDR) {
+    return UINT32_MAX;
+  }
+  memcpy(&pubid, payload + 8, 4);
+  memcpy(&seq, payload + 12, 4);
+  return pubid == UINT32_MAX ? seq : UINT32_MAX;
+}
+
+static void run_jobs(uint64_t njobs, uint32_t par, job_start_fn start, job_end_fn end,
+                     job_tick_fn tick) {
+  if (par > njobs) {
+    par = (uint32_t)(njobs ? njobs : 1);
+  }
+  struct aux *pool = xcalloc(par, sizeof *pool);
+  for (uint32_t i = 0; i < par; i++) {
+    pool[i].c.fd = -1;
+    pool[i].c.state = CS_CLOSED;
+  }
+  uint64_t next = 0, done = 0;
+  int64_t last_report = now_ns();
+  B.now = now_ns();
+  while (done < njobs && !B.failed) {
+    bool again = false;
+    for (uint32_t i = 0; i < par; i++) {
+      struct aux *a = &pool[i];
+      if (!a->busy && next < njobs) {
+        start(a, next++);
+      }
+      if (a->busy && tick && a->c.state != CS_CLOSED && tick(a)) {
+        again = true;
+      }
+    }
+    poll_once(again ? 0 : 10);
+    for (uint32_t i = 0; i < par && !B.failed; i++) {
+      struct aux *a = &pool[i];
+      if (!a->busy) {
+        continue;
+      }
+      struct conn *c = &a->c;
+      if (c->state != CS_CLOSED && B.now > c->deadline) {
+        if (c->state == CS_READY) {
+          fail("%s (%s): no progress for %.1f s", conn_name(c), c->cid, B.timeout);
+          break;
+        }
+        if (c->state == CS_DISC) {
+          conn_close(c); /* the broker did not close it: go on */
+        } else if (c->state < CS_READY) {
+          fail("timeout (%.1f s) %s on %s (%s)", B.timeout,
+               c->state == CS_CONNECTING ? "connecting"
+               : c->state == CS_CONNACK  ? "waiting for CONNACK"
+                                         : "waiting for SUBACK",
+               conn_name(c), c->cid);
+          break;
+        }
+      }
+      if (c->state == CS_CLOSED) {
+        end(a);
+        a->busy = false;
+        done++;
+      }
+    }
+    if (!B.quiet && njobs >= 1000 && B.now - last_report > 2 * NS_PER_S) {
+      last_report = B.now;
+      fprintf(stderr, "  ... %" PRIu64 "/%" PRIu64 "\n", done, njobs);
+    }
+  }
+  for (uint32_t i = 0; i < par; i++) {
+    if (pool[i].c.fd >= 0) {
+      conn_close(&pool[i].c);
+    }
+    free(pool[i].c.out);
+    free(pool[i].c.cid);
+  }
+  /* The pool goes away: nothing of it may stay in the flush list. */
+  struct conn **pp = &B.flush_head;
+  while (*pp) {
+    if ((struct aux *)*pp >= pool && (struct aux *)*pp < pool + par) {
+      *pp = (*pp)->flush_next;
+    } else {
+      pp = &(*pp)->flush_next;
+    }
+  }
+  free(pool);
+}
+
+/* --- removing sessions: CONNECT with clean session 1, then DISCONNECT --- */
+
+static struct sub *clean_subs;
+static uint64_t clean_present;
+
+static void clean_packet(struct conn *c, uint8_t h, const uint8_t *b, size_t rl, int64_t t) {
+  (void)t;
+  if (check_connack(c, h, b, rl)) {
+    aux_ready(c);
+    aux_disconnect(c);
+  }
+}
+
+static void clean_start(struct aux *a, uint64_t job) {
+  aux_start(a, job, xasprintf("%s", clean_subs[job].c.cid), true, clean_packet);
+}
+
+static void clean_end(struct aux *a) {
+  (void)a;
+  clean_present++;
+}
+
+static void remove_sessions(void) {
+  clean_subs = B.subs;
+  run_jobs(B.nsubs, B.batch, clean_start, clean_end, NULL);
+}
+
+/* --- --fill-retained N ---------------------------------------------------- */
+
+static char *retained_topic(uint64_t i) {
+  return xasprintf("%s/%" PRIu64 "/%" PRIu64, B.topic_prefix, i / 1000u, i % 1000u);
+}
+
+static void fill_retained_packet(struct conn *c, uint8_t h, const uint8_t *b, size_t rl,
+                                 int64_t t) {
+  (void)t;
+  struct aux *a = (struct aux *)c;
+  uint8_t type = h >> 4;
+  if (c->state == CS_CONNACK) {
+    if (check_connack(c, h, b, rl)) {
+      aux_ready(c);
+    }
+    return;
+  }
+  if (type == 4 && rl == 2 && a->final_sent && !a->acked) {
+    a->acked = true;
+    aux_disconnect(c);
+    return;
+  }
+  fail("fill: unexpected packet type %u", (unsigned)type);
+}
+
+static void fill_retained_start(struct aux *a, uint64_t job) {
+  aux_start(a, job, xasprintf("%sfill", B.id_prefix), true, fill_retained_packet);
+}
+
+static bool fill_retained_tick(struct aux *a) {
+  struct conn *c = &a->c;
+  if (c->state != CS_READY || a->final_sent) {
+    return false;
+  }
+  char topic[512];
+  while (c->out_len - c->out_off < 256u * 1024u && !a->final_sent) {
+    uint64_t i = a->sent;
+    int tl = snprintf(topic, sizeof topic, "%s/%" PRIu64 "/%" PRIu64, B.topic_prefix, i / 1000u,
+                      i % 1000u);
+    bool last = i + 1 == B.fill_retained;
+    queue_publish(c, topic, (size_t)tl, last ? 1u : 0u, true, 1, (uint32_t)i);
+    a->sent++;
+    if (last) {
+      a->final_sent = true;
+    }
+  }
+  c->deadline = B.now + secs_to_ns(B.timeout) + 60 * NS_PER_S;
+  return !c->pollout;
+}
+
+static void fill_end_noop(struct aux *a) {
+  B.published_total += a->sent;
+  B.delivered_total += a->acked;
+}
+
+/* --- --fill-sessions N ---------------------------------------------------- */
+
+static void fill_sessions_packet(struct conn *c, uint8_t h, const uint8_t *b, size_t rl,
+                                 int64_t t) {
+  (void)t;
+  uint8_t type = h >> 4;
+  if (c->state == CS_CONNACK) {
+    if (check_connack(c, h, b, rl)) {
+      c->state = CS_SUBACK;
+      c->deadline = B.now + secs_to_ns(B.timeout);
+      char *f = xasprintf("%s/%u", B.topic_prefix, c->idx);
+      queue_subscribe_filter(c, 1, f, B.qos);
+      free(f);
+    }
+    return;
+  }
+  if (type == 9 && c->state == CS_SUBACK && rl == 3) {
+    if (b[2] == 0x80) {
+      fail("%s (%s): subscription refused (SUBACK 0x80)", conn_name(c), c->cid);
+      conn_close(c);
+      return;
+    }
+    aux_ready(c);
+    B.delivered_total++;
+    aux_disconnect(c);
+    return;
+  }
+  fail("%s (%s): unexpected packet type %u in state %u", conn_name(c), c->cid, (unsigned)type,
+       (unsigned)c->state);
+  conn_close(c);
+}
+
+static void fill_sessions_start(struct aux *a, uint64_t job) {
+  aux_start(a, job, xasprintf("%s%" PRIu64, B.id_prefix, job), false, fill_sessions_packet);
+}
+
+/* Runs --fill-retained or --fill-sessions. */
+static int run_fill(void) {
+  int64_t t = now_ns();
+  const char *what = B.fill_retained ? "fill-retained" : "fill-sessions";
+  uint64_t n = B.fill_retained ? B.fill_retained : B.fill_sessions;
+  if (B.fill_retained) {
+    run_jobs(1, 1, fill_retained_start, fill_end_noop, fill_retained_tick);
+  } else {
+    run_jobs(B.fill_sessions, B.batch, fill_sessions_start, fill_end_noop, NULL);
+  }
+  double s = (double)(now_ns() - t) / 1e9;
+  uint64_t got = B.fill_retained ? B.published_total : B.delivered_total;
+  if (!B.failed && (got != n || (B.fill_retained && !B.delivered_total))) {
+    fail("%s: only %" PRIu64 " of %" PRIu64 " done", what, got, n);
+  }
+  if (!B.quiet) {
+    printf("  %s: %" PRIu64 " in %.2f s = %.0f/s\n", what, got, s, s > 0 ? (double)got / s : 0);
+  }
+  long rss = B.pid ? read_rss_bytes(B.pid) : -1;
+  printf("RESULT mode=%s n=%" PRIu64 " secs=%.3f per_s=%.0f rss_kb=%ld status=%s\n", what, n, s,
+         s > 0 ? (double)got / s : 0.0, rss >= 0 ? rss / 1024 : -1L, B.failed ? "FAIL" : "ok");
+  if (B.failed) {
+    fprintf(stderr, "mqttb-bench: FAILED: %s\n", B.fail_reason);
+  }
+  return B.failed ? 1 : 0;
+}
+
+/* --- --probe -------------------------------------------------------------- */
+/*
+ * For restart times: from --t0 (the shell's $EPOCHREALTIME just before it
+ * started the broker), tries to connect every millisecond until the TCP
+ * connection is accepted, then CONNECT (clean session) until CONNACK; then
+ * looks for the data: the last retained message of --check-retained N
+ * (SUBSCRIBE to its topic), or the last session of --check-sessions N
+ * (CONNECT with clean session 0: session present?, then one QoS 1 message
+ * published to its topic must arrive through the restored subscription).
+ * With --count it then checks all of it: every retained message (one
+ * connection per 1000, SUBSCRIBE prefix/K/+), or every --check-step'th
+ * session.
+ */
+
+static int64_t t0_mono;
+static struct aux probe_main, probe_sess;
+static char *probe_topic;
+static int64_t t_data, t_sub;
+static bool probe_found, probe_sub_ok;
+static uint64_t count_checked, count_found, count_bad;
+
+static double ms_since_t0(int64_t t) {
+  return (double)(t - t0_mono) / 1e6;
+}
+
+static void probe_main_packet(struct conn *c, uint8_t h, const uint8_t *b, size_t rl, int64_t t) {
+  uint8_t type = h >> 4;
+  if (c->state == CS_CONNACK) {
+    if (check_connack(c, h, b, rl)) {
+      aux_ready(c);
+    }
+    return;
+  }
+  if (type == 9 || type == 4) { /* SUBACK, PUBACK */
+    return;
+  }
+  if (type == 3) {
+    const uint8_t *topic, *payload;
+    size_t tl, pl;
+    unsigned pid;
+    if (!parse_publish(h, b, rl, &topic, &tl, &payload, &pl, &pid)) {
+      fail("probe: malformed PUBLISH");
+      return;
+    }
+    if (((h >> 1) & 3u) == 1) {
+      queue_ack(c, 0x40, pid);
+    }
+    if ((h & 1) && tl == strlen(probe_topic) && memcmp(topic, probe_topic, tl) == 0 &&
+        !probe_found) {
+      probe_found = true;
+      t_data = t;
+      if (payload_seq(payload, pl) != B.check_retained - 1) {
+        count_bad++;
+      }
+    }
+    return;
+  }
+  if (type == 13) {
+    return;
+  }
+  fail("probe: unexpected packet type %u", (unsigned)type);
+}
+
+static void probe_sess_packet(struct conn *c, uint8_t h, const uint8_t *b, size_t rl, int64_t t) {
+  uint8_t type = h >> 4;
+  if (c->state == CS_CONNACK) {
+    if (check_connack(c, h, b, rl)) {
+      aux_ready(c);
+      probe_found = (b[0] & 1) != 0;
+      probe_sess.acked = true;
+      if (probe_found) {
+        t_data = t;
+      }
+    }
+    return;
+  }
+  if (type == 3) {
+    const uint8_t *topic, *payload;
+    size_t tl, pl;
+    unsigned pid;
+    if (!parse_publish(h, b, rl, &topic, &tl, &payload, &pl, &pid)) {
+      fail("probe: malformed PUBLISH");
+      return;
+    }
+    unsigned q = (h >> 1) & 3u;
+    if (q == 1) {
+      queue_ack(c, 0x40, pid);
+    } else if (q == 2) {
+      queue_ack(c, 0x50, pid);
+    }
+    if (tl == strlen(probe_topic) && memcmp(topic, probe_topic, tl) == 0 &&
+        payload_seq(payload, pl) == 4242u && !probe_sub_ok) {
+      probe_sub_ok = true;
+      t_sub = t;
+    }
+    return;
+  }
+  if (type == 6) { /* PUBREL */
+    queue_ack(c, 0x70, rl >= 2 ? ((unsigned)b[0] << 8 | b[1]) : 0);
+    return;
+  }
+  fail("probe: unexpected packet type %u on the session", (unsigned)type);
+}
+
+/* Polls until done() or the deadline; false on timeout. */
+static bool wait_for(bool (*done)(void), int64_t deadline) {
+  while (!B.failed && !done()) {
+    if (B.now >= deadline) {
+      return false;
+    }
+    poll_once(poll_timeout_until(deadline, 5));
+  }
+  return !B.failed;
+}
+
+static bool main_ready(void) {
+  return probe_main.c.state == CS_READY;
+}
+static bool found_done(void) {
+  return probe_found;
+}
+static bool sess_connack(void) {
+  return probe_sess.acked || probe_sess.c.state == CS_CLOSED;
+}
+static bool sub_done(void) {
+  return probe_sub_ok;
+}
+
+/* Counting retained messages: one connection per prefix/K/+ (1000 topics). */
+static void count_ret_packet(struct conn *c, uint8_t h, const uint8_t *b, size_t rl, int64_t t) {
+  struct aux *a = (struct aux *)c;
+  uint8_t type = h >> 4;
+  if (c->state == CS_CONNACK) {
+    if (check_connack(c, h, b, rl)) {
+      c->state = CS_SUBACK;
+      c->deadline = t + secs_to_ns(B.timeout);
+      char *f = xasprintf("%s/%" PRIu64 "/+", B.topic_prefix, a->job);
+      queue_subscribe_filter(c, 1, f, 0);
+      free(f);
+    }
+    return;
+  }
+  if (type == 9 && c->state == CS_SUBACK) {
+    aux_ready(c);
+    a->idle_until = t + secs_to_ns(B.data_timeout);
+    c->deadline = a->idle_until + secs_to_ns(B.timeout);
+    return;
+  }
+  if (type == 3 && c->state == CS_READY) {
+    const uint8_t *topic, *payload;
+    size_t tl, pl;
+    unsigned pid;
+    if (!parse_publish(h, b, rl, &topic, &tl, &payload, &pl, &pid) || !(h & 1)) {
+      a->bad++;
+      return;
+    }
+    size_t k = tl;
+    while (k > 0 && topic[k - 1] != '/') {
+      k--;
+    }
+    uint64_t j = 0;
+    for (size_t i = k; i < tl; i++) {
+      j = j * 10 + (uint64_t)(topic[i] - '0');
+    }
+    if (payload_seq(payload, pl) != a->job * 1000u + j) {
+      a->bad++;
+    } else {
+      a->count++;
+    }
+    a->idle_until = t + secs_to_ns(B.data_timeout);
+    c->deadline = a->idle_until + secs_to_ns(B.timeout);
+    if (a->count + a->bad >= a->expect) {
+      aux_disconnect(c);
+    }
+    return;
+  }
+  if (type == 13 || c->state == CS_DISC) {
+    return;
+  }
+  fail("count: unexpected packet type %u", (unsigned)type);
+}
+
+static void count_ret_start(struct aux *a, uint64_t job) {
+  aux_start(a, job, xasprintf("%sc%" PRIu64, B.id_prefix, job), true, count_ret_packet);
+  uint64_t left = B.check_retained - job * 1000u;
+  a->expect = left < 1000u ? left : 1000u;
+}
+
+static bool count_ret_tick(struct aux *a) {
+  if (a->c.state == CS_READY && a->idle_until && B.now > a->idle_until) {
+    aux_disconnect(&a->c); /* nothing more came: the rest is missing */
+  }
+  return false;
+}
+
+static void count_ret_end(struct aux *a) {
+  count_checked += a->expect;
+  count_found += a->count;
+  count_bad += a->bad;
+}
+
+/* Counting sessions: CONNECT clean session 0, session present?, DISCONNECT. */
+static void count_sess_packet(struct conn *c, uint8_t h, const uint8_t *b, size_t rl, int64_t t) {
+  (void)t;
+  struct aux *a = (struct aux *)c;
+  if (c->state == CS_CONNACK) {
+    if (check_connack(c, h, b, rl)) {
+      aux_ready(c);
+      a->flag = (b[0] & 1) != 0;
+      aux_disconnect(c);
+    }
+    return;
+  }
+  if (c->state == CS_DISC) {
+    return; /* whatever the session still had queued */
+  }
+  fail("count: unexpected packet type %u", (unsigned)(h >> 4));
+}
+
+static void count_sess_start(struct aux *a, uint64_t job) {
+  uint64_t i = job * B.check_step;
+  aux_start(a, job, xasprintf("%s%" PRIu64, B.id_prefix, i), false, count_sess_packet);
+}
+
+static void count_sess_end(struct aux *a) {
+  count_checked++;
+  count_found += a->flag;
+}
+
+static int run_probe(void) {
+  /* --t0: the shell's $EPOCHREALTIME ("seconds.micros") before it started the broker. */
+  struct timespec rt;
+  clock_gettime(CLOCK_REALTIME, &rt);
+  int64_t mono = now_ns();
+  int64_t real = (int64_t)rt.tv_sec * NS_PER_S + rt.tv_nsec;
+  int64_t t0_real = real;
+  if (B.t0) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", B.t0);
+    for (char *q = buf; *q; q++) {
+      if (*q == ',') {
+        *q = '.'; /* a locale's decimal comma */
+      }
+    }
+    t0_real = (int64_t)(strtold(buf, NULL) * 1e9L);
+  }
+  t0_mono = mono - (real - t0_real);
+  int64_t deadline = mono + secs_to_ns(B.probe_timeout);
+
+  /* 1. TCP connect, every millisecond until accepted. */
+  int fd = -1;
+  int64_t t_connect;
+  for (;;) {
+    fd = socket(B.ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      fail("socket: %s", strerror(errno));
+      return 1;
+    }
+    if (connect(fd, B.ai->ai_addr, B.ai->ai_addrlen) == 0) {
+      t_connect = now_ns();
+      break;
+    }
+    int e = errno;
+    close(fd);
+    if (e != ECONNREFUSED && e != EINTR && e != ECONNRESET) {
+      fail("connect: %s", strerror(e));
+      return 1;
+    }
+    if (now_ns() > deadline) {
+      fail("probe: no listener within %.0f s", B.probe_timeout);
+      return 1;
+    }
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct conn *c = &probe_main.c;
+  c->fd = fd;
+  c->role = ROLE_AUX;
+  c->cid = xasprintf("%sprobe", B.id_prefix);
+  c->clean = true;
+  c->on_packet = probe_main_packet;
+  c->state = CS_CONNACK;
+  c->pollout = false;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+  epoll_ctl(B.epfd, EPOLL_CTL_ADD, fd, &ev);
+  B.now = now_ns();
+  queue_connect(c);
+  /* 2. CONNACK. */
+  if (!wait_for(main_ready, deadline)) {
+    fail("probe: no CONNACK within %.0f s", B.probe_timeout);
+    return 1;
+  }
+  int64_t t_connack = B.now;
+
+  /* 3. The data. */
+  int64_t data_deadline;
+  if (B.check_retained) {
+    probe_topic = retained_topic(B.check_retained - 1);
+    queue_subscribe_filter(c, 1, probe_topic, 0);
+    data_deadline = B.now + secs_to_ns(B.data_timeout);
+    wait_for(found_done, data_deadline);
+  } else if (B.check_sessions) {
+    probe_topic = xasprintf("%s/%" PRIu64, B.topic_prefix, B.check_sessions - 1);
+    probe_sess.c.fd = -1;
+    aux_start(&probe_sess, B.check_sessions - 1,
+              xasprintf("%s%" PRIu64, B.id_prefix, B.check_sessions - 1), false,
+              probe_sess_packet);
+    probe_sess.busy = false;
+    data_deadline = B.now + secs_to_ns(B.timeout);
+    wait_for(sess_connack, data_deadline);
+    if (probe_found) {
+      /* Its subscription must be there too: publish one QoS 1 message to it. */
+      B.now = now_ns();
+      queue_publish(c, probe_topic, strlen(probe_topic), 1, false, 2, 4242u);
+      data_deadline = B.now + secs_to_ns(B.data_timeout);
+      wait_for(sub_done, data_deadline);
+    }
+  }
+  long rss = B.pid ? read_rss_bytes(B.pid) : -1;
+  if (probe_sess.c.fd >= 0) {
+    aux_disconnect(&probe_sess.c);
+  }
+  if (c->fd >= 0) {
+    aux_disconnect(c);
+  }
+  for (int64_t end = now_ns() + NS_PER_S;
+       B.now < end && (probe_sess.c.fd >= 0 || c->fd >= 0) && !B.failed;) {
+    poll_once(poll_timeout_until(end, 10));
+  }
+  if (!B.quiet) {
+    printf("  connect %.1f ms, CONNACK %.1f ms after the start; data %s", ms_since_t0(t_connect),
+           ms_since_t0(t_connack), probe_found ? "found" : "MISSING");
+    if (probe_found) {
+      printf(" at %.1f ms", ms_since_t0(t_data));
+    }
+    if (B.check_sessions && probe_found) {
+      printf(", subscription %s", probe_sub_ok ? "delivers" : "DOES NOT DELIVER");
+    }
+    printf("\n");
+  }
+
+  /* 4. Everything. */
+  double count_s = 0;
+  if (B.count && !B.failed) {
+    int64_t tc = now_ns();
+    if (B.check_retained) {
+      run_jobs((B.check_retained + 999u) / 1000u, B.batch, count_ret_start, count_ret_end,
+               count_ret_tick);
+    } else if (B.check_sessions) {
+      uint64_t n = (B.check_sessions - 1 + B.check_step - 1) / B.check_step; /* below the last */
+      run_jobs(n, B.batch, count_sess_start, count_sess_end, NULL);
+      count_checked++; /* and the last, checked above */
+      count_found += probe_found;
+    }
+    count_s = (double)(now_ns() - tc) / 1e9;
+    if (!B.quiet) {
+      printf("  found %" PRIu64 " of %" PRIu64 " checked (%" PRIu64 " with a wrong payload) in "
+             "%.2f s\n",
+             count_found, count_checked, count_bad, count_s);
+    }
+  }
+  printf("RESULT mode=probe connect_ms=%.1f connack_ms=%.1f data=%s data_ms=", ms_since_t0(t_connect),
+         ms_since_t0(t_connack), probe_found ? "found" : "missing");
+  if (probe_found) {
+    printf("%.1f", ms_since_t0(t_data));
+  } else {
+    printf("na");
+  }
+  if (B.check_sessions) {
+    printf(" sub=%s", probe_found ? (probe_sub_ok ? "ok" : "missing") : "na");
+  }
+  printf(" rss_kb=%ld", rss >= 0 ? rss / 1024 : -1L);
+  if (B.count) {
+    printf(" checked=%" PRIu64 " found=%" PRIu64 " bad=%" PRIu64 " count_s=%.2f", count_checked,
+           count_found, count_bad, count_s);
+  } else {
+    printf(" checked=na found=na bad=na count_s=na");
+  }
+  printf(" status=%s\n", B.failed ? "FAIL" : "ok");
+  if (B.failed) {
+    fprintf(stderr, "mqttb-bench: FAILED: %s\n", B.fail_reason);
+  }
+  return B.failed ? 1 : 0;
+}
+
 /* ---------------------------------------------------------- setup ------- */
 
 static long read_rss_bytes(pid_t pid) {
@@ -1122,6 +1908,27 @@ static void usage(FILE *f) {
           "      --stall S      fail if nothing is delivered for S seconds (default 10)\n"
           "      --drain S      time to wait for in-flight messages at the end (default 10)\n"
           "      --quiet        only print the RESULT line\n"
+          "      --persistent   subscribers connect with clean session 0 (their broker\n"
+          "                     records the traffic); the sessions are removed at the end\n"
+          "      --id-prefix P  client ids start with P (default: the run id)\n"
+          "      --topic-prefix P  topics of the fill and probe modes (default\n"
+          "                     mqttb-bench/RUN_ID)\n"
+          "  Instead of a scenario:\n"
+          "      --fill-retained N  set N retained messages P/(i/1000)/(i%%1000), payload -l\n"
+          "                     bytes: QoS 0 pipelined on one connection, the last one\n"
+          "                     QoS 1 (its PUBACK says all are in)\n"
+          "      --fill-sessions N  N persistent sessions: client id Pi (--id-prefix),\n"
+          "                     clean session 0, SUBSCRIBE P/i (--topic-prefix) at -q,\n"
+          "                     DISCONNECT; --batch at a time\n"
+          "      --probe        restart time: connect every ms until accepted, CONNACK,\n"
+          "                     then find the data of --check-retained N (the last\n"
+          "                     retained message) or --check-sessions N (the last\n"
+          "                     session present, and its subscription delivers)\n"
+          "      --t0 T         probe times count from T ($EPOCHREALTIME; default: now)\n"
+          "      --count        probe: then check all retained messages, or every\n"
+          "                     --check-step K'th session (default 1)\n"
+          "      --probe-timeout S  give up waiting for the broker (default 600)\n"
+          "      --data-timeout S   wait this long for missing data (default 2)\n"
           "      --help\n",
           PAYLOAD_HDR);
 }
@@ -1164,6 +1971,9 @@ static void parse_args(int argc, char **argv) {
   B.keepalive = 60;
   B.stall_timeout = 10;
   B.drain_timeout = 10;
+  B.check_step = 1;
+  B.probe_timeout = 600;
+  B.data_timeout = 2;
   enum {
     O_WARMUP = 256,
     O_PID,
@@ -1173,7 +1983,20 @@ static void parse_args(int argc, char **argv) {
     O_STALL,
     O_DRAIN,
     O_QUIET,
-    O_HELP
+    O_HELP,
+    O_PERSISTENT,
+    O_ID_PREFIX,
+    O_TOPIC_PREFIX,
+    O_FILL_RETAINED,
+    O_FILL_SESSIONS,
+    O_PROBE,
+    O_T0,
+    O_CHECK_RETAINED,
+    O_CHECK_SESSIONS,
+    O_CHECK_STEP,
+    O_COUNT,
+    O_PROBE_TIMEOUT,
+    O_DATA_TIMEOUT,
   };
   static const struct option longopts[] = {
       {"warmup", required_argument, NULL, O_WARMUP},
@@ -1185,6 +2008,19 @@ static void parse_args(int argc, char **argv) {
       {"drain", required_argument, NULL, O_DRAIN},
       {"quiet", no_argument, NULL, O_QUIET},
       {"help", no_argument, NULL, O_HELP},
+      {"persistent", no_argument, NULL, O_PERSISTENT},
+      {"id-prefix", required_argument, NULL, O_ID_PREFIX},
+      {"topic-prefix", required_argument, NULL, O_TOPIC_PREFIX},
+      {"fill-retained", required_argument, NULL, O_FILL_RETAINED},
+      {"fill-sessions", required_argument, NULL, O_FILL_SESSIONS},
+      {"probe", no_argument, NULL, O_PROBE},
+      {"t0", required_argument, NULL, O_T0},
+      {"check-retained", required_argument, NULL, O_CHECK_RETAINED},
+      {"check-sessions", required_argument, NULL, O_CHECK_SESSIONS},
+      {"check-step", required_argument, NULL, O_CHECK_STEP},
+      {"count", no_argument, NULL, O_COUNT},
+      {"probe-timeout", required_argument, NULL, O_PROBE_TIMEOUT},
+      {"data-timeout", required_argument, NULL, O_DATA_TIMEOUT},
       {NULL, 0, NULL, 0},
   };
   int o;
@@ -1252,6 +2088,53 @@ static void parse_args(int argc, char **argv) {
     case O_HELP:
       usage(stdout);
       exit(0);
+    case O_PERSISTENT:
+      B.persistent = true;
+      break;
+    case O_ID_PREFIX:
+      if (strlen(optarg) > 200) {
+        fprintf(stderr, "mqttb-bench: --id-prefix too long\n");
+        exit(2);
+      }
+      B.id_prefix = optarg;
+      break;
+    case O_TOPIC_PREFIX:
+      if (!*optarg || strlen(optarg) > 400 || strpbrk(optarg, "+#")) {
+        fprintf(stderr, "mqttb-bench: bad --topic-prefix\n");
+        exit(2);
+      }
+      B.topic_prefix = optarg;
+      break;
+    case O_FILL_RETAINED:
+      B.fill_retained = parse_u32(optarg, "retained count", 1, UINT32_MAX - 1);
+      break;
+    case O_FILL_SESSIONS:
+      B.fill_sessions = parse_u32(optarg, "session count", 1, UINT32_MAX - 1);
+      break;
+    case O_PROBE:
+      B.probe = true;
+      break;
+    case O_T0:
+      B.t0 = optarg;
+      break;
+    case O_CHECK_RETAINED:
+      B.check_retained = parse_u32(optarg, "retained count", 1, UINT32_MAX - 1);
+      break;
+    case O_CHECK_SESSIONS:
+      B.check_sessions = parse_u32(optarg, "session count", 1, UINT32_MAX - 1);
+      break;
+    case O_CHECK_STEP:
+      B.check_step = parse_u32(optarg, "check step", 1, UINT32_MAX - 1);
+      break;
+    case O_COUNT:
+      B.count = true;
+      break;
+    case O_PROBE_TIMEOUT:
+      B.probe_timeout = parse_double(optarg, "probe timeout", 0.1, 86400);
+      break;
+    case O_DATA_TIMEOUT:
+      B.data_timeout = parse_double(optarg, "data timeout", 0.01, 3600);
+      break;
     default:
       usage(stderr);
       exit(2);
@@ -1261,6 +2144,12 @@ static void parse_args(int argc, char **argv) {
     usage(stderr);
     exit(2);
   }
+  if ((B.fill_retained != 0) + (B.fill_sessions != 0) + B.probe > 1 ||
+      (B.probe && (B.check_retained != 0) == (B.check_sessions != 0))) {
+    fprintf(stderr, "mqttb-bench: one of --fill-retained, --fill-sessions, --probe; --probe "
+                    "with one of --check-retained, --check-sessions\n");
+    exit(2);
+  }
 }
 
 static void init_conn(struct conn *c, enum role r, uint32_t idx) {
@@ -1268,6 +2157,8 @@ static void init_conn(struct conn *c, enum role r, uint32_t idx) {
   c->role = (uint8_t)r;
   c->state = CS_NEW;
   c->idx = idx;
+  c->clean = !(B.persistent && r == ROLE_SUB);
+  c->cid = xasprintf("%s%c%u", B.id_prefix, r == ROLE_PUB ? 'p' : 's', idx);
 }
 
 static void build_clients(void) {
@@ -1356,8 +2247,17 @@ int main(int argc, char **argv) {
   }
   snprintf(B.rid, sizeof B.rid, "b%04x%04x", (unsigned)getpid() & 0xffffu,
            (unsigned)((uint64_t)now_ns() / 1000u) & 0xffffu);
-  build_clients();
-  raise_nofile((uint64_t)B.npubs + B.nsubs);
+  if (!B.id_prefix) {
+    B.id_prefix = B.rid;
+  }
+  if (!B.topic_prefix) {
+    B.topic_prefix = xasprintf("mqttb-bench/%s", B.rid);
+  }
+  bool helper_mode = B.fill_retained || B.fill_sessions || B.probe;
+  if (!helper_mode) {
+    build_clients();
+  }
+  raise_nofile(helper_mode ? (uint64_t)B.batch + 4 : (uint64_t)B.npubs + B.nsubs + B.batch);
 
   B.epfd = epoll_create1(EPOLL_CLOEXEC);
   if (B.epfd < 0) {
@@ -1371,11 +2271,22 @@ int main(int argc, char **argv) {
   B.now = now_ns();
   /* No measurement window until traffic starts. */
   B.t_meas_start = B.t_meas_end = INT64_MAX;
+  if (B.fill_retained || B.fill_sessions) {
+    return run_fill();
+  }
+  if (B.probe) {
+    return run_probe();
+  }
 
   if (!B.quiet) {
-    printf("mqttb-bench: %s QoS %u, %u publisher(s), %u subscriber(s), window %u, %u-byte "
+    printf("mqttb-bench: %s QoS %u, %u publisher(s), %u %ssubscriber(s), window %u, %u-byte "
            "payload, broker %s:%s\n",
-           scenario_names[B.sc], B.qos, B.npubs, B.nsubs, B.w, B.size, B.host, B.port);
+           scenario_names[B.sc], B.qos, B.npubs, B.nsubs, B.persistent ? "persistent " : "", B.w,
+           B.size, B.host, B.port);
+  }
+  if (B.persistent) {
+    /* Start from no session (a fixed --id-prefix may have left one). */
+    remove_sessions();
   }
 
   struct conn **subl = xcalloc(B.nsubs, sizeof *subl);
@@ -1476,6 +2387,15 @@ int main(int argc, char **argv) {
   }
 
   disconnect_all();
+  if (B.persistent) {
+    bool was = B.failed != 0;
+    B.failed = 0;
+    remove_sessions();
+    if (B.failed && !B.quiet) {
+      fprintf(stderr, "mqttb-bench: warning: removing the persistent sessions failed\n");
+    }
+    B.failed = was || B.failed;
+  }
 
   /* Report. */
   double meas_s;
@@ -1519,8 +2439,8 @@ int main(int argc, char **argv) {
              rss_before / 1024, rss_after / 1024, mem, mem_conns);
     }
   }
-  printf("RESULT scenario=%s qos=%u n=%u w=%u size=%u msgs_per_s=", scenario_names[B.sc], B.qos,
-         B.n, B.w, B.size);
+  printf("RESULT scenario=%s qos=%u n=%u w=%u size=%u persistent=%d msgs_per_s=",
+         scenario_names[B.sc], B.qos, B.n, B.w, B.size, B.persistent ? 1 : 0);
   if (B.sc == SC_IDLE) {
     printf("na");
   } else {
