@@ -66,7 +66,38 @@ static void crc_init(void) {
   crc_ready = true;
 }
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* SSE 4.2's CRC32 instruction computes exactly this polynomial, 8 bytes a
+ * cycle or so: several times the tables' speed. Used when the CPU has it. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t c, const uint8_t *p,
+                                                               size_t len) {
+  uint64_t c64 = c;
+  while (len >= 8) {
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    c64 = __builtin_ia32_crc32di(c64, v);
+    p += 8;
+    len -= 8;
+  }
+  uint32_t c32 = (uint32_t)c64;
+  while (len-- > 0) {
+    c32 = __builtin_ia32_crc32qi(c32, *p++);
+  }
+  return c32;
+}
+
+static int crc_hw = -1; /* -1: not asked yet */
+#endif
+
 uint32_t mqttb_cli_crc32c(uint32_t crc, const void *buf, size_t len) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  if (crc_hw < 0) {
+    crc_hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+  }
+  if (crc_hw) {
+    return ~crc32c_sse42(~crc, buf, len);
+  }
+#endif
   if (!crc_ready) {
     crc_init();
   }
