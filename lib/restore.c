@@ -372,13 +372,23 @@ static int apply_dlv_sent(rec_view *v) {
 }
 
 static int apply_dlv_del(rec_view *v) {
-  uint64_t id;
+  uint64_t id, mid;
   if (!get_id(v, MQTTB_F_D_ID, &id))
     return corrupt(v, "no delivery id");
-  struct mqttb_rdlv *d = mqttb_map_del(&v->r->dlvs, KEY(&id));
+  if (!get(v, MQTTB_F_D_MSG, UINT64_MAX, &mid, false))
+    return corrupt(v, "a field out of range");
+  struct mqttb_rdlv *d = mqttb_map_get(&v->r->dlvs, KEY(&id));
   if (!d)
     return corrupt(v, "no such delivery");
+  /* With a message id: that message goes too (its last reference). */
+  if (mid && !find_msg(v->r, mid))
+    return corrupt(v, "no such message");
+  mqttb_map_del(&v->r->dlvs, KEY(&id));
   rdlv_free(v->r, d);
+  if (mid) {
+    mqttb_msg *m = mqttb_map_del(&v->r->msgs, KEY(&mid));
+    mqttb_msg_unref(&v->r->ctx->mem, m);
+  }
   return 0;
 }
 

@@ -191,12 +191,21 @@ static void rec_sent(mqttb_session *s, mqttb_dlv *d, uint16_t pid, uint8_t state
 static void dlv_done(mqttb_session *s, mqttb_dlv *d) {
   if (d->store_id) {
     mqttb_store *st = store_on(s->set);
+    mqttb_msg *m = d->msg;
+    /* The last recorded reference to its message: one record says both
+     * (what MSG_DEL would say follows from it). */
+    bool last = st && m && m->store_refs == 1;
     if (st) {
       mqttb_rec_begin(st, MQTTB_REC_DLV_DEL);
       mqttb_rec_uint(st, MQTTB_F_D_ID, d->store_id);
+      if (last)
+        mqttb_rec_uint(st, MQTTB_F_D_MSG, m->store_id);
       mqttb_rec_emit(st);
     }
-    mqttb_store_msg_unref(s->set->store, d->msg);
+    if (last)
+      m->store_refs = 0;
+    else
+      mqttb_store_msg_unref(s->set->store, m);
     d->store_id = 0;
   }
   dlv_free(s->set, d);

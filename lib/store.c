@@ -53,7 +53,7 @@ uint64_t mqttb_store_local(const mqttb_store *st, uint64_t w) {
 
 /* ---------------------------------------------------------------- encoding */
 
-static bool reserve(mqttb_store *st, size_t n) {
+static bool reserve_slow(mqttb_store *st, size_t n) {
   if (st->overflow)
     return false;
   if (n <= st->cap - st->len)
@@ -73,6 +73,12 @@ static bool reserve(mqttb_store *st, size_t n) {
   st->buf = p;
   st->cap = cap;
   return true;
+}
+
+static inline bool reserve(mqttb_store *st, size_t n) {
+  if (n <= st->cap - st->len && !st->overflow)
+    return true;
+  return reserve_slow(st, n);
 }
 
 void mqttb_rec_begin(mqttb_store *st, uint8_t type) {
@@ -119,13 +125,17 @@ void mqttb_rec_u32s(mqttb_store *st, uint8_t tag, const uint32_t *v, size_t n) {
 }
 
 void mqttb_rec_uint(mqttb_store *st, uint8_t tag, uint64_t v) {
-  uint8_t b[8];
+  if (!reserve(st, 2 + 8))
+    return;
+  uint8_t *o = st->buf + st->len;
   size_t n = 0;
   while (v) {
-    b[n++] = (uint8_t)v;
+    o[2 + n++] = (uint8_t)v;
     v >>= 8;
   }
-  mqttb_rec_bytes(st, tag, b, n);
+  o[0] = tag;
+  o[1] = (uint8_t)n; /* at most 8: one length byte */
+  st->len += 2 + n;
 }
 
 void mqttb_rec_msg_fields(mqttb_store *st, const mqttb_msg *m) {
