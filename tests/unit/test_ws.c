@@ -1473,3 +1473,49 @@ Test(ws_output, no_data_after_client_close) {
   free(wire.p);
   mqttb_ws_del(ws);
 }
+
+/* The library shows fewer segments than the frame in progress still needs
+ * (its iovmax): the pong that came meanwhile waits until the frame ends. */
+Test(ws_output, control_frame_waits_for_frame_spread_over_calls) {
+  mqttb_ws *ws = open_ws();
+  model_fill(&model, 100);
+  model.seg = 10;
+  struct bytes wire = {0};
+  mqttb_iovec lib[16], out[16 + MQTTB_WS_IOV_EXTRA];
+  int n = model_iov(&model, lib, 16);
+  cr_assert(eq(int, n, 10));
+  int k = mqttb_ws_output(ws, lib, n, out, 16 + MQTTB_WS_IOV_EXTRA);
+  cr_assert(eq(int, k, 11));
+  bytes_add(&wire, out[0].base, out[0].len);
+  bytes_add(&wire, out[1].base, 5);
+  size_t mq;
+  cr_assert(eq(int, mqttb_ws_output_ack(ws, 2 + 5, &mq), MQTTB_WS_OK));
+  cr_assert(eq(sz, mq, 5));
+  model.acked += mq;
+  uint8_t f[16];
+  size_t fl = cframe(f, 0x89, "w", 1, 0, true, 8);
+  cr_assert(eq(int, feed(ws, f, fl, NULL), MQTTB_WS_OK));
+  while (model.acked < model.len || mqttb_ws_output_pending(ws) > 0) {
+    n = model_iov(&model, lib, 3);
+    k = mqttb_ws_output(ws, lib, n, out, 16 + MQTTB_WS_IOV_EXTRA);
+    cr_assert(k > 0);
+    size_t w = 0;
+    for (int i = 0; i < k; i++) {
+      bytes_add(&wire, out[i].base, out[i].len);
+      w += out[i].len;
+    }
+    cr_assert(eq(int, mqttb_ws_output_ack(ws, w, &mq), MQTTB_WS_OK));
+    model.acked += mq;
+  }
+  struct bytes data = {0};
+  int frames, pongs, closes;
+  parse_wire(&wire, &data, &frames, &pongs, &closes);
+  cr_assert(eq(sz, data.len, 100));
+  cr_assert(eq(int, memcmp(data.p, model.data, 100), 0));
+  cr_assert(eq(int, frames, 1));
+  cr_assert(eq(int, pongs, 1));
+  cr_assert(eq(int, memcmp(wire.p + wire.len - 3, "\x8a\x01w", 3), 0), "after the frame");
+  free(data.p);
+  free(wire.p);
+  mqttb_ws_del(ws);
+}
