@@ -62,7 +62,7 @@ struct bytes {
 };
 
 static void bytes_add(struct bytes *b, const void *p, size_t n) {
-  if (b->len + n > b->cap) {
+  if (b->len + n > b->cap || b->p == NULL) {
     b->cap = (b->len + n) * 2 + 64;
     b->p = realloc(b->p, b->cap);
     cr_assert(b->p != NULL);
@@ -99,7 +99,7 @@ static int feed(mqttb_ws *ws, const void *in, size_t len, struct bytes *mqtt) {
   int rc = mqttb_ws_recv(ws, buf, len, &m);
   cr_assert(m <= len);
   if (mqtt != NULL) {
-    bytes_add(mqtt, buf, m);
+    bytes_add(mqtt, buf, m); /* also gives an empty one storage, for memcmp */
   }
   free(buf);
   return rc;
@@ -729,6 +729,7 @@ Test(ws_handshake, server_close_before_handshake) {
   struct bytes wire = {0};
   drain_own(ws, &wire);
   cr_assert(eq(sz, wire.len, 0));
+  free(wire.p);
   mqttb_ws_del(ws);
 }
 
@@ -840,6 +841,7 @@ Test(ws_frames, max_frame_limit_1009) {
   drain_own(ws, &wire);
   assert_close_frame(&wire, 0, MQTTB_WS_CLOSE_TOO_BIG);
   free(wire.p);
+  free(mqtt.p);
   mqttb_ws_del(ws);
   /* Control frames are not data: the limit does not apply to them. */
   ws = open_ws_with(1);
