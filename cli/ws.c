@@ -85,21 +85,24 @@ struct mqttb_ws {
   bool pong_queued;
   size_t pong_at, pong_len;
 
-  /* The data frame being written (its header written up to fhdr_off,
-   * frame_left payload bytes to go), and the header of the frame the last
-   * mqttb_ws_output proposed, which becomes it once a byte is written. */
+  /* Output, in this order: the data frame being written (its header
+   * written up to fhdr_off, frame_left payload bytes to go); control bytes;
+   * a new data frame. What mqttb_ws_output gave is committed until the
+   * next acknowledgement, so that a retry after a lower layer's WANT_WRITE
+   * gives the same bytes first (cli/tls.h): the first ctl_given control
+   * bytes and the new frame once given (nhdr, declaring nf_len payload
+   * bytes) stay where they are, new control bytes wait behind them. */
   uint8_t fhdr[10];
   size_t fhdr_len, fhdr_off;
   uint64_t frame_left;
+  size_t ctl_given;
+  bool nf_given;
   uint8_t nhdr[10];
-  /* What the last mqttb_ws_output gave, in this order: the rest of fhdr,
-   * payload of the frame being written, control bytes, nhdr, the new
-   * frame's payload. */
+  size_t nhdr_len;
+  uint64_t nf_len;
+  /* Bytes the last mqttb_ws_output gave: what an ack may cover. */
   bool given;
-  size_t g_hdr_rest, g_cur, g_ctl, g_nhdr, g_new;
-  /* The payload length nhdr declares: all the library's bytes the call
-   * saw, of which g_new fitted in its entries. */
-  uint64_t g_declared;
+  size_t given_len;
 };
 
 /* ---- helpers ---- */
@@ -271,8 +274,9 @@ static bool fail(mqttb_ws *ws, int code, const char *reason) {
 }
 
 static void queue_pong(mqttb_ws *ws, const uint8_t *payload, size_t len) {
-  /* RFC 6455, 5.5.3: answering only the latest of several pings is allowed. */
-  if (ws->pong_queued && ws->pong_at >= ws->ctl_head &&
+  /* RFC 6455, 5.5.3: answering only the latest of several pings is
+   * allowed; a pong already given to be written stays. */
+  if (ws->pong_queued && ws->pong_at >= ws->ctl_head + ws->ctl_given &&
       ws->pong_at + ws->pong_len == ws->ctl_tail) {
     ws->ctl_tail = ws->pong_at;
   }
@@ -856,7 +860,6 @@ int mqttb_ws_recv(mqttb_ws *ws, uint8_t *buf, size_t len, size_t *mqtt_len) {
   if (ws == NULL || mqtt_len == NULL || (buf == NULL && len > 0)) {
     return MQTTB_WS_ERR_INVALID;
   }
-  ws->given = false;
   size_t pos = 0, out = 0;
   if (ws->state == WS_HTTP && len > 0) {
     pos = http_feed(ws, buf, len);
@@ -896,6 +899,45 @@ int mqttb_ws_recv(mqttb_ws *ws, uint8_t *buf, size_t len, size_t *mqtt_len) {
   return ws->state == WS_CLOSED ? MQTTB_WS_CLOSED : MQTTB_WS_OK;
 }
 
+/* Appends entries to an output array, counting what they hold. */
+struct emit {
+  mqttb_iovec *out;
+  int max, k;
+  size_t total;
+};
+
+static bool emit(struct emit *e, const void *p, size_t len) {
+  if (e->k == e->max) {
+    return false;
+  }
+  e->out[e->k].base = p;
+  e->out[e->k].len = len;
+  e->k++;
+  e->total += len;
+  return true;
+}
+
+/* Up to @p need bytes of the library's output from the cursor (*li, *loff);
+ * returns how many fitted. */
+static uint64_t emit_lib(struct emit *e, const mqttb_iovec *lib, int n_lib, int *li, size_t *loff,
+                         uint64_t need) {
+  uint64_t done = 0;
+  while (done < need && *li < n_lib && e->k < e->max) {
+    size_t avail = lib[*li].len - *loff;
+    size_t take = avail < need - done ? avail : (size_t)(need - done);
+    if (take > 0) {
+      emit(e, (const uint8_t *)lib[*li].base + *loff, take);
+      done += take;
+      *loff += take;
+    }
+    if (*loff == lib[*li].len) {
+      (*li)++;
+      *loff = 0;
+    }
+  }
+  return done;
+}
+
 int mqttb_ws_output(mqttb_ws *ws, const mqttb_iovec *lib, int n_lib, mqttb_iovec *out,
                     int out_max) {
   if (ws == NULL || n_lib < 0 || (lib == NULL && n_lib > 0) || out_max < 0 ||
@@ -903,142 +945,107 @@ int mqttb_ws_output(mqttb_ws *ws, const mqttb_iovec *lib, int n_lib, mqttb_iovec
     return MQTTB_WS_ERR_INVALID;
   }
   bool in_frame = ws->fhdr_off < ws->fhdr_len || ws->frame_left > 0;
-  if (ws->close_code != 0 && n_lib == 0 && !in_frame && !ws->data_stopped) {
+  if (ws->close_code != 0 && n_lib == 0 && !in_frame && !ws->nf_given && !ws->data_stopped) {
     queue_close(ws, ws->close_code, NULL);
     end(ws, "server closed the WebSocket", ws->close_code);
   }
-  ws->given = true;
-  ws->g_hdr_rest = ws->g_cur = ws->g_ctl = ws->g_nhdr = ws->g_new = 0;
-  ws->g_declared = 0;
-  int k = 0;
+  struct emit e = {out, out_max, 0, 0};
   int li = 0;
   size_t loff = 0;
+  ws->given = true;
   if (in_frame) {
     /* Finish the frame being written: its header, then its payload, which
      * is what the library has pending first (it keeps it until acked). */
-    if (ws->fhdr_off < ws->fhdr_len) {
-      if (k == out_max) {
-        return k;
-      }
-      out[k].base = ws->fhdr + ws->fhdr_off;
-      out[k].len = ws->fhdr_len - ws->fhdr_off;
-      ws->g_hdr_rest = out[k].len;
-      k++;
+    if (ws->fhdr_off < ws->fhdr_len &&
+        !emit(&e, ws->fhdr + ws->fhdr_off, ws->fhdr_len - ws->fhdr_off)) {
+      goto done;
     }
-    uint64_t need = ws->frame_left;
-    while (need > 0 && li < n_lib && k < out_max) {
-      size_t avail = lib[li].len - loff;
-      if (avail == 0) {
-        li++;
-        loff = 0;
-        continue;
-      }
-      size_t take = avail < need ? avail : (size_t)need;
-      out[k].base = (const uint8_t *)lib[li].base + loff;
-      out[k].len = take;
-      k++;
-      ws->g_cur += take;
-      need -= take;
-      loff += take;
-      if (loff == lib[li].len) {
-        li++;
-        loff = 0;
-      }
-    }
-    if (need > 0) {
-      return k; /* the rest of the frame first, in a later call */
+    if (emit_lib(&e, lib, n_lib, &li, &loff, ws->frame_left) < ws->frame_left) {
+      goto done; /* the rest of the frame first, in a later call */
     }
   }
-  if (ws->ctl_tail > ws->ctl_head) {
-    if (k == out_max) {
-      return k;
+  /* Control bytes: with a new frame given behind them, just those given
+   * then; otherwise all there are. */
+  size_t ctl = ws->nf_given ? ws->ctl_given : ws->ctl_tail - ws->ctl_head;
+  if (ctl > 0) {
+    if (!emit(&e, ws->ctl + ws->ctl_head, ctl)) {
+      goto done;
     }
-    out[k].base = ws->ctl + ws->ctl_head;
-    out[k].len = ws->ctl_tail - ws->ctl_head;
-    ws->g_ctl = out[k].len;
-    k++;
+    ws->ctl_given = ctl;
   }
-  if (ws->state != WS_OPEN || ws->data_stopped) {
-    return k;
-  }
-  /* One binary frame over all the library's bytes seen; those whose
-   * entries do not fit now follow as the rest of the frame, so even an
-   * @p out_max with room for the header alone makes progress. */
-  uint64_t declared = 0;
-  for (int i = li; i < n_lib; i++) {
-    declared += lib[i].len - (i == li ? loff : 0);
-  }
-  if (declared == 0 || k == out_max) {
-    return k;
-  }
-  int kk = k + 1;
-  size_t fitted = 0;
-  while (li < n_lib && kk < out_max) {
-    size_t avail = lib[li].len - loff;
-    if (avail > 0) {
-      out[kk].base = (const uint8_t *)lib[li].base + loff;
-      out[kk].len = avail;
-      kk++;
-      fitted += avail;
+  if (!ws->nf_given) {
+    if (ws->state != WS_OPEN || ws->data_stopped || e.k == e.max) {
+      goto done;
     }
-    li++;
-    loff = 0;
+    /* One binary frame over all the library's bytes seen; those whose
+     * entries do not fit now follow as the rest of the frame, so even an
+     * @p out_max with room for the header alone makes progress. */
+    uint64_t len = 0;
+    for (int i = li; i < n_lib; i++) {
+      len += lib[i].len - (i == li ? loff : 0);
+    }
+    if (len == 0) {
+      goto done;
+    }
+    ws->nhdr_len = frame_header(ws->nhdr, 0x80 | OP_BINARY, len);
+    ws->nf_len = len;
+    ws->nf_given = true;
   }
-  ws->g_nhdr = frame_header(ws->nhdr, 0x80 | OP_BINARY, declared);
-  ws->g_new = fitted;
-  ws->g_declared = declared;
-  out[k].base = ws->nhdr;
-  out[k].len = ws->g_nhdr;
-  return kk;
+  if (emit(&e, ws->nhdr, ws->nhdr_len)) {
+    emit_lib(&e, lib, n_lib, &li, &loff, ws->nf_len);
+  }
+done:
+  ws->given_len = e.total;
+  return e.k;
 }
 
 int mqttb_ws_output_ack(mqttb_ws *ws, size_t written, size_t *mqtt_written) {
   if (mqtt_written != NULL) {
     *mqtt_written = 0;
   }
-  if (ws == NULL || mqtt_written == NULL || !ws->given) {
-    return MQTTB_WS_ERR_INVALID;
-  }
-  size_t parts[5] = {ws->g_hdr_rest, ws->g_cur, ws->g_ctl, ws->g_nhdr, ws->g_new};
-  size_t total = 0;
-  for (int i = 0; i < 5; i++) {
-    total += parts[i];
-  }
-  if (written > total) {
+  if (ws == NULL || mqtt_written == NULL || !ws->given || written > ws->given_len) {
     return MQTTB_WS_ERR_INVALID;
   }
   ws->given = false;
+  /* Walk the order mqttb_ws_output gives things in; @p written is within
+   * what it gave, so each part is covered only as far as it was given. */
   size_t w = written, t, m = 0;
-
-  t = w < parts[0] ? w : parts[0];
+  t = w < ws->fhdr_len - ws->fhdr_off ? w : ws->fhdr_len - ws->fhdr_off;
   ws->fhdr_off += t;
   w -= t;
-  t = w < parts[1] ? w : parts[1];
+  t = w < ws->frame_left ? w : (size_t)ws->frame_left;
   ws->frame_left -= t;
   m += t;
   w -= t;
-  t = w < parts[2] ? w : parts[2];
+  t = w < ws->ctl_given ? w : ws->ctl_given;
   ws->ctl_head += t;
+  ws->ctl_given -= t;
   w -= t;
   if (ws->ctl_head == ws->ctl_tail) {
     ws->ctl_head = ws->ctl_tail = 0;
     ws->pong_queued = false;
   }
-  t = w < parts[3] ? w : parts[3];
-  if (t > 0) {
-    /* A byte of the new header is out: that frame is now being written. */
-    memcpy(ws->fhdr, ws->nhdr, parts[3]);
-    ws->fhdr_len = parts[3];
+  if (w > 0) {
+    /* Into the new frame: it is now the one being written. */
+    assert(ws->nf_given && ws->ctl_given == 0 && ws->frame_left == 0);
+    t = w < ws->nhdr_len ? w : ws->nhdr_len;
+    memcpy(ws->fhdr, ws->nhdr, ws->nhdr_len);
+    ws->fhdr_len = ws->nhdr_len;
     ws->fhdr_off = t;
-    ws->frame_left = ws->g_declared;
+    ws->frame_left = ws->nf_len;
+    ws->nf_given = false;
+    w -= t;
+    ws->frame_left -= w;
+    m += w;
   }
-  w -= t;
-  t = w < parts[4] ? w : parts[4];
-  ws->frame_left -= t;
-  m += t;
   if (ws->fhdr_off == ws->fhdr_len && ws->frame_left == 0) {
     ws->fhdr_len = ws->fhdr_off = 0;
   }
+  /* Past an acknowledgement nothing unwritten is committed (TLS: bytes not
+   * reported written were not taken): a new frame not reached yet is
+   * proposed afresh, after any control bytes that came meanwhile. */
+  ws->nf_given = false;
+  ws->ctl_given = 0;
   *mqtt_written = m;
   return MQTTB_WS_OK;
 }
@@ -1047,7 +1054,8 @@ size_t mqttb_ws_output_pending(const mqttb_ws *ws) {
   if (ws == NULL) {
     return 0;
   }
-  return (ws->fhdr_len - ws->fhdr_off) + (ws->ctl_tail - ws->ctl_head);
+  return (ws->fhdr_len - ws->fhdr_off) + (ws->ctl_tail - ws->ctl_head) +
+         (ws->nf_given ? ws->nhdr_len : 0);
 }
 
 int mqttb_ws_close(mqttb_ws *ws, int code) {

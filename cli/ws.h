@@ -112,10 +112,12 @@
  *   conn_update_events needs no change (out_blocked drives EPOLLOUT);
  *   conn_destroy calls mqttb_ws_del.
  *
- * TLS (wss) sits below this: feed mqttb_ws_recv the plaintext TLS yields,
- * and hand the bytes of mqttb_ws_output to TLS (SSL_write takes no iovec:
- * copy them into a record buffer, or write them one by one), acknowledging
- * what TLS took. Nothing here depends on the transport.
+ * TLS (wss) sits below this: feed mqttb_ws_recv the plaintext that
+ * mqttb_cli_tls_conn_read yields, and pass the entries of mqttb_ws_output
+ * to mqttb_cli_tls_conn_writev (mqttb_iovec has the layout of struct
+ * iovec), acknowledging the n it reports on DONE and nothing on
+ * WANT_WRITE/WANT_READ: the next mqttb_ws_output then starts with the same
+ * bytes, as that retry needs. Nothing here depends on the transport.
  *
  * SPDX-License-Identifier: MIT
  */
@@ -191,8 +193,8 @@ void mqttb_ws_del(mqttb_ws *ws);
  * in order (feed them to mqttb_conn_recv); the rest of @p buf is
  * overwritten scratch. Handshake bytes are copied inside @p ws, so input may
  * be split anywhere. The output this causes (the handshake response, a
- * pong, a close frame) is queued for mqttb_ws_output. Cancels what the last
- * mqttb_ws_output gave: call it again before writing.
+ * pong, a close frame) is queued for mqttb_ws_output, behind what that
+ * gave last (it stays given: see there).
  * Returns MQTTB_WS_OK, MQTTB_WS_CLOSED (also on every call after the
  * WebSocket closed; *@p mqtt_len is still set, to the MQTT bytes that came
  * before the end), or MQTTB_WS_ERR_INVALID.
@@ -209,6 +211,12 @@ int mqttb_ws_recv(mqttb_ws *ws, uint8_t *buf, size_t len, size_t *mqtt_len);
  * less is given. Data frames start only once the handshake is done and
  * never after a close frame; a frame partly written is always finished
  * first. Nothing is consumed until mqttb_ws_output_ack.
+ * Until then what was given stays given: called again (with the library's
+ * output as it is then, and the same @p out_max), it gives the same bytes
+ * first, maybe from other addresses, maybe with more after; control frames
+ * queued meanwhile come after them. That is the retry rule of TLS
+ * (mqttb_cli_tls_conn_writev: after WANT_WRITE the same bytes again):
+ * after WANT_WRITE or EAGAIN, do not acknowledge, just call this again.
  * Returns the entries filled (0: nothing to write now; when
  * mqttb_ws_is_closed, nothing ever again), or MQTTB_WS_ERR_INVALID.
  */
@@ -218,8 +226,11 @@ int mqttb_ws_output(mqttb_ws *ws, const mqttb_iovec *lib, int n_lib, mqttb_iovec
  * Mark the first @p written bytes of what the last mqttb_ws_output gave as
  * written, and set *@p mqtt_written to how many of them were the library's
  * (pass that to mqttb_conn_output_ack). A frame header written in part is
- * remembered, and its frame finished by the next calls. Call it right
- * after writing, before any other call on @p ws; @p written may be 0.
+ * remembered, and its frame finished by the next calls; what was given and
+ * not written is given no longer (a data frame not begun is framed afresh).
+ * Call it after a write that took @p written bytes (0 allowed) of what the
+ * last mqttb_ws_output gave, before calling that again; mqttb_ws_recv may
+ * come between.
  * Returns MQTTB_WS_OK, or MQTTB_WS_ERR_INVALID (NULL, no output given, or
  * @p written more than it held; nothing is changed).
  */

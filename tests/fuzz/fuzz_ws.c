@@ -4,7 +4,10 @@
  * amounts. Input: a flags byte, then steps of [length][write size][bytes].
  * Flags: bit 0 puts a valid opening handshake first (so that the frame
  * decoder is reached at once), bit 1 makes the frame limit 64 bytes, bit 2
- * restricts writes to 3 entries, bit 3 has the server close halfway.
+ * restricts writes to 3 entries, bit 3 has the server close halfway, bit
+ * 4 lets a write size with bit 6 set stand for a TLS WANT_WRITE: nothing
+ * written or acknowledged, and the next output must start with the same
+ * bytes.
  * Checked: no crash, leak or bad access; MQTT bytes never outnumber the
  * input; and everything written, parsed back, is the handshake response
  * followed by whole well-formed server frames whose binary payload is the
@@ -139,6 +142,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint8_t buf[512];
   int out_max = (flags & 4) ? 3 : 16 + MQTTB_WS_IOV_EXTRA;
   bool opened = false, closed_server = false;
+  static uint8_t held[LIB_MAX + 4096];
+  size_t held_len = 0, held_segsz = 0;
 
   size_t pos = 1;
   if (flags & 1) {
@@ -191,7 +196,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static uint8_t seg[LIB_MAX];
     int n = 0;
     uint64_t at = acked;
-    size_t segsz = (size_t)(wsize >> 3) * 2 + 1;
+    /* A retry sees the library's output cut as before (the library's own
+     * segments stay as they are until acknowledged), and maybe more. */
+    size_t segsz = held_len > 0 ? held_segsz : (size_t)(wsize >> 3) * 2 + 1;
     size_t off = 0;
     while (at < produced && n < 16 && off < sizeof seg) {
       size_t l = produced - at < segsz ? (size_t)(produced - at) : segsz;
@@ -210,6 +217,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int k = mqttb_ws_output(ws, liov, n, out, out_max);
     if (k < 0 || k > out_max) {
       abort();
+    }
+    size_t given = 0;
+    for (int i = 0; i < k; i++) {
+      given += out[i].len;
+    }
+    if (held_len > 0) {
+      /* The retry: the bytes held below come first. */
+      size_t hat = 0;
+      for (int i = 0; i < k && hat < held_len; i++) {
+        size_t t = out[i].len < held_len - hat ? out[i].len : held_len - hat;
+        if (memcmp(out[i].base, held + hat, t) != 0) {
+          abort();
+        }
+        hat += t;
+      }
+      if (hat < held_len) {
+        abort(); /* a shorter retry */
+      }
+      held_len = 0;
+    }
+    if ((flags & 16) && (wsize & 0x40) && given <= sizeof held) {
+      for (int i = 0; i < k; i++) {
+        memcpy(held + held_len, out[i].base, out[i].len);
+        held_len += out[i].len;
+      }
+      held_segsz = segsz;
+      continue; /* WANT_WRITE: the bytes are held, nothing is acknowledged */
     }
     size_t cap = wsize == 255 ? SIZE_MAX : (size_t)wsize * 5;
     size_t written = 0;

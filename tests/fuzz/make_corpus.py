@@ -256,6 +256,8 @@ ws_seeds = {
     "unmasked": wssteps(1, wsframe(0x82, b"abc", masked=False)),
     "text": wssteps(1, wsframe(0x81, b"hello")),
     "long_frame": wssteps(1, wsframe(0x82, bytes(range(256)) * 40), 255, 200),
+    "retry_held_writes": wssteps(17, wsframe(0x82, mqtt_connect) + wsframe(0x89, b"p")
+                                 + wsframe(0x82, b"\xc0\x00") * 8, 9, 0x47),
     "frame_64bit_length_streamed": wssteps(1, wsframe(0x82, b"z" * 70000)[:600], 50, 7),
 }
 os.makedirs(os.path.join(here, "corpus", "ws"), exist_ok=True)

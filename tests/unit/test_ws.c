@@ -1521,3 +1521,126 @@ Test(ws_output, control_frame_waits_for_frame_spread_over_calls) {
   free(wire.p);
   mqttb_ws_del(ws);
 }
+
+/* The bytes of an output, concatenated. */
+static void gather(const mqttb_iovec *out, int k, struct bytes *b) {
+  for (int i = 0; i < k; i++) {
+    bytes_add(b, out[i].base, out[i].len);
+  }
+}
+
+/* Not acknowledged (a TLS WANT_WRITE, EAGAIN): the next output gives the
+ * same bytes first, whatever came meanwhile (cli/tls.h's retry rule). */
+Test(ws_output, retry_without_ack_gives_the_same_bytes_first) {
+  mqttb_ws *ws = open_ws();
+  model_fill(&model, 300);
+  model.seg = 100;
+  mqttb_iovec lib[16], out[16 + MQTTB_WS_IOV_EXTRA];
+  int n = model_iov(&model, lib, 16);
+  int k = mqttb_ws_output(ws, lib, n, out, 16 + MQTTB_WS_IOV_EXTRA);
+  struct bytes first = {0};
+  gather(out, k, &first);
+  cr_assert(eq(sz, first.len, 4 + 300));
+  /* Meanwhile: a ping, and more output from the library. */
+  uint8_t f[16];
+  size_t fl = cframe(f, 0x89, "r", 1, 0, true, 8);
+  cr_assert(eq(int, feed(ws, f, fl, NULL), MQTTB_WS_OK));
+  model_fill(&model, 500);
+  model.seg = 70; /* cut differently this time */
+  n = model_iov(&model, lib, 16);
+  k = mqttb_ws_output(ws, lib, n, out, 16 + MQTTB_WS_IOV_EXTRA);
+  struct bytes again = {0};
+  gather(out, k, &again);
+  cr_assert(again.len >= first.len);
+  cr_assert(eq(int, memcmp(again.p, first.p, first.len), 0), "the same bytes first");
+  /* All of it written: then the pong, then a frame for the other 200. */
+  size_t mq;
+  cr_assert(eq(int, mqttb_ws_output_ack(ws, again.len, &mq), MQTTB_WS_OK));
+  cr_assert(eq(sz, mq, again.len - 4));
+  model.acked += mq;
+  struct bytes wire = {0};
+  bytes_add(&wire, again.p, again.len);
+  while (model.acked < model.len || mqttb_ws_output_pending(ws) > 0) {
+    write_round(ws, &model, 1000, 16 + MQTTB_WS_IOV_EXTRA, &wire);
+  }
+  struct bytes data = {0};
+  int frames, pongs, closes;
+  parse_wire(&wire, &data, &frames, &pongs, &closes);
+  cr_assert(eq(sz, data.len, 500));
+  cr_assert(eq(int, memcmp(data.p, model.data, 500), 0));
+  cr_assert(eq(int, pongs, 1));
+  cr_assert(eq(int, memcmp(wire.p + first.len, "\x8a\x01r", 3), 0), "the pong after the frame");
+  free(first.p);
+  free(again.p);
+  free(wire.p);
+  free(data.p);
+  mqttb_ws_del(ws);
+}
+
+/* A pong given and not yet written is not replaced by a later one. */
+Test(ws_output, given_pong_is_not_replaced) {
+  mqttb_ws *ws = open_ws();
+  uint8_t f[16];
+  size_t fl = cframe(f, 0x89, "a", 1, 0, true, 8);
+  feed(ws, f, fl, NULL);
+  mqttb_iovec out[4];
+  cr_assert(eq(int, mqttb_ws_output(ws, NULL, 0, out, 4), 1));
+  cr_assert(eq(int,
+               memcmp(out[0].base,
+                      "\x8a\x01"
+                      "a",
+                      3),
+               0));
+  fl = cframe(f, 0x89, "b", 1, 0, true, 8);
+  feed(ws, f, fl, NULL);
+  fl = cframe(f, 0x89, "c", 1, 0, true, 8);
+  feed(ws, f, fl, NULL);
+  struct bytes wire = {0};
+  drain_own(ws, &wire);
+  cr_assert(eq(sz, wire.len, 6));
+  cr_assert(eq(int,
+               memcmp(wire.p,
+                      "\x8a\x01"
+                      "a\x8a\x01"
+                      "c",
+                      6),
+               0));
+  free(wire.p);
+  mqttb_ws_del(ws);
+}
+
+/* The client fails the connection while a data frame is given but not
+ * written: it still goes out (a layer below may hold it), then the close
+ * frame, and nothing after. */
+Test(ws_output, given_frame_survives_a_failure_before_the_close) {
+  mqttb_ws *ws = open_ws();
+  model_fill(&model, 50);
+  model.seg = 50;
+  mqttb_iovec lib[4], out[4 + MQTTB_WS_IOV_EXTRA];
+  int n = model_iov(&model, lib, 4);
+  int k = mqttb_ws_output(ws, lib, n, out, 4 + MQTTB_WS_IOV_EXTRA);
+  struct bytes first = {0};
+  gather(out, k, &first);
+  uint8_t f[16];
+  size_t fl = cframe(f, 0x82, "x", 1, 0, false, 0);
+  cr_assert(eq(int, feed(ws, f, fl, NULL), MQTTB_WS_CLOSED));
+  struct bytes wire = {0};
+  for (int guard = 0; guard < 100; guard++) {
+    size_t before = wire.len;
+    write_round(ws, &model, 7, 4 + MQTTB_WS_IOV_EXTRA, &wire);
+    if (wire.len == before) {
+      break;
+    }
+  }
+  cr_assert(eq(int, memcmp(wire.p, first.p, first.len), 0));
+  struct bytes data = {0};
+  int frames, pongs, closes;
+  parse_wire(&wire, &data, &frames, &pongs, &closes);
+  cr_assert(eq(sz, data.len, 50));
+  cr_assert(eq(int, closes, 1));
+  assert_close_frame(&wire, first.len, MQTTB_WS_CLOSE_PROTOCOL_ERROR);
+  free(first.p);
+  free(wire.p);
+  free(data.p);
+  mqttb_ws_del(ws);
+}
