@@ -210,5 +210,59 @@ os.makedirs(os.path.join(here, "corpus", "store"), exist_ok=True)
 for name, data in stores.items():
     with open(os.path.join(here, "corpus", "store", name), "wb") as f:
         f.write(data)
-print(f"{len(packets)} codec seeds, {len(sessions)} broker seeds, {len(stores)} store seeds",
-      file=sys.stderr)
+
+# fuzz_ws: a flags byte, then steps of [length][write size][bytes] (see
+# tests/fuzz/fuzz_ws.c). Client frames are masked with a fixed key.
+WS_REQUEST = (b"GET /mqtt HTTP/1.1\r\nHost: fuzz\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+              b"Sec-WebSocket-Protocol: mqtt\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+def wsframe(b0, payload, masked=True, key=b"\x12\x34\x56\x78"):
+    n = len(payload)
+    m = 0x80 if masked else 0
+    if n < 126:
+        h = bytes([b0, m | n])
+    elif n <= 0xFFFF:
+        h = bytes([b0, m | 126]) + struct.pack(">H", n)
+    else:
+        h = bytes([b0, m | 127]) + struct.pack(">Q", n)
+    if not masked:
+        return h + payload
+    return h + key + bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+
+
+def wssteps(flags, data, chunk=200, wsize=255):
+    out = bytes([flags])
+    for i in range(0, len(data), chunk):
+        part = data[i:i + chunk]
+        out += bytes([len(part), wsize]) + part
+    return out
+
+
+mqtt_connect = connect(b"ws-client")
+ws_seeds = {
+    "handshake_then_connect": wssteps(0, WS_REQUEST + wsframe(0x82, mqtt_connect), 97, 40),
+    "fragmented_with_ping": wssteps(1, wsframe(0x02, mqtt_connect[:5]) + wsframe(0x89, b"ping")
+                                    + wsframe(0x80, mqtt_connect[5:]) + wsframe(0x8A, b"")
+                                    + wsframe(0x82, publish(b"a/b", b"x" * 300)), 31, 3),
+    "server_close": wssteps(9, wsframe(0x82, mqtt_connect) + wsframe(0x82, b"\xc0\x00") * 5, 11, 9),
+    "client_close": wssteps(1, wsframe(0x82, b"\xe0\x00") + wsframe(0x88, b"\x03\xe8bye")),
+    "bad_version": wssteps(0, WS_REQUEST.replace(b"Version: 13", b"Version: 8")),
+    "no_subprotocol": wssteps(0, WS_REQUEST.replace(b"Sec-WebSocket-Protocol: mqtt\r\n", b"")),
+    "oversize_frame": wssteps(3, wsframe(0x82, b"y" * 65) + wsframe(0x82, b"z" * 70000)[:300]),
+    "small_writes": wssteps(5, b"".join(wsframe(0x82, bytes([0x30, 3, 0, 1, 0x61 + i]))
+                                       for i in range(40)), 13, 1),
+    "unmasked": wssteps(1, wsframe(0x82, b"abc", masked=False)),
+    "text": wssteps(1, wsframe(0x81, b"hello")),
+    "long_frame": wssteps(1, wsframe(0x82, bytes(range(256)) * 40), 255, 200),
+    "retry_held_writes": wssteps(17, wsframe(0x82, mqtt_connect) + wsframe(0x89, b"p")
+                                 + wsframe(0x82, b"\xc0\x00") * 8, 9, 0x47),
+    "frame_64bit_length_streamed": wssteps(1, wsframe(0x82, b"z" * 70000)[:600], 50, 7),
+}
+os.makedirs(os.path.join(here, "corpus", "ws"), exist_ok=True)
+for name, data in ws_seeds.items():
+    with open(os.path.join(here, "corpus", "ws", name), "wb") as f:
+        f.write(data)
+print(f"{len(packets)} codec seeds, {len(sessions)} broker seeds, {len(stores)} store seeds, "
+      f"{len(ws_seeds)} ws seeds", file=sys.stderr)
