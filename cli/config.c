@@ -225,6 +225,7 @@ static const struct {
 } options[] = {
     {"listener", 1, 2},
     {"enable_proxy_protocol", 1, 1},
+    {"protocol", 1, 1},
     {"port", 1, 1},
     {"bind_address", 1, 1},
     {"max_inflight_messages", 1, 1},
@@ -398,6 +399,20 @@ static int apply_option(const struct parse_ctx *ctx, struct mqttb_cli_config *cf
       return -1;
     }
     return add_listener(ctx, cfg, (uint16_t)v, argc == 2 ? argv[1] : NULL);
+  }
+  if (strcmp(opt, "protocol") == 0) {
+    /* As Mosquitto: the latest listener's (the default listener's before
+     * any). */
+    bool ws = strcmp(arg, "websockets") == 0;
+    if (!ws && strcmp(arg, "mqtt") != 0) {
+      return fail(ctx, "invalid value '%s' for 'protocol' (expected mqtt or websockets)", arg);
+    }
+    if (cfg->listener_count > 0) {
+      cfg->listeners[cfg->listener_count - 1].websockets = ws;
+    } else {
+      cfg->websockets = ws;
+    }
+    return 0;
   }
   if (strcmp(opt, "enable_proxy_protocol") == 0) {
     /* Mosquitto 2.1's: the latest listener's (the default listener's

@@ -76,6 +76,8 @@ struct mqttb_cli_listener {
   /* Its TLS options (certfile, keyfile, ...): a TLS listener when any is
    * given. */
   struct mqttb_cli_tls_options tls;
+  /* protocol websockets: MQTT over WebSockets (with TLS options: wss). */
+  bool websockets;
   /* Its security options, with per_listener_settings true. */
   struct mqttb_cli_security sec;
 };
@@ -92,6 +94,8 @@ struct mqttb_cli_config {
   int proxy_protocol;
   /* TLS options before any `listener` line: the default listener's. */
   struct mqttb_cli_tls_options tls;
+  /* protocol websockets before any `listener` line. */
+  bool websockets;
   /* `listener` lines, in file order. */
   struct mqttb_cli_listener *listeners;
   size_t listener_count;

@@ -21,6 +21,7 @@
 #include "auth.h"
 #include "log.h"
 #include "proxy.h"
+#include "ws.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -82,6 +83,8 @@ struct listener {
   struct mqttb_cli_tls_ctx *tls;
   /* The user name comes from a PROXY v2 header's certificate name. */
   bool proxy_identity;
+  /* MQTT over WebSockets (protocol websockets). */
+  bool websockets;
 };
 
 struct conn {
@@ -135,6 +138,9 @@ struct conn {
   char *cert_username;
   bool cert_refused; /* the listener takes names from certificates and this one gave none */
   bool proxy_identity;
+  /* MQTT over WebSockets: the framing between the transport and the
+   * library; NULL for plain MQTT. */
+  mqttb_ws *ws;
   /* "address:port", sized to fit: thousands of idle connections add up. */
   char peer[];
 };
@@ -389,6 +395,7 @@ static void conn_destroy(struct conn *c) {
   close(c->h.fd);
   c->dead = true;
   mqttb_conn_del(c->mc, c->loop->now);
+  mqttb_ws_del(c->ws);
   free(c->username);
   free(c->cert_username);
   free(c->proxy_buf);
@@ -765,6 +772,33 @@ static void conn_read(struct conn *c) {
   }
   for (int i = 0; i < READS_PER_EVENT && !c->closing && !c->dead && !c->busy; i++) {
     ssize_t n = transport_read(c, buf, sizeof buf);
+    if (n > 0 && c->ws != NULL) {
+      /* Unframed in place: buf[0..m) are the MQTT bytes the frames held. */
+      size_t m = 0;
+      int rc = mqttb_ws_recv(c->ws, buf, (size_t)n, &m);
+      if (mqttb_ws_output_pending(c->ws) > 0) {
+        dirty_add(c); /* the handshake's answer, a pong, a close frame */
+      }
+      if (m > 0 && !conn_feed(c, buf, m)) {
+        return;
+      }
+      if (rc != MQTTB_WS_OK) {
+        int code = 0;
+        const char *why = mqttb_ws_close_reason(c->ws, &code);
+        mqttb_cli_log(c->connected ? MQTTB_LOG_DEBUG : MQTTB_LOG_NOTICE,
+                      "WebSocket from %s closed: %s (%d)", c->peer, why != NULL ? why : "?", code);
+        /* What is left to write (an HTTP refusal, a close frame) is written
+         * by the flush that closing brings, then the socket is closed. */
+        if (!c->closing) {
+          mqttb_conn_transport_closed(c->mc, c->loop->now);
+        }
+        return;
+      }
+      if ((size_t)n < sizeof buf) {
+        return;
+      }
+      continue;
+    }
     if (n > 0) {
       if (!conn_feed(c, buf, (size_t)n)) {
         return;
@@ -790,9 +824,33 @@ static void conn_read(struct conn *c) {
 /* Write pending output until drained, the socket is full, or this
  * iteration's budget for the connection is spent (then it goes on the
  * later list for the next iteration). */
+/* What to write next: the library's output, framed for WebSockets where
+ * the connection uses them. Returns the entries of out (0: nothing). */
+static int next_output(struct conn *c, mqttb_iovec *out, int max) {
+  if (c->ws == NULL) {
+    return mqttb_conn_output(c->mc, out, max);
+  }
+  mqttb_iovec lib[IOV_BATCH];
+  int n = mqttb_conn_output(c->mc, lib, max - MQTTB_WS_IOV_EXTRA);
+  int k = mqttb_ws_output(c->ws, lib, n > 0 ? n : 0, out, max);
+  return k > 0 ? k : 0;
+}
+
+/* w bytes of what next_output gave were written. */
+static void output_written(struct conn *c, size_t w) {
+  size_t mqtt = w;
+  if (c->ws != NULL) {
+    mqttb_ws_output_ack(c->ws, w, &mqtt);
+  }
+  mqttb_conn_output_ack(c->mc, mqtt, c->loop->now);
+}
+
 static void conn_flush(struct conn *c) {
-  mqttb_iovec out[IOV_BATCH];
+  mqttb_iovec out[IOV_BATCH + MQTTB_WS_IOV_EXTRA];
   size_t written = 0;
+  if (c->ws != NULL && c->closing) {
+    mqttb_ws_close(c->ws, MQTTB_WS_CLOSE_NORMAL); /* after what the library still has */
+  }
   for (;;) {
     if (written >= FLUSH_BUDGET && !c->closing) {
       if (!c->in_later) {
@@ -802,7 +860,7 @@ static void conn_flush(struct conn *c) {
       }
       return;
     }
-    int n = mqttb_conn_output(c->mc, out, IOV_BATCH);
+    int n = next_output(c, out, IOV_BATCH + (c->ws != NULL ? MQTTB_WS_IOV_EXTRA : 0));
     if (n <= 0) {
       break;
     }
@@ -823,7 +881,7 @@ static void conn_flush(struct conn *c) {
       return;
     }
     written += (size_t)w;
-    mqttb_conn_output_ack(c->mc, (size_t)w, c->loop->now);
+    output_written(c, (size_t)w);
   }
   c->out_blocked = false;
   if (c->closing) {
@@ -861,15 +919,18 @@ static void serve_busy(struct mqttb_cli_loop *loop) {
 /* Write what the socket takes now, without waiting: for the goodbye at
  * shutdown. */
 static void flush_once(struct conn *c) {
-  mqttb_iovec out[IOV_BATCH];
+  mqttb_iovec out[IOV_BATCH + MQTTB_WS_IOV_EXTRA];
   int n;
-  while ((n = mqttb_conn_output(c->mc, out, IOV_BATCH)) > 0) {
+  if (c->ws != NULL) {
+    mqttb_ws_close(c->ws, MQTTB_WS_CLOSE_GOING_AWAY);
+  }
+  while ((n = next_output(c, out, IOV_BATCH + (c->ws != NULL ? MQTTB_WS_IOV_EXTRA : 0))) > 0) {
     store_before_write(c->loop);
     ssize_t w = transport_writev(c, (const struct iovec *)out, n);
     if (w <= 0) {
       return;
     }
-    mqttb_conn_output_ack(c->mc, (size_t)w, c->loop->now);
+    output_written(c, (size_t)w);
   }
 }
 
@@ -924,6 +985,16 @@ static void conn_accept(struct mqttb_cli_loop *loop, struct listener *l, int fd,
   c->proxy_identity = l->proxy_identity;
   c->tls_ctx = l->tls;
   c->tls_handshake = l->tls != NULL;
+  if (l->websockets) {
+    mqttb_ws_settings ws;
+    mqttb_ws_settings_default(&ws);
+    if ((c->ws = mqttb_ws_new(&ws)) == NULL) {
+      mqttb_cli_log(MQTTB_LOG_ERROR, "out of memory accepting a connection");
+      close(fd);
+      free(c);
+      return;
+    }
+  }
   memcpy(c->peer, peer, peer_len + 1);
 
   int rc = mqttb_conn_new(&c->mc, loop->broker, loop->now, c);
@@ -936,6 +1007,7 @@ static void conn_accept(struct mqttb_cli_loop *loop, struct listener *l, int fd,
                     mqttb_strerror(rc));
     }
     close(fd);
+    mqttb_ws_del(c->ws);
     free(c);
     return;
   }
@@ -948,6 +1020,7 @@ static void conn_accept(struct mqttb_cli_loop *loop, struct listener *l, int fd,
     mqttb_conn_transport_closed(c->mc, loop->now);
     mqttb_conn_del(c->mc, loop->now);
     close(fd);
+    mqttb_ws_del(c->ws);
     free(c);
     return;
   }
@@ -1218,6 +1291,7 @@ static int add_listener(struct mqttb_cli_loop *loop, int fd, const char *addr,
   l->proxy_protocol = spec->proxy_protocol;
   l->tls = spec->tls;
   l->proxy_identity = spec->proxy_identity;
+  l->websockets = spec->websockets;
   struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->h};
   if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
     mqttb_cli_fatal("cannot listen on %s: epoll_ctl: %s", addr, strerror(errno));

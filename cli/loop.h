@@ -67,6 +67,8 @@ struct mqttb_cli_listen {
    * ended at the proxy): taken as the user name, as
    * use_identity_as_username would take the certificate's. */
   bool proxy_identity;
+  /* MQTT over WebSockets (RFC 6455; with tls: wss). */
+  bool websockets;
   /* What its clients are checked against (NULL: everyone may do
    * everything); must outlive the loop. */
   struct mqttb_cli_auth *auth;

@@ -94,6 +94,7 @@ struct listen_spec {
   const char *unix_path; /* listener 0 PATH */
   int proxy_protocol;
   const struct mqttb_cli_tls_options *tls;
+  bool websockets;
   size_t auth; /* index into the broker's security sets */
 };
 
@@ -262,6 +263,7 @@ static struct listen_spec *plan_listeners(const struct cli_args *args,
       specs[k].port = ports[p];
       specs[k].proxy_protocol = cfg->proxy_protocol;
       specs[k].tls = &cfg->tls;
+      specs[k].websockets = cfg->websockets;
       k++;
     }
   }
@@ -271,6 +273,7 @@ static struct listen_spec *plan_listeners(const struct cli_args *args,
     specs[k].unix_path = cfg->listeners[i].unix_path;
     specs[k].proxy_protocol = cfg->listeners[i].proxy_protocol;
     specs[k].tls = &cfg->listeners[i].tls;
+    specs[k].websockets = cfg->listeners[i].websockets;
     specs[k].auth = cfg->per_listener_settings ? 1 + i : 0;
     k++;
   }
@@ -729,6 +732,7 @@ static int run(const struct cli_args *args, struct mqttb_cli_config *cfg) {
                                   .port = specs[i].port,
                                   .unix_path = specs[i].unix_path,
                                   .proxy_protocol = specs[i].proxy_protocol,
+                                  .websockets = specs[i].websockets,
                                   .auth = &st.auths[specs[i].auth]};
     if (listener_tls(&st, &specs[i], &ls) != 0) {
       status = 1;
