@@ -11,6 +11,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 
@@ -160,6 +161,39 @@ class ProxyProtocol(TransportCase):
         log = b.log_text()
         self.assertIn("from 198.51.100.77:5555 as p2", log)
         self.assertIn("from 127.0.0.1:%d as p3" % s2.getsockname()[1], log)
+
+    def test_v2_certificate_name_is_the_user_name(self):
+        acl = os.path.join(tempfile.mkdtemp(prefix="mqttb-acl-"), "acl")
+        self.addCleanup(lambda: os.path.exists(acl) and os.unlink(acl))
+        with open(acl, "w") as f:
+            f.write("user alice\ntopic readwrite alice/#\n")
+        try:
+            b, port = self.start(2, ["use_identity_as_username true", "acl_file " + acl])
+        except BrokerError as e:
+            if "needs TLS, which this build" in str(e):
+                self.skipTest("mqttb built without TLS (use_identity_as_username is a TLS option)")
+            raise
+        addrs = socket.inet_aton("192.0.2.5") + socket.inet_aton("127.0.0.1")
+
+        def header(cn, verified=True):
+            ssl_tlv = bytes([0x07]) + struct.pack(">I", 0 if verified else 1)
+            if cn is not None:
+                ssl_tlv += bytes([0x22]) + struct.pack(">H", len(cn)) + cn
+            body = addrs + struct.pack(">HH", 1234, port)
+            body += bytes([0x20]) + struct.pack(">H", len(ssl_tlv)) + ssl_tlv
+            return V2_SIG + bytes([0x21, 0x11]) + struct.pack(">H", len(body)) + body
+
+        def connack(cn, verified=True):
+            s = socket.create_connection((HOST, port))
+            s.sendall(header(cn, verified) + connect_packet(b"c-%d" % len(cn or b"")))
+            got = recv_some(s)
+            s.close()
+            return got[:4]
+        self.assertEqual(connack(b"alice"), b"\x20\x02\x00\x00")
+        # No name, or one the proxy could not verify: refused (0x04).
+        self.assertEqual(connack(None), b"\x20\x02\x00\x04")
+        self.assertEqual(connack(b"alice", verified=False), b"\x20\x02\x00\x04")
+        self.assertTrue(b.alive())
 
     def test_connections_without_a_valid_header_are_closed_alone(self):
         b, port = self.start(1)
