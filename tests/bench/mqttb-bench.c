@@ -1063,7 +1063,7 @@ static void tls_handshake(struct conn *c) {
   int r = SSL_do_handshake(ssl);
   if (r == 1) {
     if (!B.tls_info[0]) {
-      snprintf(B.tls_info, sizeof B.tls_info, "%s %s", SSL_get_version(ssl),
+      snprintf(B.tls_info, sizeof B.tls_info, "%s/%s", SSL_get_version(ssl),
                SSL_get_cipher_name(ssl));
     }
     xport_after_tls(c);
@@ -3000,7 +3000,7 @@ int main(int argc, char **argv) {
   }
   if (!B.quiet && !B.failed) {
     printf("  %u connections ready in %.2f s%s%s\n", B.npubs + B.nsubs, setup_s,
-           B.tls_info[0] ? ", " : "", B.tls_info);
+           B.tls_info[0] ? ", TLS " : "", B.tls_info);
   }
 
   int64_t t_start = 0, t_end = 0;
@@ -3117,8 +3117,12 @@ int main(int argc, char **argv) {
   print_us(stdout, "p50_us", hist_pct(50));
   print_us(stdout, "p99_us", hist_pct(99));
   print_us(stdout, "max_us", B.lat_max);
-  printf(" mem_per_conn=%s lost=%" PRIu64 " dup=%" PRIu64 " status=%s transport=%s\n", mem, lost,
+  printf(" mem_per_conn=%s lost=%" PRIu64 " dup=%" PRIu64 " status=%s transport=%s", mem, lost,
          B.dups, B.failed ? "FAIL" : "ok", transport_name());
+  if (B.tls_info[0]) {
+    printf(" tls=%s", B.tls_info); /* "TLSv1.3/TLS_AES_256_GCM_SHA384" */
+  }
+  printf("\n");
   if (B.failed) {
     fprintf(stderr, "mqttb-bench: FAILED: %s\n", B.fail_reason);
   }
