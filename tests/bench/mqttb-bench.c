@@ -21,6 +21,13 @@
  * subscribers check per-publisher order, count gaps (losses) and
  * duplicates, and feed a log-linear latency histogram.
  *
+ * Transports (--tls, --ws, both: wss): TLS through OpenSSL on the same
+ * non-blocking sockets (read-ahead, partial writes), WebSocket framing in the
+ * generator (an HTTP/1.1 upgrade offering the "mqtt" subprotocol; each flush
+ * of a connection's output is one masked binary frame; received frames are
+ * unwrapped in place in the read buffer, so MQTT packets may span frames).
+ * The plain TCP path does not go through this layer (c->x is NULL).
+ *
  * Scenarios: p2p (N publishers -> N subscribers, one topic each), fanin
  * (N publishers -> 1 subscriber with a '+' filter), fanout (1 publisher -> N
  * subscribers of one topic), idle (N subscribers holding one subscription
@@ -53,6 +60,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef HAVE_OPENSSL
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#endif
+
 #define PAYLOAD_HDR 16u
 #define MAX_EVENTS 1024
 #define RBUF_SIZE (256u * 1024u)
@@ -75,6 +87,8 @@ static const char *const role_names[] = {"publisher", "subscriber", "helper"};
 enum cstate {
   CS_NEW,
   CS_CONNECTING, /* TCP connect in progress */
+  CS_TLS,        /* TLS handshake in progress (--tls) */
+  CS_WS,         /* WebSocket upgrade request sent (--ws) */
   CS_CONNACK,    /* CONNECT sent */
   CS_SUBACK,     /* SUBSCRIBE sent */
   CS_READY,
@@ -83,6 +97,7 @@ enum cstate {
 };
 
 struct conn;
+struct xport;
 typedef void (*packet_fn)(struct conn *c, uint8_t h, const uint8_t *b, size_t rl, int64_t t);
 
 struct conn {
@@ -103,6 +118,22 @@ struct conn {
   size_t in_len, in_cap;
   int64_t deadline;
   int64_t last_tx;
+  struct xport *x; /* TLS / WebSocket state; NULL on plain TCP */
+};
+
+struct xport {
+  struct ssl_st *ssl; /* NULL: no TLS */
+  bool ws;
+  bool ws_closed;     /* the broker sent a Close frame */
+  bool in_ctl;        /* reading a control frame's payload */
+  uint8_t hlen;       /* frame header bytes so far */
+  uint8_t hdr[14];
+  uint8_t ctl_op, ctl_len, ctl_need;
+  uint8_t ctl[125];
+  uint64_t left; /* payload bytes left in the current data frame */
+  /* WebSocket: the bytes to send (framed); TLS alone sends c->out. */
+  uint8_t *wout;
+  size_t wout_len, wout_off, wout_cap;
 };
 
 struct pub {
@@ -158,6 +189,10 @@ static struct {
   bool count;
   double probe_timeout;
   double data_timeout;
+  bool tls;                 /* --tls */
+  bool ws;                  /* --ws */
+  const char *cafile;       /* --cafile: verify the broker's certificate */
+  const char *ws_path;      /* --ws-path (default /mqtt) */
 
   /* runtime */
   int epfd;
@@ -191,6 +226,9 @@ static struct {
 
   int failed;
   char fail_reason[512];
+  void *ssl_ctx;      /* SSL_CTX */
+  char tls_info[96];  /* protocol and cipher of the first handshake */
+  uint64_t rng;       /* WebSocket masks */
 } B;
 
 /* ------------------------------------------------------------------------ */
@@ -434,7 +472,10 @@ static void conn_set_events(struct conn *c, bool want_out) {
   c->pollout = want_out;
 }
 
+static void xport_free(struct conn *c);
+
 static void conn_close(struct conn *c) {
+  xport_free(c); /* first: SSL_shutdown writes to the socket */
   if (c->fd >= 0) {
     close(c->fd);
     c->fd = -1;
@@ -458,6 +499,8 @@ static void conn_lost(struct conn *c, const char *why) {
     return;
   }
   const char *phase = c->state == CS_CONNECTING ? "connecting"
+                      : c->state == CS_TLS      ? "during the TLS handshake"
+                      : c->state == CS_WS       ? "waiting for the WebSocket upgrade"
                       : c->state == CS_CONNACK  ? "waiting for CONNACK"
                       : c->state == CS_SUBACK   ? "waiting for SUBACK"
                       : B.publishing            ? "during the measurement"
@@ -466,9 +509,18 @@ static void conn_lost(struct conn *c, const char *why) {
   conn_close(c);
 }
 
+static void conn_write_layered(struct conn *c);
+static void conn_read_layered(struct conn *c);
+static void xport_start(struct conn *c);
+static void tls_handshake(struct conn *c);
+
 static void conn_write(struct conn *c) {
   if (c->fd < 0) {
     c->out_len = c->out_off = 0;
+    return;
+  }
+  if (c->x) {
+    conn_write_layered(c);
     return;
   }
   while (c->out_off < c->out_len) {
@@ -522,6 +574,10 @@ static void conn_start(struct conn *c) {
   c->state = CS_CONNECTING;
   c->pollout = true;
   B.inprogress++;
+  if (B.tls || B.ws) {
+    c->x = xcalloc(1, sizeof *c->x);
+    c->x->ws = B.ws;
+  }
   struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
   if (epoll_ctl(B.epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
     fail("epoll_ctl ADD: %s", strerror(errno));
@@ -542,6 +598,10 @@ static void conn_connected(struct conn *c) {
   if (err) {
     fail("connect (%s): %s", conn_name(c), strerror(err));
     conn_close(c);
+    return;
+  }
+  if (c->x) {
+    xport_start(c); /* TLS handshake and/or WebSocket upgrade, then CONNECT */
     return;
   }
   c->state = CS_CONNACK;
@@ -774,6 +834,10 @@ static size_t parse(struct conn *c, const uint8_t *buf, size_t len, int64_t t) {
 }
 
 static void conn_read(struct conn *c) {
+  if (c->x) {
+    conn_read_layered(c);
+    return;
+  }
   for (int k = 0; k < READS_PER_EVENT && c->fd >= 0; k++) {
     ssize_t n;
     size_t want;
@@ -827,6 +891,560 @@ static void conn_read(struct conn *c) {
       return;
     }
     if ((size_t)n < want) {
+      return;
+    }
+  }
+}
+
+/* ---------------------------------------------------------- transports -- */
+/*
+ * TLS and WebSocket layers. Only connections with c->x go through here: the
+ * plain TCP path above is unchanged. The MQTT encoder still writes into
+ * c->out; conn_write_layered wraps it (one masked binary frame per flush, into
+ * x->wout) and sends through TLS or the socket. conn_read_layered reads
+ * (TLS-decrypted) bytes into B.rbuf, unwraps the frames in place and hands the
+ * MQTT bytes to the same parser.
+ */
+
+#define WS_KEY "dGhlIHNhbXBsZSBub25jZQ=="        /* RFC 6455's example key */
+#define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" /* ... and its accept value */
+#define WS_MAX_RESPONSE 16384u
+
+
+static const char *transport_name(void) {
+  return B.tls ? (B.ws ? "wss" : "tls") : (B.ws ? "ws" : "tcp");
+}
+
+static uint32_t rng32(void) {
+  /* xorshift64* */
+  B.rng ^= B.rng >> 12;
+  B.rng ^= B.rng << 25;
+  B.rng ^= B.rng >> 27;
+  return (uint32_t)((B.rng * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+static void wout_reserve(struct xport *x, size_t extra) {
+  if (x->wout_off && x->wout_off == x->wout_len) {
+    x->wout_off = x->wout_len = 0;
+  }
+  if (x->wout_len + extra <= x->wout_cap) {
+    return;
+  }
+  if (x->wout_off) {
+    memmove(x->wout, x->wout + x->wout_off, x->wout_len - x->wout_off);
+    x->wout_len -= x->wout_off;
+    x->wout_off = 0;
+    if (x->wout_len + extra <= x->wout_cap) {
+      return;
+    }
+  }
+  size_t cap = x->wout_cap ? x->wout_cap : 1024;
+  while (cap < x->wout_len + extra) {
+    cap *= 2;
+  }
+  x->wout = xrealloc(x->wout, cap);
+  x->wout_cap = cap;
+}
+
+/* dst = src XOR the 4-byte mask, 8 bytes at a time. */
+static void ws_mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t mask[4]) {
+  uint8_t m8[8];
+  memcpy(m8, mask, 4);
+  memcpy(m8 + 4, mask, 4);
+  uint64_t m;
+  memcpy(&m, m8, 8);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t v;
+    memcpy(&v, src + i, 8);
+    v ^= m;
+    memcpy(dst + i, &v, 8);
+  }
+  for (; i < n; i++) {
+    dst[i] = src[i] ^ mask[i & 3u];
+  }
+}
+
+/* Appends one masked frame (FIN set) to x->wout. */
+static void ws_frame(struct conn *c, unsigned op, const uint8_t *data, size_t len) {
+  struct xport *x = c->x;
+  wout_reserve(x, 14 + len);
+  uint8_t *p = x->wout + x->wout_len;
+  *p++ = (uint8_t)(0x80u | op);
+  if (len < 126) {
+    *p++ = (uint8_t)(0x80u | len);
+  } else if (len < 65536) {
+    *p++ = 0x80u | 126u;
+    p = put_u16(p, (unsigned)len);
+  } else {
+    *p++ = 0x80u | 127u;
+    for (int k = 7; k >= 0; k--) {
+      *p++ = (uint8_t)((uint64_t)len >> (8 * k));
+    }
+  }
+  uint32_t r = rng32();
+  memcpy(p, &r, 4);
+  ws_mask_copy(p + 4, data, len, p);
+  x->wout_len = (size_t)(p + 4 + len - x->wout);
+}
+
+static void ws_send_upgrade(struct conn *c) {
+  char req[512];
+  int n = snprintf(req, sizeof req,
+                   "GET %s HTTP/1.1\r\n"
+                   "Host: %s:%s\r\n"
+                   "Upgrade: websocket\r\n"
+                   "Connection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: " WS_KEY "\r\n"
+                   "Sec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Protocol: mqtt\r\n"
+                   "\r\n",
+                   B.ws_path, B.host, B.port);
+  wout_reserve(c->x, (size_t)n);
+  memcpy(c->x->wout + c->x->wout_len, req, (size_t)n);
+  c->x->wout_len += (size_t)n;
+  c->state = CS_WS;
+  conn_set_events(c, false);
+  mark_flush(c);
+}
+
+/* After the TCP connect and after the TLS handshake. */
+static void xport_after_tls(struct conn *c) {
+  if (B.ws) {
+    ws_send_upgrade(c);
+    return;
+  }
+  c->state = CS_CONNACK;
+  conn_set_events(c, false);
+  queue_connect(c);
+}
+
+#ifdef HAVE_OPENSSL
+static const char *tls_errstr(void) {
+  static char buf[256];
+  unsigned long e = ERR_get_error();
+  if (!e) {
+    return errno ? strerror(errno) : "unexpected EOF";
+  }
+  ERR_error_string_n(e, buf, sizeof buf);
+  ERR_clear_error();
+  return buf;
+}
+
+static void tls_init(void) {
+  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx) {
+    fprintf(stderr, "mqttb-bench: SSL_CTX_new: %s\n", tls_errstr());
+    exit(2);
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  /* Fewer read syscalls: OpenSSL reads what the socket has, not one record
+   * header and then its body. conn_read_layered reads until WANT_READ, so
+   * nothing is left in OpenSSL's buffer while epoll waits. */
+  SSL_CTX_set_read_ahead(ctx, 1);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  if (B.cafile) {
+    if (SSL_CTX_load_verify_locations(ctx, B.cafile, NULL) != 1) {
+      fprintf(stderr, "mqttb-bench: --cafile %s: %s\n", B.cafile, tls_errstr());
+      exit(2);
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+  }
+  B.ssl_ctx = ctx;
+}
+
+static void tls_handshake(struct conn *c) {
+  SSL *ssl = c->x->ssl;
+  ERR_clear_error();
+  int r = SSL_do_handshake(ssl);
+  if (r == 1) {
+    if (!B.tls_info[0]) {
+      snprintf(B.tls_info, sizeof B.tls_info, "%s/%s", SSL_get_version(ssl),
+               SSL_get_cipher_name(ssl));
+    }
+    xport_after_tls(c);
+    return;
+  }
+  int e = SSL_get_error(ssl, r);
+  if (e == SSL_ERROR_WANT_READ) {
+    conn_set_events(c, false);
+  } else if (e == SSL_ERROR_WANT_WRITE) {
+    conn_set_events(c, true);
+  } else {
+    const char *why = tls_errstr();
+    long v = SSL_get_verify_result(ssl);
+    fail("TLS handshake (%s): %s%s%s", conn_name(c), why, v != X509_V_OK ? "; " : "",
+         v != X509_V_OK ? X509_verify_cert_error_string(v) : "");
+    conn_close(c);
+  }
+}
+
+/* read()/write() conventions: > 0 bytes, 0 EOF, -1 and errno (EAGAIN). */
+static ssize_t tls_io(struct conn *c, void *buf, size_t n, bool wr) {
+  SSL *ssl = c->x->ssl;
+  int len = n > INT_MAX ? INT_MAX : (int)n;
+  ERR_clear_error();
+  int r = wr ? SSL_write(ssl, buf, len) : SSL_read(ssl, buf, len);
+  if (r > 0) {
+    return r;
+  }
+  switch (SSL_get_error(ssl, r)) {
+  case SSL_ERROR_ZERO_RETURN:
+    return 0;
+  case SSL_ERROR_WANT_READ:
+  case SSL_ERROR_WANT_WRITE:
+    errno = EAGAIN;
+    return -1;
+  case SSL_ERROR_SYSCALL:
+    if (errno == 0 || errno == ECONNRESET || errno == EPIPE) {
+      return 0;
+    }
+    return -1;
+  default:
+    fail("%s: TLS: %s", conn_name(c), tls_errstr());
+    errno = EPROTO;
+    return -1;
+  }
+}
+
+static void xport_start(struct conn *c) {
+  if (!B.tls) {
+    xport_after_tls(c);
+    return;
+  }
+  SSL *ssl = SSL_new(B.ssl_ctx);
+  if (!ssl || SSL_set_fd(ssl, c->fd) != 1) {
+    fail("SSL_new: %s", tls_errstr());
+    conn_close(c);
+    return;
+  }
+  if (B.cafile) {
+    SSL_set1_host(ssl, B.host); /* an IP address too (OpenSSL 3) */
+  }
+  SSL_set_connect_state(ssl);
+  c->x->ssl = ssl;
+  c->state = CS_TLS;
+  tls_handshake(c);
+}
+
+static void xport_tls_free(struct xport *x) {
+  if (x->ssl) {
+    SSL_shutdown(x->ssl); /* a close_notify, if the socket takes it */
+    SSL_free(x->ssl);
+  }
+}
+#else
+static void tls_init(void) {
+  fprintf(stderr, "mqttb-bench: built without OpenSSL: no --tls\n");
+  exit(2);
+}
+static void tls_handshake(struct conn *c) {
+  (void)c;
+}
+static ssize_t tls_io(struct conn *c, void *buf, size_t n, bool wr) {
+  (void)c, (void)buf, (void)n, (void)wr;
+  errno = ENOTSUP;
+  return -1;
+}
+static void xport_start(struct conn *c) {
+  xport_after_tls(c);
+}
+static void xport_tls_free(struct xport *x) {
+  (void)x;
+}
+#endif
+
+static void xport_free(struct conn *c) {
+  struct xport *x = c->x;
+  if (!x) {
+    return;
+  }
+  xport_tls_free(x); /* before conn_close closed the fd: SSL_shutdown may still send */
+  free(x->wout);
+  free(x);
+  c->x = NULL;
+}
+
+static void conn_write_layered(struct conn *c) {
+  struct xport *x = c->x;
+  if (c->state == CS_TLS) {
+    return; /* tls_handshake drives the socket */
+  }
+  if (x->ws && c->out_len > c->out_off) {
+    ws_frame(c, 2, c->out + c->out_off, c->out_len - c->out_off);
+    c->out_off = c->out_len = 0;
+  }
+  uint8_t *buf = x->ws ? x->wout : c->out;
+  size_t *off = x->ws ? &x->wout_off : &c->out_off;
+  size_t len = x->ws ? x->wout_len : c->out_len;
+  while (*off < len) {
+    ssize_t n = x->ssl ? tls_io(c, buf + *off, len - *off, true)
+                       : write(c->fd, buf + *off, len - *off);
+    if (n > 0) {
+      *off += (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      conn_set_events(c, true);
+      return;
+    }
+    conn_lost(c, n < 0 ? strerror(errno) : "write returned 0");
+    return;
+  }
+  c->out_off = c->out_len = 0;
+  x->wout_off = x->wout_len = 0;
+  c->last_tx = B.now;
+  if (c->out_cap > (1u << 20)) {
+    free(c->out);
+    c->out = NULL;
+    c->out_cap = 0;
+  }
+  if (x->wout_cap > (1u << 20)) {
+    free(x->wout);
+    x->wout = NULL;
+    x->wout_cap = 0;
+  }
+  conn_set_events(c, false);
+}
+
+static void ws_control(struct conn *c) {
+  struct xport *x = c->x;
+  x->in_ctl = false;
+  if (x->ctl_op == 9) { /* ping */
+    ws_frame(c, 10, x->ctl, x->ctl_len);
+    mark_flush(c);
+  } else if (x->ctl_op == 8) { /* close */
+    x->ws_closed = true;
+  }
+}
+
+/* Unwraps WebSocket frames in place: returns how many MQTT bytes are now at
+ * the start of buf. */
+static size_t ws_deframe(struct conn *c, uint8_t *buf, size_t len) {
+  struct xport *x = c->x;
+  size_t in = 0, out = 0;
+  while (in < len && !x->ws_closed) {
+    if (x->left) {
+      size_t k = len - in < x->left ? len - in : (size_t)x->left;
+      if (out != in) {
+        memmove(buf + out, buf + in, k);
+      }
+      out += k;
+      in += k;
+      x->left -= k;
+      continue;
+    }
+    if (x->in_ctl) {
+      size_t k = (size_t)(x->ctl_need - x->ctl_len);
+      if (k > len - in) {
+        k = len - in;
+      }
+      memcpy(x->ctl + x->ctl_len, buf + in, k);
+      x->ctl_len = (uint8_t)(x->ctl_len + k);
+      in += k;
+      if (x->ctl_len == x->ctl_need) {
+        ws_control(c);
+      }
+      continue;
+    }
+    x->hdr[x->hlen++] = buf[in++];
+    if (x->hlen < 2) {
+      continue;
+    }
+    unsigned l7 = x->hdr[1] & 0x7fu;
+    unsigned need = 2u + (l7 == 126 ? 2u : l7 == 127 ? 8u : 0u);
+    if (x->hlen < need) {
+      continue;
+    }
+    uint64_t plen = l7;
+    if (l7 >= 126) {
+      plen = 0;
+      for (unsigned k = 2; k < need; k++) {
+        plen = plen << 8 | x->hdr[k];
+      }
+    }
+    unsigned op = x->hdr[0] & 0x0fu;
+    x->hlen = 0;
+    if (x->hdr[1] & 0x80u) {
+      fail("%s: WebSocket: the broker sent a masked frame", conn_name(c));
+    } else if (x->hdr[0] & 0x70u) {
+      fail("%s: WebSocket: frame with RSV bits 0x%x", conn_name(c), x->hdr[0] & 0x70u);
+    } else if (op >= 8) {
+      if (plen > 125 || !(x->hdr[0] & 0x80u)) {
+        fail("%s: WebSocket: bad control frame (opcode %u, %" PRIu64 " bytes)", conn_name(c), op,
+             plen);
+      } else {
+        x->ctl_op = (uint8_t)op;
+        x->ctl_need = (uint8_t)plen;
+        x->ctl_len = 0;
+        x->in_ctl = true;
+        if (plen == 0) {
+          ws_control(c);
+        }
+        continue;
+      }
+    } else if (op == 0 || op == 2) {
+      x->left = plen;
+      continue;
+    } else {
+      fail("%s: WebSocket: unexpected opcode %u", conn_name(c), op);
+    }
+    conn_close(c);
+    return 0;
+  }
+  return out;
+}
+
+/* The upgrade response: collected in c->in until the blank line. Returns the
+ * bytes after it (moved to the start of buf), or 0 (also while waiting). */
+static size_t ws_response(struct conn *c, uint8_t *buf, size_t len) {
+  if (c->in_cap < c->in_len + len + 1) {
+    c->in_cap = c->in_len + len + 1;
+    c->in = xrealloc(c->in, c->in_cap);
+  }
+  memcpy(c->in + c->in_len, buf, len);
+  c->in_len += len;
+  c->in[c->in_len] = 0;
+  char *end = memmem(c->in, c->in_len, "\r\n\r\n", 4);
+  if (!end) {
+    if (c->in_len > WS_MAX_RESPONSE) {
+      fail("%s: WebSocket upgrade: no end of the response in %zu bytes", conn_name(c), c->in_len);
+      conn_close(c);
+    }
+    return 0;
+  }
+  *end = 0;
+  char *text = (char *)c->in;
+  size_t hdr_len = (size_t)(end - text) + 4;
+  char *eol = strstr(text, "\r\n");
+  if (eol) {
+    *eol = 0;
+  }
+  if (strncmp(text, "HTTP/1.1 101", 12) != 0) {
+    fail("%s: WebSocket upgrade refused: %s", conn_name(c), text);
+    conn_close(c);
+    return 0;
+  }
+  if (eol) {
+    *eol = '\r';
+  }
+  if (!strcasestr(text, "\r\nSec-WebSocket-Protocol: mqtt") || !strstr(text, WS_ACCEPT)) {
+    fail("%s: WebSocket upgrade: no 'Sec-WebSocket-Protocol: mqtt' or a wrong "
+         "Sec-WebSocket-Accept:\n%s",
+         conn_name(c), text);
+    conn_close(c);
+    return 0;
+  }
+  size_t rest = c->in_len - hdr_len;
+  memmove(buf, c->in + hdr_len, rest); /* rest <= len: it came in this read */
+  free(c->in);
+  c->in = NULL;
+  c->in_len = c->in_cap = 0;
+  c->state = CS_CONNACK;
+  queue_connect(c);
+  return rest;
+}
+
+/* MQTT bytes in buf (B.rbuf): parse, keep a partial packet in c->in. */
+static void deliver(struct conn *c, uint8_t *buf, size_t n) {
+  if (c->in_len == 0) {
+    size_t used = parse(c, buf, n, now_ns());
+    size_t rem = n - used;
+    if (rem && c->fd >= 0) {
+      if (c->in_cap < rem) {
+        c->in_cap = rem < 4096 ? 4096 : rem;
+        c->in = xrealloc(c->in, c->in_cap);
+      }
+      memcpy(c->in, buf + used, rem);
+      c->in_len = rem;
+    }
+    return;
+  }
+  if (c->in_cap - c->in_len < n) {
+    c->in_cap = c->in_len + n + 4096;
+    c->in = xrealloc(c->in, c->in_cap);
+  }
+  memcpy(c->in + c->in_len, buf, n);
+  c->in_len += n;
+  size_t used = parse(c, c->in, c->in_len, now_ns());
+  if (c->fd >= 0) {
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+    if (c->in_len == 0 && c->in_cap > 65536) {
+      free(c->in);
+      c->in = NULL;
+      c->in_cap = 0;
+    }
+  }
+}
+
+/* Reads until the socket (and OpenSSL) has nothing more. */
+static void conn_read_layered(struct conn *c) {
+  if (c->state == CS_TLS) {
+    tls_handshake(c);
+    return;
+  }
+  for (;;) {
+    struct xport *x = c->x;
+    size_t got = 0;
+    int end = 0; /* 1 drained, 2 EOF, 3 error */
+    int err = 0;
+    while (got < RBUF_SIZE) {
+      size_t want = RBUF_SIZE - got;
+      ssize_t n = x->ssl ? tls_io(c, B.rbuf + got, want, false) : read(c->fd, B.rbuf + got, want);
+      if (n > 0) {
+        got += (size_t)n;
+        if (!x->ssl && (size_t)n < want) {
+          end = 1; /* a short read: the socket is empty */
+          break;
+        }
+        continue;
+      }
+      if (n == 0) {
+        end = 2;
+      } else if (errno == EINTR) {
+        continue;
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        end = 1;
+      } else {
+        end = 3;
+        err = errno;
+      }
+      break;
+    }
+    size_t n = got;
+    if (n && c->state == CS_WS) {
+      n = ws_response(c, B.rbuf, n);
+    }
+    if (n && x->ws) {
+      n = ws_deframe(c, B.rbuf, n);
+    }
+    if (n && c->fd >= 0) {
+      deliver(c, B.rbuf, n);
+    }
+    if (c->fd < 0) {
+      return;
+    }
+    if (x->ws && x->ws_closed) {
+      conn_lost(c, "WebSocket Close frame");
+      return;
+    }
+    if (end == 2) {
+      conn_lost(c, "EOF");
+      return;
+    }
+    if (end == 3) {
+      conn_lost(c, B.failed && err == EPROTO ? "TLS error" : strerror(err));
+      return;
+    }
+    if (end == 1) {
       return;
     }
   }
@@ -928,6 +1546,10 @@ static void poll_once(int timeout_ms) {
       }
       continue;
     }
+    if (c->state == CS_TLS) {
+      tls_handshake(c);
+      continue;
+    }
     if (e & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
       conn_read(c);
     }
@@ -981,6 +1603,8 @@ static bool setup_conns(struct conn **list, uint32_t count) {
         if (c->state >= CS_CONNECTING && c->state < CS_READY && B.now > c->deadline) {
           fail("timeout (%.1f s) %s on %s (%" PRIu64 " of %u ready)", B.timeout,
                c->state == CS_CONNECTING ? "connecting"
+               : c->state == CS_TLS      ? "in the TLS handshake"
+               : c->state == CS_WS       ? "waiting for the WebSocket upgrade"
                : c->state == CS_CONNACK  ? "waiting for CONNACK"
                                          : "waiting for SUBACK",
                conn_name(c), B.ready_count + count - target, count);
@@ -1276,6 +1900,8 @@ static void run_jobs(uint64_t njobs, uint32_t par, job_start_fn start, job_end_f
         } else if (c->state < CS_READY) {
           fail("timeout (%.1f s) %s on %s (%s)", B.timeout,
                c->state == CS_CONNECTING ? "connecting"
+               : c->state == CS_TLS      ? "in the TLS handshake"
+               : c->state == CS_WS       ? "waiting for the WebSocket upgrade"
                : c->state == CS_CONNACK  ? "waiting for CONNACK"
                                          : "waiting for SUBACK",
                conn_name(c), c->cid);
@@ -1929,6 +2555,12 @@ static void usage(FILE *f) {
           "                     --check-step K'th session (default 1)\n"
           "      --probe-timeout S  give up waiting for the broker (default 600)\n"
           "      --data-timeout S   wait this long for missing data (default 2)\n"
+          "  Transports (default: plain TCP):\n"
+          "      --tls          TLS (OpenSSL; TLS 1.2 or later)\n"
+          "      --cafile FILE  verify the broker's certificate and host name (-h) with\n"
+          "                     this CA (default: no verification)\n"
+          "      --ws           MQTT over WebSockets (subprotocol mqtt); with --tls: wss\n"
+          "      --ws-path P    the upgrade request's path (default /mqtt)\n"
           "      --help\n",
           PAYLOAD_HDR);
 }
@@ -1997,6 +2629,10 @@ static void parse_args(int argc, char **argv) {
     O_COUNT,
     O_PROBE_TIMEOUT,
     O_DATA_TIMEOUT,
+    O_TLS,
+    O_CAFILE,
+    O_WS,
+    O_WS_PATH,
   };
   static const struct option longopts[] = {
       {"warmup", required_argument, NULL, O_WARMUP},
@@ -2021,6 +2657,10 @@ static void parse_args(int argc, char **argv) {
       {"count", no_argument, NULL, O_COUNT},
       {"probe-timeout", required_argument, NULL, O_PROBE_TIMEOUT},
       {"data-timeout", required_argument, NULL, O_DATA_TIMEOUT},
+      {"tls", no_argument, NULL, O_TLS},
+      {"cafile", required_argument, NULL, O_CAFILE},
+      {"ws", no_argument, NULL, O_WS},
+      {"ws-path", required_argument, NULL, O_WS_PATH},
       {NULL, 0, NULL, 0},
   };
   int o;
@@ -2060,6 +2700,18 @@ static void parse_args(int argc, char **argv) {
       break;
     case 'd':
       B.duration = parse_double(optarg, "duration", 0.01, 86400);
+      break;
+    case O_TLS:
+      B.tls = true;
+      break;
+    case O_CAFILE:
+      B.cafile = optarg;
+      break;
+    case O_WS:
+      B.ws = true;
+      break;
+    case O_WS_PATH:
+      B.ws_path = optarg;
       break;
     case O_WARMUP:
       B.warmup = parse_double(optarg, "warmup", 0, 86400);
@@ -2143,6 +2795,17 @@ static void parse_args(int argc, char **argv) {
   if (optind != argc) {
     usage(stderr);
     exit(2);
+  }
+  if (B.probe && (B.tls || B.ws)) {
+    fprintf(stderr, "mqttb-bench: --probe is plain TCP only\n");
+    exit(2);
+  }
+  if (B.cafile && !B.tls) {
+    fprintf(stderr, "mqttb-bench: --cafile needs --tls\n");
+    exit(2);
+  }
+  if (!B.ws_path) {
+    B.ws_path = "/mqtt";
   }
   if ((B.fill_retained != 0) + (B.fill_sessions != 0) + B.probe > 1 ||
       (B.probe && (B.check_retained != 0) == (B.check_sessions != 0))) {
@@ -2265,6 +2928,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   B.rbuf = xcalloc(RBUF_SIZE, 1);
+  B.rng = ((uint64_t)now_ns() ^ ((uint64_t)getpid() << 32)) | 1u;
+  if (B.tls) {
+    tls_init();
+  }
   B.fill = xcalloc(B.size, 1);
   memset(B.fill, 'x', B.size);
   B.lat_min = UINT64_MAX;
@@ -2280,9 +2947,9 @@ int main(int argc, char **argv) {
 
   if (!B.quiet) {
     printf("mqttb-bench: %s QoS %u, %u publisher(s), %u %ssubscriber(s), window %u, %u-byte "
-           "payload, broker %s:%s\n",
+           "payload, broker %s:%s over %s\n",
            scenario_names[B.sc], B.qos, B.npubs, B.nsubs, B.persistent ? "persistent " : "", B.w,
-           B.size, B.host, B.port);
+           B.size, B.host, B.port, transport_name());
   }
   if (B.persistent) {
     /* Start from no session (a fixed --id-prefix may have left one). */
@@ -2332,7 +2999,8 @@ int main(int argc, char **argv) {
     }
   }
   if (!B.quiet && !B.failed) {
-    printf("  %u connections ready in %.2f s\n", B.npubs + B.nsubs, setup_s);
+    printf("  %u connections ready in %.2f s%s%s\n", B.npubs + B.nsubs, setup_s,
+           B.tls_info[0] ? ", TLS " : "", B.tls_info);
   }
 
   int64_t t_start = 0, t_end = 0;
@@ -2449,8 +3117,12 @@ int main(int argc, char **argv) {
   print_us(stdout, "p50_us", hist_pct(50));
   print_us(stdout, "p99_us", hist_pct(99));
   print_us(stdout, "max_us", B.lat_max);
-  printf(" mem_per_conn=%s lost=%" PRIu64 " dup=%" PRIu64 " status=%s\n", mem, lost, B.dups,
-         B.failed ? "FAIL" : "ok");
+  printf(" mem_per_conn=%s lost=%" PRIu64 " dup=%" PRIu64 " status=%s transport=%s", mem, lost,
+         B.dups, B.failed ? "FAIL" : "ok", transport_name());
+  if (B.tls_info[0]) {
+    printf(" tls=%s", B.tls_info); /* "TLSv1.3/TLS_AES_256_GCM_SHA384" */
+  }
+  printf("\n");
   if (B.failed) {
     fprintf(stderr, "mqttb-bench: FAILED: %s\n", B.fail_reason);
   }
