@@ -106,9 +106,9 @@ struct conn {
   uint8_t state;
   bool in_flush;
   bool pollout;
-  bool clean;      /* CONNECT with clean session 1 */
+  bool clean; /* CONNECT with clean session 1 */
   uint32_t idx;
-  char *cid;       /* client identifier */
+  char *cid;           /* client identifier */
   packet_fn on_packet; /* helper connections (fill, probe, cleanup): their own handler */
   struct conn *flush_next;
   uint8_t *out;
@@ -124,9 +124,9 @@ struct conn {
 struct xport {
   struct ssl_st *ssl; /* NULL: no TLS */
   bool ws;
-  bool ws_closed;     /* the broker sent a Close frame */
-  bool in_ctl;        /* reading a control frame's payload */
-  uint8_t hlen;       /* frame header bytes so far */
+  bool ws_closed; /* the broker sent a Close frame */
+  bool in_ctl;    /* reading a control frame's payload */
+  uint8_t hlen;   /* frame header bytes so far */
   uint8_t hdr[14];
   uint8_t ctl_op, ctl_len, ctl_need;
   uint8_t ctl[125];
@@ -189,10 +189,10 @@ static struct {
   bool count;
   double probe_timeout;
   double data_timeout;
-  bool tls;                 /* --tls */
-  bool ws;                  /* --ws */
-  const char *cafile;       /* --cafile: verify the broker's certificate */
-  const char *ws_path;      /* --ws-path (default /mqtt) */
+  bool tls;            /* --tls */
+  bool ws;             /* --ws */
+  const char *cafile;  /* --cafile: verify the broker's certificate */
+  const char *ws_path; /* --ws-path (default /mqtt) */
 
   /* runtime */
   int epfd;
@@ -226,9 +226,9 @@ static struct {
 
   int failed;
   char fail_reason[512];
-  void *ssl_ctx;      /* SSL_CTX */
-  char tls_info[96];  /* protocol and cipher of the first handshake */
-  uint64_t rng;       /* WebSocket masks */
+  void *ssl_ctx;     /* SSL_CTX */
+  char tls_info[96]; /* protocol and cipher of the first handshake */
+  uint64_t rng;      /* WebSocket masks */
 } B;
 
 /* ------------------------------------------------------------------------ */
@@ -433,7 +433,7 @@ static void queue_connect(struct conn *c) {
   p = put_u16(p, 4);
   memcpy(p, "MQTT", 4);
   p += 4;
-  *p++ = 4;    /* protocol level 3.1.1 */
+  *p++ = 4;                      /* protocol level 3.1.1 */
   *p++ = c->clean ? 0x02 : 0x00; /* clean session */
   p = put_u16(p, B.keepalive);
   p = put_u16(p, (unsigned)cl);
@@ -910,7 +910,6 @@ static void conn_read(struct conn *c) {
 #define WS_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" /* ... and its accept value */
 #define WS_MAX_RESPONSE 16384u
 
-
 static const char *transport_name(void) {
   return B.tls ? (B.ws ? "wss" : "tls") : (B.ws ? "ws" : "tcp");
 }
@@ -1182,8 +1181,8 @@ static void conn_write_layered(struct conn *c) {
   size_t *off = x->ws ? &x->wout_off : &c->out_off;
   size_t len = x->ws ? x->wout_len : c->out_len;
   while (*off < len) {
-    ssize_t n = x->ssl ? tls_io(c, buf + *off, len - *off, true)
-                       : write(c->fd, buf + *off, len - *off);
+    ssize_t n =
+        x->ssl ? tls_io(c, buf + *off, len - *off, true) : write(c->fd, buf + *off, len - *off);
     if (n > 0) {
       *off += (size_t)n;
       continue;
@@ -1831,8 +1830,8 @@ static void queue_publish(struct conn *c, const char *topic, size_t tl, unsigned
 }
 
 /* Parses a PUBLISH: topic, payload; false if malformed. */
-static bool parse_publish(uint8_t h, const uint8_t *b, size_t rl, const uint8_t **topic,
-                          size_t *tl, const uint8_t **payload, size_t *pl, unsigned *pid) {
+static bool parse_publish(uint8_t h, const uint8_t *b, size_t rl, const uint8_t **topic, size_t *tl,
+                          const uint8_t **payload, size_t *pl, unsigned *pid) {
   unsigned q = (h >> 1) & 3u;
   if (rl < 2 || q == 3) {
     return false;
@@ -2391,8 +2390,7 @@ static int run_probe(void) {
     probe_topic = xasprintf("%s/%" PRIu64, B.topic_prefix, B.check_sessions - 1);
     probe_sess.c.fd = -1;
     aux_start(&probe_sess, B.check_sessions - 1,
-              xasprintf("%s%" PRIu64, B.id_prefix, B.check_sessions - 1), false,
-              probe_sess_packet);
+              xasprintf("%s%" PRIu64, B.id_prefix, B.check_sessions - 1), false, probe_sess_packet);
     probe_sess.busy = false;
     data_deadline = B.now + secs_to_ns(B.timeout);
     wait_for(sess_connack, data_deadline);
@@ -2447,8 +2445,8 @@ static int run_probe(void) {
              count_found, count_checked, count_bad, count_s);
     }
   }
-  printf("RESULT mode=probe connect_ms=%.1f connack_ms=%.1f data=%s data_ms=", ms_since_t0(t_connect),
-         ms_since_t0(t_connack), probe_found ? "found" : "missing");
+  printf("RESULT mode=probe connect_ms=%.1f connack_ms=%.1f data=%s data_ms=",
+         ms_since_t0(t_connect), ms_since_t0(t_connack), probe_found ? "found" : "missing");
   if (probe_found) {
     printf("%.1f", ms_since_t0(t_data));
   } else {
