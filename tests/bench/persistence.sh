@@ -269,6 +269,13 @@ median() {  # values...
   printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR % 2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'
 }
 
+# CPU time of a broker so far, in clock ticks: its own and that of the
+# children it has waited for (mqttb's compaction processes).
+cpu_ticks() {  # pid
+  awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+CLK_TCK=$(getconf CLK_TCK)
+
 ratio() {  # a b
   if [ -z "$1" ] || [ -z "$2" ] || [ "$1" = na ] || [ "$2" = na ]; then echo "–"; return; fi
   awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "–" }'
@@ -317,7 +324,7 @@ persistence_sync true"
   CONFIGS=(off on sync mosq)
   for c in "${CONFIGS[@]}"; do start "$c"; done
   log "throughput: $RUNS runs of ${DURATION}s after ${WARMUP}s warm-up, rows ${QOS_KEYS[*]}"
-  declare -A TP
+  declare -A TP CPU
   for run in $(seq "$RUNS"); do
     for q in "${QOS_KEYS[@]}"; do
       # Rotate the order of the four brokers every run.
@@ -333,13 +340,22 @@ persistence_sync true"
         # Write back what the previous run left dirty (journals), so its
         # writeback does not slow this run's fdatasync.
         sync
+        t0=$(cpu_ticks "${PID[$c]}")
         if bench "$TMP/tput.$c.$q.$run" "${args[@]}"; then
           v=$(field msgs_per_s)
           TP[$q,$c]="${TP[$q,$c]:-} $v"
+          # Broker CPU per message: the run's CPU over the messages of warm-up
+          # and measured time, taken at the measured rate (the drain at the end
+          # is short and counted in the CPU too: a slight overestimate).
+          t1=$(cpu_ticks "${PID[$c]}")
+          us=$(awk -v t="$((t1 - t0))" -v hz="$CLK_TCK" -v r="$v" -v d="$((DURATION + WARMUP))" \
+                 'BEGIN { if (r > 0) printf "%.3f", t / hz * 1e6 / (r * d); else print "na" }')
+          CPU[$q,$c]="${CPU[$q,$c]:-} $us"
         else
           v=FAIL
+          us=na
         fi
-        log "  run $run qos $q $c: $v msgs/s"
+        log "  run $run qos $q $c: $v msgs/s, broker CPU $us us/msg"
         check_alive "$c" "throughput run $run"
       done
     done
@@ -366,6 +382,21 @@ persistence_sync true"
     done
     echo
     echo "Median of $RUNS runs of ${DURATION} s (after ${WARMUP} s of warm-up), 64-byte payloads, max_inflight_messages 20, max_queued_messages 1000; Mosquitto with persistence true (autosave_interval 1800)."
+    echo
+    echo "| broker CPU per message, µs | mqttb off | mqttb on | mqttb sync | mosquitto | on / off | sync / off |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    for q in "${QOS_KEYS[@]}"; do
+      declare -A C=()
+      for c in "${CONFIGS[@]}"; do
+        # shellcheck disable=SC2086
+        C[$c]=$(median $(tr ' ' '\n' <<<"${CPU[$q,$c]:-}" | grep -v '^na$'))
+      done
+      printf '| QoS %s | %s | %s | %s | %s | %s | %s |\n' "$q" "${C[off]:-na}" "${C[on]:-na}" \
+        "${C[sync]:-na}" "${C[mosq]:-na}" "$(ratio "${C[on]}" "${C[off]}")" \
+        "$(ratio "${C[sync]}" "${C[off]}")"
+    done
+    echo
+    echo "CPU: utime + stime of the broker and of the children it waited for (mqttb's compactions), from /proc/PID/stat, over the messages of the run. Less noisy than throughput on a shared VM: it does not depend on how much CPU the generator got."
     echo
   } >>"$OUT"
   for c in "${CONFIGS[@]}"; do stop "$c"; done
