@@ -63,7 +63,7 @@ enum {
   MQTTB_F_S_CLIENT = 2,
   MQTTB_F_S_EXPIRY_INTERVAL = 3,
   MQTTB_F_S_EXPIRES_AT = 4, /* wall ms while offline; absent: online or never */
-  MQTTB_F_S_WILL = 5,       /* a delayed will: the fields of a MSG record */
+  MQTTB_F_S_WILL = 5,       /* a delayed will: the id of its MSG record */
   MQTTB_F_S_WILL_AT = 6,    /* wall ms */
   MQTTB_F_S_OFFLINE = 7,
   /* SUB, UNSUB (session id as MQTTB_F_S_ID) */
@@ -134,7 +134,7 @@ void mqttb_rec_uint(mqttb_store *st, uint8_t tag, uint64_t v);
 void mqttb_rec_bytes(mqttb_store *st, uint8_t tag, const void *p, size_t n);
 /* 32-bit integers, 4 little-endian bytes each. */
 void mqttb_rec_u32s(mqttb_store *st, uint8_t tag, const uint32_t *v, size_t n);
-/* The fields of a message (MQTT_F_MSG_*, without its id). */
+/* The fields of a message (MQTTB_F_MSG_*, without its id). */
 void mqttb_rec_msg_fields(mqttb_store *st, const mqttb_msg *m);
 /* Hand the record to the store callback (or count it lost). */
 void mqttb_rec_emit(mqttb_store *st);

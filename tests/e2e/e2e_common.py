@@ -127,6 +127,20 @@ atexit.register(_kill_all)
 _unique = itertools.count(1)
 
 
+def free_ports(n):
+    """n free TCP ports of HOST (bound at once, so they differ, then released)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((HOST, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def unique(prefix="t"):
     """A short unique name (also fits MQTT 3.1's 23-character client id limit)."""
     return "%s%d-%d" % (prefix, os.getpid() % 10000, next(_unique))

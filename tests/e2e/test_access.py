@@ -82,6 +82,7 @@ import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.reasoncodes import ReasonCodes  # noqa: E402
 
 import e2e_common  # noqa: E402
+from e2e_common import free_ports  # noqa: E402
 from e2e_common import (CONNACK, PINGREQ_PACKET, PINGRESP, PUBACK, PUBLISH, PUBREC,  # noqa: E402
                         SUBACK, HOST, MQTTv311, TIMEOUT, Client, RawClient, connect_packet,
                         enc_str, is_mosquitto, kill_process, main, packet,
@@ -135,19 +136,6 @@ def make_pwfile(tool, path, users):
         name, pw = u[0], u[1]
         opts = list(u[2]) if len(u) > 2 else []
         run_tool(tool, *(opts + (["-c"] if i == 0 else []) + ["-b", path, name, pw]))
-
-
-def free_ports(n):
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((HOST, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def have_ipv6_loopback():

@@ -21,26 +21,12 @@ sys.dont_write_bytecode = True
 
 import paho.mqtt.client as mqtt  # noqa: E402
 
-import e2e_common  # noqa: E402
+from e2e_common import connect_packet, free_ports  # noqa: E402
 from e2e_common import HOST, Broker, BrokerError, is_mosquitto, main, scaled  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAKE_CERTS = os.path.join(HERE, "..", "tls", "make_certs.sh")
 PUB, SUB = "/usr/bin/mosquitto_pub", "/usr/bin/mosquitto_sub"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def connect_packet(cid):
-    vh = b"\x00\x04MQTT\x04\x02\x00\x3c"
-    body = vh + bytes([0, len(cid)]) + cid
-    return bytes([0x10, len(body)]) + body
 
 
 class TlsCase(unittest.TestCase):
@@ -64,7 +50,7 @@ class TlsCase(unittest.TestCase):
         return os.path.join(self.certs, name)
 
     def start(self, lines):
-        self.port = free_port()
+        self.port = free_ports(1)[0]
         self.b.mqttb_config = ["listener %d %s" % (self.port, HOST),
                                "certfile " + self.cert("server.pem"),
                                "keyfile " + self.cert("server.key")] + list(lines)

@@ -17,26 +17,12 @@ import unittest
 
 sys.dont_write_bytecode = True
 
-import e2e_common  # noqa: E402
+from e2e_common import connect_packet, free_ports  # noqa: E402
 from e2e_common import HOST, Broker, BrokerError, is_mosquitto, main, scaled  # noqa: E402
 
 MOSQUITTO_PUB = "/usr/bin/mosquitto_pub"
 MOSQUITTO_SUB = "/usr/bin/mosquitto_sub"
 V2_SIG = bytes([0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A])
-
-
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def connect_packet(cid):
-    vh = b"\x00\x04MQTT\x04\x02\x00\x3c"
-    body = vh + struct.pack(">H", len(cid)) + cid
-    return bytes([0x10, len(body)]) + body
 
 
 def recv_some(s, timeout=2.0):
@@ -124,7 +110,7 @@ class UnixSockets(TransportCase):
 
 class ProxyProtocol(TransportCase):
     def start(self, version, extra=()):
-        port = free_port()
+        port = free_ports(1)[0]
         b = self.broker(["listener %d %s" % (port, HOST), "enable_proxy_protocol %d" % version,
                          "allow_anonymous true", "connect_timeout 1"] + list(extra))
         b.start()

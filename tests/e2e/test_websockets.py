@@ -29,7 +29,7 @@ sys.dont_write_bytecode = True
 
 import paho.mqtt.client as mqtt  # noqa: E402
 
-import e2e_common  # noqa: E402
+from e2e_common import connect_packet, free_ports  # noqa: E402
 from e2e_common import HOST, Broker, BrokerError, is_mosquitto, main, scaled  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -37,14 +37,6 @@ JS = os.path.join(HERE, "js")
 MQTT_JS = os.path.join(JS, "node_modules", "mqtt")
 MAKE_CERTS = os.path.join(HERE, "..", "tls", "make_certs.sh")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def handshake(port, extra=b"", protocol=b"mqtt"):
@@ -80,12 +72,6 @@ def frame(payload, opcode=0x2, fin=True, mask=True, rsv=0):
         return head + payload
     key = os.urandom(4)
     return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
-
-
-def connect_packet(cid):
-    vh = b"\x00\x04MQTT\x04\x02\x00\x3c"
-    body = vh + bytes([0, len(cid)]) + cid
-    return bytes([0x10, len(body)]) + body
 
 
 def read_all(s, wait=2.0):
@@ -129,7 +115,7 @@ class WsCase(unittest.TestCase):
         self.b.cleanup()
 
     def start(self, tls=False):
-        self.port = free_port()
+        self.port = free_ports(1)[0]
         lines = ["listener %d %s" % (self.port, HOST), "protocol websockets",
                  "allow_anonymous true", "connect_timeout 2"]
         if tls:
