@@ -538,10 +538,10 @@ static void on_log(mqttb_broker *broker, mqttb_log_level level, const char *msg,
 
 /* ---- I/O ---- */
 
-/* Feed bytes (none: go on with held input); a connection whose input the
- * library holds back becomes busy. False when reading should stop. */
-static bool conn_feed(struct conn *c, const uint8_t *buf, size_t n) {
-  int rc = mqttb_conn_recv(c->mc, buf, n, c->loop->now);
+/* After input was fed (rc: what the library returned); a connection
+ * whose input the library holds back becomes busy. False when reading
+ * should stop. */
+static bool fed(struct conn *c, int rc) {
   if (rc != MQTTB_OK && !c->closing) {
     /* The library should have called on_close; close anyway rather than spin. */
     log_close(c, c->mc, rc);
@@ -556,6 +556,11 @@ static bool conn_feed(struct conn *c, const uint8_t *buf, size_t n) {
     return false;
   }
   return true;
+}
+
+/* Feed bytes (none: go on with held input), as fed. */
+static bool conn_feed(struct conn *c, const uint8_t *buf, size_t n) {
+  return fed(c, mqttb_conn_recv(c->mc, buf, n, c->loop->now));
 }
 
 /* The PROXY protocol header, taken off the socket exactly (what follows it
@@ -751,6 +756,21 @@ static ssize_t transport_writev(struct conn *c, const struct iovec *iov, int n) 
   return writev(c->h.fd, iov, n);
 }
 
+/* Read the rest of a large PUBLISH straight into the message the library
+ * will make of it (room bytes at dst, from mqttb_conn_recv_buffer), and
+ * what follows into buf. As read: bytes read, 0 at the end, -1 and errno. */
+static ssize_t direct_read(struct conn *c, uint8_t *dst, size_t room, uint8_t *buf, size_t len) {
+#if MQTTB_CLI_TLS
+  if (c->tls != NULL) {
+    (void)buf;
+    (void)len;
+    return transport_read(c, dst, room); /* a TLS record at a time anyway */
+  }
+#endif
+  struct iovec iov[2] = {{dst, room}, {buf, len}};
+  return readv(c->h.fd, iov, 2);
+}
+
 static void conn_read(struct conn *c) {
   uint8_t buf[READ_BUF_SIZE];
   if (c->proxy != 0) {
@@ -771,7 +791,23 @@ static void conn_read(struct conn *c) {
     return;
   }
   for (int i = 0; i < READS_PER_EVENT && !c->closing && !c->dead && !c->busy; i++) {
-    ssize_t n = transport_read(c, buf, sizeof buf);
+    uint8_t *dst = NULL;
+    size_t room = c->ws == NULL ? mqttb_conn_recv_buffer(c->mc, &dst) : 0;
+    ssize_t n =
+        room > 0 ? direct_read(c, dst, room, buf, sizeof buf) : transport_read(c, buf, sizeof buf);
+    if (n > 0 && room > 0) {
+      size_t direct = (size_t)n < room ? (size_t)n : room;
+      if (!fed(c, mqttb_conn_recv_commit(c->mc, direct, c->loop->now))) {
+        return;
+      }
+      if ((size_t)n > direct && !conn_feed(c, buf, (size_t)n - direct)) {
+        return;
+      }
+      if ((size_t)n < room + sizeof buf) {
+        return; /* most likely drained, as below */
+      }
+      continue;
+    }
     if (n > 0 && c->ws != NULL) {
       /* Unframed in place: buf[0..m) are the MQTT bytes the frames held. */
       size_t m = 0;

@@ -90,9 +90,40 @@ mqttb_conn *mqttb_conn_of_tx(mqttb_tx *tx) {
   return (mqttb_conn *)(void *)((char *)tx - offsetof(mqttb_conn, tx));
 }
 
+/* Whether the message can be the block the PUBLISH was received into:
+ * topic and payload where the packet has them (not a topic alias). */
+static mqttb_msg *adopt(mqttb_conn *c, mqttb_slice topic, mqttb_slice payload,
+                        const mqttb_slice *props, const mqttb_pub_props *pp, uint8_t qos,
+                        bool retain) {
+  struct mqttb_conn_ext *x = c->x;
+  const uint8_t *body = x->adopt + sizeof(mqttb_msg);
+  size_t len = x->big_f.remaining;
+  if (topic.ptr != body + 2 || payload.ptr < topic.ptr + topic.len ||
+      payload.ptr + payload.len != body + len)
+    return NULL;
+  size_t props_off = (size_t)(topic.ptr + topic.len - body), props_len = 0;
+  if (pp && pp->fwd_len) {
+    /* The properties to forward, moved to the front of the received ones
+     * (they are a part of them, in order). */
+    props_off = (size_t)(props->ptr - body);
+    props_len = pp->fwd_len;
+    mqttb_pub_props_copy_forwarded(props, x->adopt + sizeof(mqttb_msg) + props_off);
+  }
+  mqttb_msg *m = mqttb_msg_adopt(x->adopt, len, (size_t)(payload.ptr - body), props_off, props_len,
+                                 qos, retain);
+  x->adopt = NULL;
+  c->broker->ctx.input_bytes -= sizeof(mqttb_msg) + len;
+  return m;
+}
+
 mqttb_msg *mqttb_conn_make_msg(mqttb_conn *c, mqttb_slice topic, mqttb_slice payload,
                                const mqttb_slice *props, const mqttb_pub_props *pp, uint8_t qos,
                                bool retain) {
+  if (c->x && c->x->adopt) {
+    mqttb_msg *m = adopt(c, topic, payload, props, pp, qos, retain);
+    if (m)
+      return m;
+  }
   mqttb_msg *m = mqttb_msg_new(&c->broker->ctx.mem, topic.ptr, topic.len, payload.ptr, payload.len,
                                NULL, pp ? pp->fwd_len : 0, qos, retain);
   if (m && pp && pp->fwd_len)
@@ -392,6 +423,10 @@ static void ext_free(mqttb_conn *c) {
   mqttb_mem_free(mem, x->server_reference);
   mqttb_mem_free(mem, x->held);
   c->broker->ctx.input_bytes -= x->held_cap;
+  if (x->big) {
+    mqttb_mem_free(mem, x->big);
+    c->broker->ctx.input_bytes -= sizeof(mqttb_msg) + x->big_f.remaining;
+  }
   mqttb_mem_free(mem, x);
   c->x = NULL;
 }

@@ -55,6 +55,15 @@ struct mqttb_conn_ext {
    * share of work (settings.work_budget). */
   uint8_t *held;
   size_t held_len, held_cap;
+  /* A large PUBLISH received straight into the block that becomes its
+   * message (mqttb_conn_recv_buffer): sizeof(mqttb_msg) + big_f.remaining
+   * bytes, big_len of the body in. Counted in ctx.input_bytes. */
+  uint8_t *big;
+  size_t big_len;
+  mqttb_frame big_f;
+  /* While that PUBLISH is handled, its block, for mqttb_conn_make_msg to
+   * adopt (which sets it to NULL). */
+  uint8_t *adopt;
 };
 
 struct mqttb_conn {

@@ -133,6 +133,63 @@ static int hold(mqttb_conn *c, const uint8_t *in, size_t len) {
   return 0;
 }
 
+/* A PUBLISH this large whose body is not all in yet is received straight
+ * into the block of its message (mqttb_conn_recv_buffer): the embedder can
+ * read the rest into it, and the message is the packet. */
+#define BIG_MIN 4096u
+
+static bool is_big(const mqttb_frame *f) {
+  return f->type == MQTTB_PKT_PUBLISH && f->remaining >= BIG_MIN;
+}
+
+/* Start receiving the PUBLISH framed by f into a block of its own, with
+ * the first n bytes of its body. */
+static int big_start(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, size_t n) {
+  struct mqttb_conn_ext *x = mqttb_conn_ext(c);
+  if (!x)
+    return MQTTB_ERR_CONN_NOMEM;
+  mqttb_ctx *ctx = &c->broker->ctx;
+  size_t size = sizeof(mqttb_msg) + f->remaining;
+  uint64_t lim = ctx->settings.max_input_bytes_total;
+  if (lim && ctx->input_bytes + size > lim) {
+    mqttb_conn_log(c, MQTTB_LOG_WARNING,
+                   "input of all connections at max_input_bytes_total (%llu bytes): closing",
+                   (unsigned long long)lim);
+    return MQTTB_ERR_CONN_NOMEM;
+  }
+  if (!mqttb_mem_room(&ctx->mem, size)) {
+    mqttb_conn_log(c, MQTTB_LOG_WARNING, "memory_limit reached: input not buffered, closing");
+    return MQTTB_ERR_CONN_NOMEM;
+  }
+  x->big = mqttb_mem_malloc(&ctx->mem, size);
+  if (!x->big)
+    return MQTTB_ERR_CONN_NOMEM;
+  ctx->input_bytes += size;
+  x->big_f = *f;
+  memcpy(x->big + sizeof(mqttb_msg), body, n);
+  x->big_len = n;
+  return 0;
+}
+
+/* The PUBLISH of x->big is all in: handle it, letting the message adopt
+ * the block. */
+static int big_finish(mqttb_conn *c, uint64_t now, bool *handled) {
+  struct mqttb_conn_ext *x = c->x;
+  uint8_t *block = x->big;
+  mqttb_frame f = x->big_f;
+  x->big = NULL;
+  x->adopt = block;
+  *handled = true;
+  int rv = handle_packet(c, &f, block + sizeof(mqttb_msg), now);
+  if (x->adopt) {
+    /* Not taken (refused, a topic alias, an error). */
+    mqttb_mem_free(&c->broker->ctx.mem, block);
+    c->broker->ctx.input_bytes -= sizeof(mqttb_msg) + f.remaining;
+    x->adopt = NULL;
+  }
+  return rv;
+}
+
 /* Whether this call has done its share of work: then the packets left are
  * held for the next call, so that one client cannot keep the embedder's
  * loop from everyone else. At least one packet is handled per call. */
@@ -153,6 +210,21 @@ static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now, u
     return MQTTB_ERR_PROTOCOL;
   }
   while (off < len && c->state < MQTTB_CONN_CLOSING) {
+    struct mqttb_conn_ext *x = c->x;
+    if (x && x->big) {
+      size_t take = x->big_f.remaining - x->big_len;
+      if (take > len - off)
+        take = len - off;
+      memcpy(x->big + sizeof(mqttb_msg) + x->big_len, in + off, take);
+      x->big_len += take;
+      off += take;
+      if (x->big_len == x->big_f.remaining) {
+        int rv = big_finish(c, now, handled);
+        if (rv != 0)
+          return rv;
+      }
+      continue;
+    }
     if (c->rlen > 0) {
       /* Finish the packet started by an earlier call. */
       int r = mqttb_codec_frame(c->rbuf, c->rlen, maxp, &f);
@@ -171,6 +243,14 @@ static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now, u
       if (rv != 0)
         return rv;
       size_t total = (size_t)f.hdr_len + f.remaining;
+      if (is_big(&f) && c->rlen < total) {
+        /* The fixed header was split: the body goes to its own block. */
+        rv = big_start(c, &f, c->rbuf + f.hdr_len, c->rlen - f.hdr_len);
+        c->rlen = 0;
+        if (rv != 0)
+          return rv;
+        continue;
+      }
       size_t take = total - c->rlen;
       if (take > len - off)
         take = len - off;
@@ -207,6 +287,12 @@ static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now, u
     if (rv != 0)
       return rv;
     size_t total = (size_t)f.hdr_len + f.remaining;
+    if (total > len - off && is_big(&f)) {
+      rv = big_start(c, &f, in + off + f.hdr_len, len - off - f.hdr_len);
+      if (rv != 0)
+        return rv;
+      break;
+    }
     if (total > len - off) {
       if (rbuf_append(c, in + off, len - off) != 0)
         return MQTTB_ERR_CONN_NOMEM;
@@ -219,6 +305,18 @@ static int process(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now, u
       return rv;
   }
   return 0;
+}
+
+/* The end of a call that fed input: close on error, re-arm the timers. */
+static int recv_end(mqttb_conn *c, int rv) {
+  mqttb_broker *b = c->broker;
+  if (rv != 0)
+    mqttb_conn_close(c, rv);
+  else if (c->state == MQTTB_CONN_CONNECTED && mqttb_conn_arm(c) != 0)
+    mqttb_conn_close(c, MQTTB_ERR_CONN_NOMEM);
+  mqttb_conn_reap(b);
+  mqttb_host_drain(&b->host);
+  return c->state >= MQTTB_CONN_CLOSING ? c->close_reason : 0;
 }
 
 int mqttb_conn_recv(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) {
@@ -249,11 +347,38 @@ int mqttb_conn_recv(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) 
   } else if (rv == 0) {
     rv = process(c, in, len, now, start, &handled);
   }
-  if (rv != 0)
-    mqttb_conn_close(c, rv);
-  else if (c->state == MQTTB_CONN_CONNECTED && mqttb_conn_arm(c) != 0)
-    mqttb_conn_close(c, MQTTB_ERR_CONN_NOMEM);
-  mqttb_conn_reap(b);
-  mqttb_host_drain(&b->host);
-  return c->state >= MQTTB_CONN_CLOSING ? c->close_reason : 0;
+  return recv_end(c, rv);
+}
+
+size_t mqttb_conn_recv_buffer(mqttb_conn *c, uint8_t **buf) {
+  if (!c || !buf)
+    return 0;
+  struct mqttb_conn_ext *x = c->x;
+  if (!x || !x->big || x->held_len || c->state >= MQTTB_CONN_CLOSING || c->tx.failed) {
+    *buf = NULL;
+    return 0;
+  }
+  *buf = x->big + sizeof(mqttb_msg) + x->big_len;
+  return x->big_f.remaining - x->big_len;
+}
+
+int mqttb_conn_recv_commit(mqttb_conn *c, size_t n, uint64_t now) {
+  if (!c)
+    return MQTTB_ERR_INVALID_ARGUMENT;
+  if (c->state >= MQTTB_CONN_CLOSING || c->broker->ctx.in_callback)
+    return MQTTB_ERR_INVALID_STATE;
+  struct mqttb_conn_ext *x = c->x;
+  uint8_t *unused;
+  if (n > mqttb_conn_recv_buffer(c, &unused))
+    return MQTTB_ERR_INVALID_ARGUMENT;
+  mqttb_broker *b = c->broker;
+  b->ctx.now = now;
+  b->ctx.stats.bytes_received += n;
+  int rv = 0;
+  x->big_len += n;
+  if (x->big_len == x->big_f.remaining) {
+    bool handled = false;
+    rv = big_finish(c, now, &handled);
+  }
+  return recv_end(c, rv);
 }

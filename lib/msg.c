@@ -5,6 +5,17 @@
 
 #include "wire.h"
 
+static void init(mqttb_msg *m, uint8_t qos, bool retain) {
+  m->refs = 1;
+  m->qos = qos;
+  m->retain = retain;
+  m->expiry_at = UINT64_MAX;
+  m->expiry_interval = 0;
+  m->store_refs = 0;
+  m->store_id = 0;
+  m->store_pending = false;
+}
+
 mqttb_msg *mqttb_msg_new(const mqttb_mem *mem, const uint8_t *topic, size_t topic_len,
                          const uint8_t *payload, size_t payload_len, const uint8_t *props,
                          size_t props_len, uint8_t qos, bool retain) {
@@ -20,26 +31,34 @@ mqttb_msg *mqttb_msg_new(const mqttb_mem *mem, const uint8_t *topic, size_t topi
   mqttb_msg *m = mqttb_mem_malloc(mem, sizeof(*m) + 2 + topic_len + payload_len + props_len);
   if (!m)
     return NULL;
-  m->refs = 1;
-  m->qos = qos;
-  m->retain = retain;
+  init(m, qos, retain);
   m->topic_len = (uint16_t)topic_len;
   m->payload_len = (uint32_t)payload_len;
   m->props_len = (uint32_t)props_len;
-  m->expiry_at = UINT64_MAX;
-  m->expiry_interval = 0;
-  m->store_refs = 0;
-  m->store_id = 0;
-  m->store_pending = false;
-  m->data = (uint8_t *)(m + 1);
-  m->data[0] = (uint8_t)(topic_len >> 8);
-  m->data[1] = (uint8_t)(topic_len & 0xff);
+  m->payload_off = (uint32_t)(2 + topic_len);
+  m->props_off = (uint32_t)(2 + topic_len + payload_len);
+  uint8_t *data = (uint8_t *)(m + 1);
+  data[0] = (uint8_t)(topic_len >> 8);
+  data[1] = (uint8_t)(topic_len & 0xff);
   if (topic_len)
-    memcpy(m->data + 2, topic, topic_len);
+    memcpy(data + 2, topic, topic_len);
   if (payload_len)
-    memcpy(m->data + 2 + topic_len, payload, payload_len);
+    memcpy(data + m->payload_off, payload, payload_len);
   if (props_len && props)
-    memcpy(m->data + 2 + topic_len + payload_len, props, props_len);
+    memcpy(data + m->props_off, props, props_len);
+  return m;
+}
+
+mqttb_msg *mqttb_msg_adopt(void *block, size_t len, size_t payload_off, size_t props_off,
+                           size_t props_len, uint8_t qos, bool retain) {
+  mqttb_msg *m = block;
+  const uint8_t *data = (const uint8_t *)(m + 1);
+  init(m, qos, retain);
+  m->topic_len = (uint16_t)(data[0] << 8 | data[1]);
+  m->payload_off = (uint32_t)payload_off;
+  m->payload_len = (uint32_t)(len - payload_off);
+  m->props_off = (uint32_t)props_off;
+  m->props_len = (uint32_t)props_len;
   return m;
 }
 

@@ -13,10 +13,14 @@
 
 #include "mem.h"
 
-/* data holds [2-byte topic length][topic][payload][MQTT 5 properties], so
- * topic and payload are the tail of a PUBLISH frame. The fields are read
- * by every layer that sends or stores messages; only this module and the
- * receiving connection (which sets the expiry) write them. */
+/* The message's bytes follow the struct in the same block (MQTTB_MSG_DATA):
+ * [2-byte topic length][topic], then the payload and the MQTT 5 properties
+ * at their offsets. A message made by mqttb_msg_new has the payload right
+ * after the topic and the properties after it; one adopted from a
+ * received PUBLISH (mqttb_msg_adopt) is the packet's body as it came, the
+ * packet id and the received properties between topic and payload. The
+ * fields are read by every layer that sends or stores messages; only this
+ * module and the receiving connection (which sets the expiry) write them. */
 typedef struct mqttb_msg {
   uint32_t refs;
   uint8_t qos;
@@ -38,12 +42,14 @@ typedef struct mqttb_msg {
   /* An inbound QoS 2 message whose deliveries are being recorded: a
    * store that lacks their COMMIT drops them at restore. */
   bool store_pending;
-  uint8_t *data;
+  /* Where payload and properties start, from MQTTB_MSG_DATA. */
+  uint32_t payload_off, props_off;
 } mqttb_msg;
 
-#define MQTTB_MSG_TOPIC(m) ((const char *)(m)->data + 2)
-#define MQTTB_MSG_PAYLOAD(m) ((m)->data + 2 + (m)->topic_len)
-#define MQTTB_MSG_PROPS(m) (MQTTB_MSG_PAYLOAD(m) + (m)->payload_len)
+#define MQTTB_MSG_DATA(m) ((const uint8_t *)((m) + 1))
+#define MQTTB_MSG_TOPIC(m) ((const char *)MQTTB_MSG_DATA(m) + 2)
+#define MQTTB_MSG_PAYLOAD(m) (MQTTB_MSG_DATA(m) + (m)->payload_off)
+#define MQTTB_MSG_PROPS(m) (MQTTB_MSG_DATA(m) + (m)->props_off)
 
 /* props: an MQTT 5 property block to keep (filtered by the caller), may be
  * empty or NULL (then props_len bytes are left for the caller to fill).
@@ -58,6 +64,13 @@ static inline mqttb_msg *mqttb_msg_ref(mqttb_msg *m) {
   m->refs++;
   return m;
 }
+/* A message made of a block of sizeof(mqttb_msg) + len bytes from
+ * mqttb_mem_malloc whose bytes after the struct are a PUBLISH body: the
+ * topic (with its length) at its start, the payload at payload_off to the
+ * end, the properties to keep at props_off. Takes the block; its memory is
+ * the message's from then on. */
+mqttb_msg *mqttb_msg_adopt(void *block, size_t len, size_t payload_off, size_t props_off,
+                           size_t props_len, uint8_t qos, bool retain);
 void mqttb_msg_unref(const mqttb_mem *mem, mqttb_msg *m);
 
 #endif /* MQTTB_MSG_H */

@@ -108,7 +108,7 @@ int mqttb_outq_iov(const mqttb_outq *q, mqttb_iovec *iov, int iovmax) {
   int n = 0;
   for (uint32_t i = 0; i < q->seg_count && n < iovmax; i++) {
     const mqttb_oseg *s = seg_at(q, i);
-    iov[n].base = s->msg ? s->msg->data + s->off : q->wbuf + s->off;
+    iov[n].base = s->msg ? MQTTB_MSG_DATA(s->msg) + s->off : q->wbuf + s->off;
     iov[n].len = s->len;
     n++;
   }

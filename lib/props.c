@@ -311,7 +311,7 @@ void mqttb_pub_props_copy_forwarded(const mqttb_slice *props, uint8_t *out) {
   mqttb_prop p;
   while (mqttb_props_next(props, &pos, &p)) {
     if (forwarded(p.id)) {
-      memcpy(out, props->ptr + start, pos - start);
+      memmove(out, props->ptr + start, pos - start); /* out may be props->ptr */
       out += pos - start;
     }
     start = pos;

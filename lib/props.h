@@ -107,7 +107,8 @@ typedef struct mqttb_pub_props {
 } mqttb_pub_props;
 
 void mqttb_pub_props_view(const mqttb_slice *props, mqttb_pub_props *pp);
-/* Copy the forwarded properties, in order, to out (pp->fwd_len bytes). */
+/* Copy the forwarded properties, in order, to out (pp->fwd_len bytes);
+ * out may be props->ptr, to move them to the front in place. */
 void mqttb_pub_props_copy_forwarded(const mqttb_slice *props, uint8_t *out);
 
 #endif /* MQTTB_PROPS_H */

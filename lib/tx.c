@@ -269,7 +269,7 @@ int mqttb_tx_publish(mqttb_tx_hub *hub, mqttb_tx *tx, mqttb_msg *msg, uint8_t qo
   uint8_t *w = mqttb_outq_bytes(&tx->q, ref_payload ? head : total);
   mqttb_encode_publish_head(w, &p);
   if (ref_payload)
-    mqttb_outq_msg(&tx->q, msg, 2u + msg->topic_len, msg->payload_len);
+    mqttb_outq_msg(&tx->q, msg, msg->payload_off, msg->payload_len);
   else if (msg->payload_len)
     memcpy(w + head, MQTTB_MSG_PAYLOAD(msg), msg->payload_len);
   if (p.alias && !known)

@@ -1055,6 +1055,40 @@ MQTTB_EXTERN void mqttb_conn_del(mqttb_conn *conn, uint64_t now);
  */
 MQTTB_EXTERN int mqttb_conn_recv(mqttb_conn *conn, const uint8_t *in, size_t len, uint64_t now);
 
+/**
+ * @brief Where the next input can go without a copy.
+ *
+ * While the connection is in the middle of a large PUBLISH (4 KiB or more)
+ * whose body is not all in, the library holds the block that will become
+ * the message, and the rest of the packet can be read straight into it:
+ * then this sets @p *buf to where the next byte goes and returns how many
+ * bytes the packet still lacks. Read at most that many bytes there (for
+ * example with readv(2), the rest of the input into a buffer of the
+ * embedder's own), then call ::mqttb_conn_recv_commit with the number read,
+ * and feed anything read beyond it to ::mqttb_conn_recv as usual. The
+ * payload then goes from the transport to every subscriber without being
+ * copied by the library. Otherwise (no such packet, held input, the
+ * connection closing) sets @p *buf to NULL and returns 0: use
+ * ::mqttb_conn_recv. An inspecting call.
+ * @param conn the connection; NULL gives 0.
+ * @param buf where the address is stored.
+ * @return the bytes that fit at @p *buf (0: none).
+ */
+MQTTB_EXTERN size_t mqttb_conn_recv_buffer(mqttb_conn *conn, uint8_t **buf);
+
+/**
+ * @brief Take @p n bytes written at the address ::mqttb_conn_recv_buffer gave.
+ *
+ * The same as feeding them to ::mqttb_conn_recv, without the copy. No other
+ * call into the library may come between the two.
+ * @param conn the connection.
+ * @param n bytes written, at most what ::mqttb_conn_recv_buffer returned.
+ * @param now the current time in milliseconds.
+ * @return as ::mqttb_conn_recv; ::MQTTB_ERR_INVALID_ARGUMENT when @p n is
+ *         more than the room given.
+ */
+MQTTB_EXTERN int mqttb_conn_recv_commit(mqttb_conn *conn, size_t n, uint64_t now);
+
 /** @brief One contiguous piece of pending output.
  *
  * On POSIX systems it has the layout of <tt>struct iovec</tt> (the library

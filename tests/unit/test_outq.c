@@ -111,13 +111,13 @@ Test(outq, iov_exports_byte_runs_and_message_slices_in_order) {
   cr_assert(eq(int, mqttb_outq_iov(&q, iov, 8), 5));
   cr_assert(eq(ptr, (void *)iov[0].base, q.wbuf));
   cr_assert(eq(sz, iov[0].len, 2));
-  cr_assert(eq(ptr, (void *)iov[1].base, MQTTB_MSG_PAYLOAD(m1)), "a slice, not a copy");
+  cr_assert(eq(ptr, (void *)iov[1].base, (void *)MQTTB_MSG_PAYLOAD(m1)), "a slice, not a copy");
   cr_assert(eq(sz, iov[1].len, 20));
   cr_assert(eq(ptr, (void *)iov[2].base, q.wbuf + 2));
   cr_assert(eq(sz, iov[2].len, 3));
-  cr_assert(eq(ptr, (void *)iov[3].base, MQTTB_MSG_PAYLOAD(m2) + 4));
+  cr_assert(eq(ptr, (void *)iov[3].base, (void *)(MQTTB_MSG_PAYLOAD(m2) + 4)));
   cr_assert(eq(sz, iov[3].len, 6));
-  cr_assert(eq(ptr, (void *)iov[4].base, MQTTB_MSG_PAYLOAD(m1) + 10));
+  cr_assert(eq(ptr, (void *)iov[4].base, (void *)(MQTTB_MSG_PAYLOAD(m1) + 10)));
   cr_assert(eq(sz, iov[4].len, 5));
   const char *want = "AB0123456789abcdefghijCDE456789abcde";
   assert_contents(&q, (const uint8_t *)want, strlen(want));
@@ -125,7 +125,7 @@ Test(outq, iov_exports_byte_runs_and_message_slices_in_order) {
   /* iovmax limits the export to the first entries. */
   mqttb_iovec small[2];
   cr_assert(eq(int, mqttb_outq_iov(&q, small, 2), 2));
-  cr_assert(eq(ptr, (void *)small[1].base, MQTTB_MSG_PAYLOAD(m1)));
+  cr_assert(eq(ptr, (void *)small[1].base, (void *)(MQTTB_MSG_PAYLOAD(m1))));
   cr_assert(eq(int, mqttb_outq_iov(&q, small, 0), 0));
 
   mqttb_outq_ack(&q, &a.mem, mqttb_outq_pending(&q), 2);
@@ -297,7 +297,7 @@ Test(outq, ring_wraps_and_grows_while_partly_acknowledged) {
     for (size_t i = 0; i < hlen; i++)
       w[i] = model[queued++] = (uint8_t)(p + i);
     mqttb_outq_msg(&q, mm, off, len);
-    memcpy(model + queued, mm->data + off, len);
+    memcpy(model + queued, MQTTB_MSG_DATA(mm) + off, len);
     queued += len;
     if (tlen) {
       w = mqttb_outq_bytes(&q, tlen);

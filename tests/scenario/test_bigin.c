@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: MIT */
+/* Large PUBLISH packets received in place: from 4 KiB, a PUBLISH whose
+ * body is not all in goes into the block that becomes its message, which
+ * the embedder can fill directly (mqttb_conn_recv_buffer and
+ * mqttb_conn_recv_commit). Split anywhere, through either call, with MQTT 5
+ * properties, topic aliases, refusals, malformed bodies and closes half
+ * way; every bed checks at its end that no block leaked. */
+#include <criterion/criterion.h>
+#include <criterion/new/assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "v5.h"
+
+static tb *bed;
+
+static void setup(void) {
+  mqttb_settings s;
+  mqttb_settings_default(&s);
+  s.sys_interval_ms = 0;
+  bed = tb_new(&s);
+}
+
+static void teardown(void) {
+  tb_del(bed);
+}
+
+TestSuite(bigin, .init = setup, .fini = teardown);
+
+/* A PUBLISH (MQTT 3.1.1, or 5 with props) of plen payload bytes, each
+ * byte a function of its position; *len is the packet's size. */
+static uint8_t *make_publish(const char *topic, size_t plen, uint8_t qos, uint16_t pid,
+                             const pb *props, size_t *len) {
+  uint8_t *payload = malloc(plen);
+  for (size_t i = 0; i < plen; i++)
+    payload[i] = (uint8_t)(i * 7 + (i >> 9));
+  mqttb_publish p;
+  memset(&p, 0, sizeof(p));
+  p.v5 = props != NULL;
+  if (props)
+    p.props = pb_slice(props);
+  p.qos = qos;
+  p.topic = v5_slice(topic);
+  p.packet_id = pid;
+  p.payload.ptr = payload;
+  p.payload.len = plen;
+  *len = mqttb_publish_size(&p);
+  uint8_t *buf = malloc(*len);
+  cr_assert(eq(sz, mqttb_encode_publish(buf, &p), *len));
+  free(payload);
+  return buf;
+}
+
+static bool payload_ok(mqttb_slice s, size_t plen) {
+  if (s.len != plen)
+    return false;
+  for (size_t i = 0; i < plen; i++)
+    if (s.ptr[i] != (uint8_t)(i * 7 + (i >> 9)))
+      return false;
+  return true;
+}
+
+/* The next packet sub got is a PUBLISH of topic with the test payload. */
+static void expect_big(tc *sub, uint8_t level, const char *topic, size_t plen, mqttb_publish *out) {
+  cr_assert(tc_read(sub), "no PUBLISH of %zu bytes", plen);
+  cr_assert(eq(u8, sub->f.type, MQTTB_PKT_PUBLISH));
+  mqttb_publish p;
+  cr_assert(
+      eq(int, mqttb_decode_publish_v(sub->f.flags, sub->body, sub->f.remaining, level, &p), 0));
+  cr_assert(slice_eq(p.topic, topic));
+  cr_assert(payload_ok(p.payload, plen), "payload of %zu bytes damaged", plen);
+  if (out)
+    *out = p;
+  if (p.qos > 0)
+    tc_ack(sub, &p);
+}
+
+/* Feed a packet in pieces of `chunk` bytes, filling the broker's buffer
+ * directly whenever it offers one. */
+static int send_direct(tc *c, const uint8_t *pkt, size_t len, size_t chunk, size_t *direct) {
+  size_t off = 0;
+  *direct = 0;
+  while (off < len) {
+    uint8_t *dst;
+    size_t room = mqttb_conn_recv_buffer(c->conn, &dst);
+    size_t n = len - off < chunk ? len - off : chunk;
+    int rv;
+    if (room > 0) {
+      cr_assert(not(eq(ptr, dst, NULL)));
+      if (n > room)
+        n = room;
+      memcpy(dst, pkt + off, n);
+      rv = mqttb_conn_recv_commit(c->conn, n, bed->now);
+      *direct += n;
+    } else {
+      cr_assert(eq(ptr, dst, NULL));
+      rv = tc_send(c, pkt + off, n);
+    }
+    if (rv != 0)
+      return rv;
+    off += n;
+  }
+  return 0;
+}
+
+Test(bigin, split_anywhere_arrives_intact_at_every_qos) {
+  tc *sub = tc_open(bed, "sub", true);
+  cr_assert(eq(int, tc_subscribe(sub, "big/#", 2), 2));
+  tc *pub = tc_open(bed, "pub", true);
+  const size_t sizes[] = {4000, 4096, 4100, 70000, 300001};
+  const size_t chunks[] = {1, 3, 1000, 4096, 65536, 1u << 20};
+  uint16_t pid = 1;
+  for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+    for (size_t ci = 0; ci < sizeof chunks / sizeof chunks[0]; ci++) {
+      if (sizes[si] > 70000 && chunks[ci] < 1000)
+        continue; /* a byte at a time through 300 kB takes long */
+      for (uint8_t qos = 0; qos <= 2; qos++) {
+        size_t len;
+        uint8_t *pkt = make_publish("big/x", sizes[si], qos, qos ? pid : 0, NULL, &len);
+        cr_assert(eq(int, tc_send_split(pub, pkt, len, chunks[ci]), 0));
+        free(pkt);
+        if (qos == 1)
+          cr_assert(tc_read_type(pub, MQTTB_PKT_PUBACK));
+        if (qos == 2) {
+          cr_assert(tc_read_type(pub, MQTTB_PKT_PUBREC));
+          tc_send_ack(pub, MQTTB_PKT_PUBREL, pid);
+          cr_assert(tc_read_type(pub, MQTTB_PKT_PUBCOMP));
+        }
+        if (qos)
+          pid = (uint16_t)(pid % 60000 + 1);
+        expect_big(sub, 4, "big/x", sizes[si], NULL);
+      }
+    }
+  }
+  cr_assert(not(pub->closed));
+  cr_assert(not(sub->closed));
+}
+
+/* The rest of the packet written where mqttb_conn_recv_buffer points is
+ * what the subscriber's output refers to: no copy in between. */
+Test(bigin, direct_input_is_the_message_sent) {
+  tc *sub = tc_open(bed, "sub", true);
+  cr_assert(eq(int, tc_subscribe(sub, "d", 0), 0));
+  tc *pub = tc_open(bed, "pub", true);
+  uint8_t *dst = (uint8_t *)1;
+  cr_assert(eq(sz, mqttb_conn_recv_buffer(pub->conn, &dst), 0), "nothing in progress");
+  cr_assert(eq(ptr, dst, NULL));
+  size_t len, plen = 100000;
+  uint8_t *pkt = make_publish("d", plen, 0, 0, NULL, &len);
+  size_t first = 1000;
+  cr_assert(eq(int, tc_send(pub, pkt, first), 0));
+  size_t room = mqttb_conn_recv_buffer(pub->conn, &dst);
+  cr_assert(eq(sz, room, len - first));
+  /* More than there is room for is refused, and changes nothing. */
+  cr_assert(
+      eq(int, mqttb_conn_recv_commit(pub->conn, room + 1, bed->now), MQTTB_ERR_INVALID_ARGUMENT));
+  memcpy(dst, pkt + first, 5000);
+  cr_assert(eq(int, mqttb_conn_recv_commit(pub->conn, 5000, bed->now), 0));
+  uint8_t *dst2;
+  cr_assert(eq(sz, mqttb_conn_recv_buffer(pub->conn, &dst2), room - 5000));
+  cr_assert(eq(ptr, dst2, dst + 5000));
+  memcpy(dst2, pkt + first + 5000, room - 5000);
+  cr_assert(eq(int, mqttb_conn_recv_commit(pub->conn, room - 5000, bed->now), 0));
+  cr_assert(eq(sz, mqttb_conn_recv_buffer(pub->conn, &dst2), 0), "the packet is complete");
+  /* The subscriber's pending output: the header, then the payload, which
+   * is the very memory the input was written to. */
+  mqttb_iovec iov[8];
+  int n = mqttb_conn_output(sub->conn, iov, 8);
+  cr_assert(ge(int, n, 2));
+  const uint8_t *end_of_input = dst + room;
+  bool found = false;
+  for (int i = 0; i < n; i++)
+    if ((const uint8_t *)iov[i].base + iov[i].len == end_of_input && iov[i].len == plen)
+      found = true;
+  cr_assert(found, "the payload was copied");
+  free(pkt);
+  expect_big(sub, 4, "d", plen, NULL);
+}
+
+/* A direct read may be followed by more input through mqttb_conn_recv,
+ * including the next large packet, whose header alone may be split. */
+Test(bigin, direct_and_copied_input_interleave) {
+  tc *sub = tc_open(bed, "sub", true);
+  cr_assert(eq(int, tc_subscribe(sub, "i/+", 1), 1));
+  tc *pub = tc_open(bed, "pub", true);
+  const size_t chunks[] = {2, 777, 9000, 20000};
+  for (size_t ci = 0; ci < 4; ci++) {
+    for (int k = 0; k < 3; k++) {
+      size_t len, direct;
+      uint16_t pid = (uint16_t)(ci * 3 + k + 1);
+      uint8_t *pkt = make_publish("i/j", 20000 + ci * 10 + k, 1, pid, NULL, &len);
+      cr_assert(eq(int, send_direct(pub, pkt, len, chunks[ci], &direct), 0));
+      if (chunks[ci] < len)
+        cr_assert(gt(sz, direct, 0), "no direct input with chunks of %zu", chunks[ci]);
+      free(pkt);
+      cr_assert(tc_read_type(pub, MQTTB_PKT_PUBACK));
+      expect_big(sub, 4, "i/j", 20000 + ci * 10 + k, NULL);
+    }
+  }
+}
+
+/* MQTT 5: the properties to forward stay with the message (the topic
+ * alias is taken out of them in place); a message that names its topic by
+ * alias is copied, and both arrive right. */
+Test(bigin, mqtt5_properties_and_topic_aliases) {
+  tc *s = open5(bed, "s", 0);
+  cr_assert(eq(int, subscribe5(s, "v/5", 1, 0), 1));
+  tc *p = open5(bed, "p", 0);
+  pb props = {.n = 0};
+  pb_pair(&props, "k", "one");
+  pb_u16(&props, MQTTB_PROP_TOPIC_ALIAS, 2);
+  pb_str(&props, MQTTB_PROP_CONTENT_TYPE, "image/jpeg");
+  pb_pair(&props, "k2", "two");
+  for (int round = 0; round < 2; round++) {
+    size_t len, direct;
+    /* The second round names the topic by its alias only. */
+    uint8_t *pkt = make_publish(round ? "" : "v/5", 50000, 1, (uint16_t)(round + 1), &props, &len);
+    cr_assert(eq(int, send_direct(p, pkt, len, 3000, &direct), 0));
+    free(pkt);
+    cr_assert(gt(sz, direct, 0));
+    uint8_t reason;
+    cr_assert(read_ack5(p, MQTTB_PKT_PUBACK, NULL, &reason));
+    cr_assert(eq(u8, reason, 0));
+    mqttb_publish r;
+    expect_big(s, 5, "v/5", 50000, &r);
+    pb got = {.n = 0};
+    pb_copy(&got, r.props);
+    cr_assert(eq(long, pb_int(&got, MQTTB_PROP_TOPIC_ALIAS), -1), "the inbound alias leaked");
+    cr_assert(pb_str_is(&got, MQTTB_PROP_CONTENT_TYPE, "image/jpeg"));
+    cr_assert(eq(sz, pb_count(&got, MQTTB_PROP_USER_PROPERTY), 2));
+  }
+  cr_assert(not(p->closed));
+}
+
+static int refuse_secret(mqttb_access access, const char *topic, size_t len) {
+  (void)access;
+  return len >= 6 && memcmp(topic, "secret", 6) == 0 ? MQTTB_REASON_NOT_AUTHORIZED_5 : 0;
+}
+
+/* Refused, duplicated and unrouted large packets free their block. */
+Test(bigin, refused_and_duplicate_packets_free_their_block) {
+  bed->authorize = refuse_secret;
+  tc *sub = tc_open(bed, "sub", true);
+  cr_assert(eq(int, tc_subscribe(sub, "ok", 2), 2));
+  tc *pub = tc_open(bed, "pub", true);
+  size_t len;
+  uint8_t *pkt = make_publish("secret", 10000, 1, 7, NULL, &len);
+  cr_assert(eq(int, tc_send_split(pub, pkt, len, 4000), 0));
+  free(pkt);
+  cr_assert(tc_read_type(pub, MQTTB_PKT_PUBACK), "MQTT 3.1.1: acknowledged, not delivered");
+  pkt = make_publish("ok", 10000, 2, 8, NULL, &len);
+  cr_assert(eq(int, tc_send_split(pub, pkt, len, 4000), 0));
+  cr_assert(tc_read_type(pub, MQTTB_PKT_PUBREC));
+  /* The same QoS 2 packet again before PUBREL: not delivered twice. */
+  cr_assert(eq(int, tc_send_split(pub, pkt, len, 4000), 0));
+  cr_assert(tc_read_type(pub, MQTTB_PKT_PUBREC));
+  free(pkt);
+  tc_send_ack(pub, MQTTB_PKT_PUBREL, 8);
+  cr_assert(tc_read_type(pub, MQTTB_PKT_PUBCOMP));
+  expect_big(sub, 4, "ok", 10000, NULL);
+  cr_assert(tc_quiet(sub));
+  pkt = make_publish("nobody", 10000, 0, 0, NULL, &len);
+  cr_assert(eq(int, tc_send_split(pub, pkt, len, 4000), 0));
+  free(pkt);
+  cr_assert(not(pub->closed));
+}
+
+/* A large PUBLISH whose body turns out malformed closes that connection
+ * when it is complete; one dropped half way frees its block; others go
+ * on. */
+Test(bigin, malformed_and_unfinished_large_packets) {
+  tc *sub = tc_open(bed, "sub", true);
+  cr_assert(eq(int, tc_subscribe(sub, "m", 0), 0));
+  /* Topic length beyond the packet. */
+  tc *a = tc_open(bed, "a", true);
+  uint8_t bad[6000];
+  memset(bad, 'x', sizeof bad);
+  bad[0] = 0x30;
+  size_t h = 1 + mqttb_codec_varint_encode(bad + 1, sizeof bad - 4);
+  size_t total = h + sizeof bad - 4;
+  bad[h] = 0xff;
+  bad[h + 1] = 0xff;
+  cr_assert(eq(int, tc_send_split(a, bad, 3000, 3000), 0));
+  uint8_t *dst;
+  size_t room = mqttb_conn_recv_buffer(a->conn, &dst);
+  cr_assert(eq(sz, room, total - 3000));
+  memcpy(dst, bad + 3000, room);
+  cr_assert(eq(int, mqttb_conn_recv_commit(a->conn, room, bed->now), MQTTB_ERR_MALFORMED));
+  cr_assert(a->closed);
+  cr_assert(eq(sz, mqttb_conn_recv_buffer(a->conn, &dst), 0), "closing: no buffer");
+  cr_assert(eq(int, mqttb_conn_recv_commit(a->conn, 0, bed->now), MQTTB_ERR_INVALID_STATE));
+  /* A topic that is not UTF-8. */
+  tc *b = tc_open(bed, "b", true);
+  memset(bad, 'x', sizeof bad);
+  bad[0] = 0x30;
+  bad[h] = 0;
+  bad[h + 1] = 2;
+  bad[h + 2] = 0xc0;
+  bad[h + 3] = 0x80;
+  cr_assert(eq(int, tc_send_split(b, bad, total, 1000), MQTTB_ERR_MALFORMED));
+  cr_assert(b->closed);
+  /* Gone half way through a large packet. */
+  tc *c = tc_open(bed, "c", true);
+  size_t len;
+  uint8_t *pkt = make_publish("m", 200000, 1, 1, NULL, &len);
+  cr_assert(eq(int, tc_send(c, pkt, 100000), 0));
+  tc_drop(c);
+  free(pkt);
+  /* The subscriber and a new publisher are served. */
+  tc *d = tc_open(bed, "d", true);
+  pkt = make_publish("m", 9000, 0, 0, NULL, &len);
+  cr_assert(eq(int, tc_send_split(d, pkt, len, 5000), 0));
+  free(pkt);
+  expect_big(sub, 4, "m", 9000, NULL);
+}
+
+/* Input held back by the work budget comes first: no direct buffer until
+ * it is processed. */
+Test(bigin, no_direct_buffer_while_input_is_held) {
+  mqttb_settings s;
+  mqttb_settings_default(&s);
+  s.sys_interval_ms = 0;
+  s.work_budget = 2;
+  tb_del(bed);
+  bed = tb_new(&s);
+  tc *sub = tc_open(bed, "sub", true);
+  cr_assert(eq(int, tc_subscribe(sub, "h", 0), 0));
+  tc *pub = tc_open(bed, "pub", true);
+  /* Ten small packets, then the start of a large one, in one call. */
+  size_t len;
+  uint8_t *big = make_publish("h", 30000, 0, 0, NULL, &len);
+  uint8_t in[10 * 5 + 4000];
+  size_t n = 0;
+  for (int i = 0; i < 10; i++) {
+    const uint8_t small[] = {0x30, 3, 0, 1, 'h'};
+    memcpy(in + n, small, 5);
+    n += 5;
+  }
+  memcpy(in + n, big, 4000);
+  n += 4000;
+  cr_assert(eq(int, tc_send_once(pub, in, n), 0));
+  uint8_t *dst;
+  cr_assert(gt(sz, mqttb_conn_input_pending(pub->conn), 0));
+  cr_assert(eq(sz, mqttb_conn_recv_buffer(pub->conn, &dst), 0));
+  while (mqttb_conn_input_pending(pub->conn) > 0)
+    cr_assert(eq(int, tc_send_once(pub, NULL, 0), 0));
+  size_t room = mqttb_conn_recv_buffer(pub->conn, &dst);
+  cr_assert(eq(sz, room, len - 4000));
+  memcpy(dst, big + 4000, room);
+  cr_assert(eq(int, mqttb_conn_recv_commit(pub->conn, room, bed->now), 0));
+  free(big);
+  for (int i = 0; i < 10; i++) {
+    mqttb_publish p;
+    cr_assert(tc_expect_publish(sub, &p));
+    cr_assert(eq(sz, p.payload.len, 0));
+  }
+  expect_big(sub, 4, "h", 30000, NULL);
+}
+
+/* The bound on the input all connections buffer counts blocks of large
+ * packets in progress, and gives them back when they become messages. */
+Test(bigin, blocks_count_against_the_input_bound) {
+  mqttb_settings s;
+  mqttb_settings_default(&s);
+  s.sys_interval_ms = 0;
+  s.max_input_bytes_total = 100000;
+  tb_del(bed);
+  bed = tb_new(&s);
+  tc *sub = tc_open(bed, "sub", true);
+  cr_assert(eq(int, tc_subscribe(sub, "b", 0), 0));
+  tc *a = tc_open(bed, "a", true), *b = tc_open(bed, "b", true);
+  size_t len;
+  uint8_t *pkt = make_publish("b", 60000, 0, 0, NULL, &len);
+  cr_assert(eq(int, tc_send(a, pkt, 5000), 0));
+  cr_assert(eq(int, tc_send(b, pkt, 5000), MQTTB_ERR_CONN_NOMEM), "over the bound");
+  cr_assert(b->closed);
+  cr_assert(eq(int, tc_send(a, pkt + 5000, len - 5000), 0));
+  expect_big(sub, 4, "b", 60000, NULL);
+  /* Given back: a second one fits, many times over. */
+  for (int i = 0; i < 5; i++) {
+    tc *c = tc_open(bed, "c", true);
+    cr_assert(eq(int, tc_send_split(c, pkt, len, 7000), 0));
+    expect_big(sub, 4, "b", 60000, NULL);
+    tc_del(c);
+  }
+  free(pkt);
+}
