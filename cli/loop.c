@@ -51,6 +51,9 @@
  * reader taking a retained sweep, say) waits for the next one. */
 #define FLUSH_BUDGET (64 * 1024)
 #define IOV_BATCH 64
+/* Entries of input memory taken from the library (mqttb_conn_recv_buffers):
+ * the rest of a large PUBLISH and eight more expected after it. */
+#define LENT_MAX 17
 /* Password checks per loop iteration (about 0.12 ms each for Mosquitto's
  * default $7$ with 101 iterations): a burst of CONNECTs is taken this many
  * at a time, and clients already connected are served in between. */
@@ -756,19 +759,21 @@ static ssize_t transport_writev(struct conn *c, const struct iovec *iov, int n) 
   return writev(c->h.fd, iov, n);
 }
 
-/* Read the rest of a large PUBLISH straight into the message the library
- * will make of it (room bytes at dst, from mqttb_conn_recv_buffer), and
- * what follows into buf. As read: bytes read, 0 at the end, -1 and errno. */
-static ssize_t direct_read(struct conn *c, uint8_t *dst, size_t room, uint8_t *buf, size_t len) {
+/* Read the rest of a large PUBLISH, and the packets expected after it,
+ * straight into the messages the library will make of them (the nlent
+ * entries of lent, from mqttb_conn_recv_buffers; lent has room for one
+ * more), and what follows into buf. As read: bytes read, 0 at the end, -1
+ * and errno. */
+static ssize_t direct_read(struct conn *c, mqttb_inbuf *lent, int nlent, uint8_t *buf, size_t len) {
 #if MQTTB_CLI_TLS
   if (c->tls != NULL) {
-    (void)buf;
-    (void)len;
-    return transport_read(c, dst, room); /* a TLS record at a time anyway */
+    (void)nlent;
+    return transport_read(c, lent[0].base, lent[0].len); /* a TLS record at a time anyway */
   }
 #endif
-  struct iovec iov[2] = {{dst, room}, {buf, len}};
-  return readv(c->h.fd, iov, 2);
+  lent[nlent].base = buf;
+  lent[nlent].len = len;
+  return readv(c->h.fd, (const struct iovec *)(const void *)lent, nlent + 1);
 }
 
 static void conn_read(struct conn *c) {
@@ -791,10 +796,18 @@ static void conn_read(struct conn *c) {
     return;
   }
   for (int i = 0; i < READS_PER_EVENT && !c->closing && !c->dead && !c->busy; i++) {
-    uint8_t *dst = NULL;
-    size_t room = c->ws == NULL ? mqttb_conn_recv_buffer(c->mc, &dst) : 0;
+    mqttb_inbuf lent[LENT_MAX + 1];
+    int nlent =
+        c->ws == NULL ? mqttb_conn_recv_buffers(c->mc, lent, c->tls != NULL ? 1 : LENT_MAX) : 0;
+    size_t room = 0;
+    for (int k = 0; k < nlent; k++) {
+      room += lent[k].len;
+    }
+    /* Behind packets expected, only room for what breaks the expectation:
+     * the rest stays in the socket for blocks offered by the next read. */
+    size_t tail = nlent > 1 ? 4096 : sizeof buf;
     ssize_t n =
-        room > 0 ? direct_read(c, dst, room, buf, sizeof buf) : transport_read(c, buf, sizeof buf);
+        nlent > 0 ? direct_read(c, lent, nlent, buf, tail) : transport_read(c, buf, sizeof buf);
     if (n > 0 && room > 0) {
       size_t direct = (size_t)n < room ? (size_t)n : room;
       if (!fed(c, mqttb_conn_recv_commit(c->mc, direct, c->loop->now))) {
@@ -803,7 +816,7 @@ static void conn_read(struct conn *c) {
       if ((size_t)n > direct && !conn_feed(c, buf, (size_t)n - direct)) {
         return;
       }
-      if ((size_t)n < room + sizeof buf) {
+      if ((size_t)n < room + tail) {
         return; /* most likely drained, as below */
       }
       continue;

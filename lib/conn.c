@@ -15,6 +15,10 @@ _Static_assert(sizeof(mqttb_iovec) == sizeof(struct iovec) &&
                    offsetof(mqttb_iovec, base) == offsetof(struct iovec, iov_base) &&
                    offsetof(mqttb_iovec, len) == offsetof(struct iovec, iov_len),
                "mqttb_iovec must have the layout of struct iovec");
+_Static_assert(sizeof(mqttb_inbuf) == sizeof(struct iovec) &&
+                   offsetof(mqttb_inbuf, base) == offsetof(struct iovec, iov_base) &&
+                   offsetof(mqttb_inbuf, len) == offsetof(struct iovec, iov_len),
+               "mqttb_inbuf must have the layout of struct iovec");
 #endif
 
 const struct mqttb_conn_ext mqttb_conn_no_ext;
@@ -426,6 +430,10 @@ static void ext_free(mqttb_conn *c) {
   if (x->big) {
     mqttb_mem_free(mem, x->big);
     c->broker->ctx.input_bytes -= sizeof(mqttb_msg) + x->big_f.remaining;
+  }
+  for (unsigned k = 0; k < x->nspec; k++) {
+    mqttb_mem_free(mem, x->spec[k]);
+    c->broker->ctx.input_bytes -= sizeof(mqttb_msg) + x->spec_f.remaining;
   }
   mqttb_mem_free(mem, x);
   c->x = NULL;

@@ -36,6 +36,9 @@ enum mqttb_conn_state {
 
 /* Connection state only MQTT 5 topic aliases, enhanced authentication and
  * redirection need: kept out of every connection's footprint. */
+/* Blocks of expected large packets offered at once (conn_input.c). */
+#define MQTTB_CONN_SPEC_MAX 8
+
 struct mqttb_conn_ext {
   /* Inbound topic aliases: alias -> topic (owned), 1..topic_alias_maximum. */
   char **alias_in;
@@ -61,6 +64,14 @@ struct mqttb_conn_ext {
   uint8_t *big;
   size_t big_len;
   mqttb_frame big_f;
+  /* Blocks for the packets expected after it (nspec of them, for PUBLISH
+   * packets with the fixed header of spec_f, spec_want encoded), offered
+   * by mqttb_conn_recv_buffers behind a place for each one's header. */
+  uint8_t *spec[MQTTB_CONN_SPEC_MAX];
+  uint8_t spec_hdr[MQTTB_CONN_SPEC_MAX][5];
+  uint8_t spec_want[5];
+  unsigned nspec;
+  mqttb_frame spec_f;
   /* While that PUBLISH is handled, its block, for mqttb_conn_make_msg to
    * adopt (which sets it to NULL). */
   uint8_t *adopt;

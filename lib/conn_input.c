@@ -134,12 +134,54 @@ static int hold(mqttb_conn *c, const uint8_t *in, size_t len) {
 }
 
 /* A PUBLISH this large whose body is not all in yet is received straight
- * into the block of its message (mqttb_conn_recv_buffer): the embedder can
- * read the rest into it, and the message is the packet. */
+ * into the block of its message (mqttb_conn_recv_buffers): the embedder
+ * can read the rest into it, and the message is the packet. */
 #define BIG_MIN 4096u
+/* Bytes of blocks offered for the packets expected after it. */
+#define SPEC_BYTES (256u * 1024u)
 
 static bool is_big(const mqttb_frame *f) {
   return f->type == MQTTB_PKT_PUBLISH && f->remaining >= BIG_MIN;
+}
+
+/* A block for a PUBLISH with a body of remaining bytes, counted in the
+ * input bound. NULL past a limit (logged when log is set; the caller then
+ * closes) or out of memory. */
+static uint8_t *block_new(mqttb_conn *c, uint32_t remaining, bool log) {
+  mqttb_ctx *ctx = &c->broker->ctx;
+  size_t size = sizeof(mqttb_msg) + remaining;
+  uint64_t lim = ctx->settings.max_input_bytes_total;
+  if (lim && ctx->input_bytes + size > lim) {
+    if (log)
+      mqttb_conn_log(c, MQTTB_LOG_WARNING,
+                     "input of all connections at max_input_bytes_total (%llu bytes): closing",
+                     (unsigned long long)lim);
+    return NULL;
+  }
+  if (!mqttb_mem_room(&ctx->mem, size)) {
+    if (log)
+      mqttb_conn_log(c, MQTTB_LOG_WARNING, "memory_limit reached: input not buffered, closing");
+    return NULL;
+  }
+  uint8_t *b = mqttb_mem_malloc(&ctx->mem, size);
+  if (b)
+    ctx->input_bytes += size;
+  return b;
+}
+
+static void block_free(mqttb_conn *c, uint8_t *block, uint32_t remaining) {
+  mqttb_mem_free(&c->broker->ctx.mem, block);
+  c->broker->ctx.input_bytes -= sizeof(mqttb_msg) + remaining;
+}
+
+/* Free the blocks offered for expected packets. */
+static void spec_drop(mqttb_conn *c) {
+  struct mqttb_conn_ext *x = c->x;
+  if (!x)
+    return;
+  for (unsigned k = 0; k < x->nspec; k++)
+    block_free(c, x->spec[k], x->spec_f.remaining);
+  x->nspec = 0;
 }
 
 /* Start receiving the PUBLISH framed by f into a block of its own, with
@@ -148,23 +190,9 @@ static int big_start(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, s
   struct mqttb_conn_ext *x = mqttb_conn_ext(c);
   if (!x)
     return MQTTB_ERR_CONN_NOMEM;
-  mqttb_ctx *ctx = &c->broker->ctx;
-  size_t size = sizeof(mqttb_msg) + f->remaining;
-  uint64_t lim = ctx->settings.max_input_bytes_total;
-  if (lim && ctx->input_bytes + size > lim) {
-    mqttb_conn_log(c, MQTTB_LOG_WARNING,
-                   "input of all connections at max_input_bytes_total (%llu bytes): closing",
-                   (unsigned long long)lim);
-    return MQTTB_ERR_CONN_NOMEM;
-  }
-  if (!mqttb_mem_room(&ctx->mem, size)) {
-    mqttb_conn_log(c, MQTTB_LOG_WARNING, "memory_limit reached: input not buffered, closing");
-    return MQTTB_ERR_CONN_NOMEM;
-  }
-  x->big = mqttb_mem_malloc(&ctx->mem, size);
+  x->big = block_new(c, f->remaining, true);
   if (!x->big)
     return MQTTB_ERR_CONN_NOMEM;
-  ctx->input_bytes += size;
   x->big_f = *f;
   memcpy(x->big + sizeof(mqttb_msg), body, n);
   x->big_len = n;
@@ -183,8 +211,7 @@ static int big_finish(mqttb_conn *c, uint64_t now, bool *handled) {
   int rv = handle_packet(c, &f, block + sizeof(mqttb_msg), now);
   if (x->adopt) {
     /* Not taken (refused, a topic alias, an error). */
-    mqttb_mem_free(&c->broker->ctx.mem, block);
-    c->broker->ctx.input_bytes -= sizeof(mqttb_msg) + f.remaining;
+    block_free(c, block, f.remaining);
     x->adopt = NULL;
   }
   return rv;
@@ -331,6 +358,7 @@ int mqttb_conn_recv(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) 
   uint64_t start = b->ctx.work;
   bool handled = false;
   struct mqttb_conn_ext *x = c->x;
+  spec_drop(c);
   if (rv == 0 && x && x->held_len) {
     /* First what an earlier call held back. */
     uint8_t *held = x->held;
@@ -350,16 +378,62 @@ int mqttb_conn_recv(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) 
   return recv_end(c, rv);
 }
 
-size_t mqttb_conn_recv_buffer(mqttb_conn *c, uint8_t **buf) {
-  if (!c || !buf)
+/* Go on with input: after what is held, if anything is. */
+static int feed(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now, uint64_t start,
+                bool *handled) {
+  if (c->state >= MQTTB_CONN_CLOSING)
     return 0;
+  if (c->x && c->x->held_len)
+    return hold(c, in, len);
+  return process(c, in, len, now, start, handled);
+}
+
+/* The fixed header of f, encoded. */
+static size_t header_bytes(const mqttb_frame *f, uint8_t *out) {
+  out[0] = (uint8_t)(f->type << 4 | f->flags);
+  return 1 + mqttb_codec_varint_encode(out + 1, f->remaining);
+}
+
+int mqttb_conn_recv_buffers(mqttb_conn *c, mqttb_inbuf *bufs, int max) {
+  if (!c || (!bufs && max > 0) || max < 0)
+    return MQTTB_ERR_INVALID_ARGUMENT;
   struct mqttb_conn_ext *x = c->x;
-  if (!x || !x->big || x->held_len || c->state >= MQTTB_CONN_CLOSING || c->tx.failed) {
-    *buf = NULL;
+  if (!x || !x->big || x->held_len || c->state >= MQTTB_CONN_CLOSING || c->tx.failed || max < 1) {
+    spec_drop(c);
     return 0;
   }
-  *buf = x->big + sizeof(mqttb_msg) + x->big_len;
-  return x->big_f.remaining - x->big_len;
+  bufs[0].base = x->big + sizeof(mqttb_msg) + x->big_len;
+  bufs[0].len = x->big_f.remaining - x->big_len;
+  /* The packets after it are likely the same size (a camera, a file in
+   * chunks): blocks for them too, behind their expected fixed header. */
+  if (x->nspec && (x->spec_f.remaining != x->big_f.remaining || x->spec_f.flags != x->big_f.flags ||
+                   x->spec_f.type != x->big_f.type))
+    spec_drop(c);
+  size_t want = SPEC_BYTES / ((size_t)x->big_f.remaining + sizeof(mqttb_msg));
+  if (want < 1)
+    want = 1;
+  if (want > MQTTB_CONN_SPEC_MAX)
+    want = MQTTB_CONN_SPEC_MAX;
+  if (want > (size_t)(max - 1) / 2)
+    want = (size_t)(max - 1) / 2;
+  while (x->nspec > want)
+    block_free(c, x->spec[--x->nspec], x->spec_f.remaining);
+  x->spec_f = x->big_f;
+  while (x->nspec < want) {
+    uint8_t *b = block_new(c, x->big_f.remaining, false);
+    if (!b)
+      break;
+    x->spec[x->nspec++] = b;
+  }
+  size_t hl = header_bytes(&x->big_f, x->spec_want);
+  int n = 1;
+  for (unsigned k = 0; k < x->nspec; k++) {
+    bufs[n].base = x->spec_hdr[k];
+    bufs[n++].len = hl;
+    bufs[n].base = x->spec[k] + sizeof(mqttb_msg);
+    bufs[n++].len = x->big_f.remaining;
+  }
+  return n;
 }
 
 int mqttb_conn_recv_commit(mqttb_conn *c, size_t n, uint64_t now) {
@@ -368,17 +442,53 @@ int mqttb_conn_recv_commit(mqttb_conn *c, size_t n, uint64_t now) {
   if (c->state >= MQTTB_CONN_CLOSING || c->broker->ctx.in_callback)
     return MQTTB_ERR_INVALID_STATE;
   struct mqttb_conn_ext *x = c->x;
-  uint8_t *unused;
-  if (n > mqttb_conn_recv_buffer(c, &unused))
+  if (!x || !x->big || x->held_len)
+    return n ? MQTTB_ERR_INVALID_ARGUMENT : 0;
+  mqttb_frame f = x->spec_f;
+  size_t hl = header_bytes(&f, x->spec_want);
+  size_t rest = x->big_f.remaining - x->big_len;
+  if (n > rest + x->nspec * (hl + f.remaining))
     return MQTTB_ERR_INVALID_ARGUMENT;
   mqttb_broker *b = c->broker;
   b->ctx.now = now;
   b->ctx.stats.bytes_received += n;
-  int rv = 0;
-  x->big_len += n;
-  if (x->big_len == x->big_f.remaining) {
-    bool handled = false;
-    rv = big_finish(c, now, &handled);
+  uint64_t start = b->ctx.work;
+  bool handled = false;
+  size_t take = n < rest ? n : rest;
+  x->big_len += take;
+  n -= take;
+  int rv = x->big_len == x->big_f.remaining ? big_finish(c, now, &handled) : 0;
+  /* Then the blocks of the packets expected after it, in order, as long
+   * as each is the packet expected; from the first that is not, the bytes
+   * take the usual way. */
+  bool expected = true;
+  unsigned k = 0;
+  for (; k < x->nspec && n > 0 && rv == 0; k++) {
+    uint8_t *block = x->spec[k];
+    size_t h = n < hl ? n : hl;
+    size_t body = n - h < f.remaining ? n - h : f.remaining;
+    n -= h + body;
+    expected = expected && h == hl && memcmp(x->spec_hdr[k], x->spec_want, hl) == 0 &&
+               c->state < MQTTB_CONN_CLOSING && check_header(c, &f) == 0;
+    if (expected) {
+      x->big = block;
+      x->big_f = f;
+      x->big_len = body;
+      if (body == f.remaining)
+        rv = big_finish(c, now, &handled);
+      continue;
+    }
+    rv = feed(c, x->spec_hdr[k], h, now, start, &handled);
+    if (rv == 0)
+      rv = feed(c, block + sizeof(mqttb_msg), body, now, start, &handled);
+    block_free(c, block, f.remaining);
   }
+  /* The blocks not reached stay offered for the next read. */
+  unsigned left = 0;
+  for (unsigned i = k; i < x->nspec; i++)
+    x->spec[left++] = x->spec[i];
+  x->nspec = left;
+  if (rv != 0 || !x->big)
+    spec_drop(c);
   return recv_end(c, rv);
 }

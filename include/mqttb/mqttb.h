@@ -1055,37 +1055,56 @@ MQTTB_EXTERN void mqttb_conn_del(mqttb_conn *conn, uint64_t now);
  */
 MQTTB_EXTERN int mqttb_conn_recv(mqttb_conn *conn, const uint8_t *in, size_t len, uint64_t now);
 
+/** @brief A piece of memory the library lends for input
+ * (::mqttb_conn_recv_buffers). Has the layout of <tt>struct iovec</tt> on
+ * POSIX systems, as ::mqttb_iovec has. */
+typedef struct mqttb_inbuf {
+  /** Where input may be written; owned by the library. */
+  void *base;
+  /** Room there, in bytes. */
+  size_t len;
+} mqttb_inbuf;
+
 /**
  * @brief Where the next input can go without a copy.
  *
  * While the connection is in the middle of a large PUBLISH (4 KiB or more)
  * whose body is not all in, the library holds the block that will become
- * the message, and the rest of the packet can be read straight into it:
- * then this sets @p *buf to where the next byte goes and returns how many
- * bytes the packet still lacks. Read at most that many bytes there (for
- * example with readv(2), the rest of the input into a buffer of the
- * embedder's own), then call ::mqttb_conn_recv_commit with the number read,
- * and feed anything read beyond it to ::mqttb_conn_recv as usual. The
- * payload then goes from the transport to every subscriber without being
- * copied by the library. Otherwise (no such packet, held input, the
- * connection closing) sets @p *buf to NULL and returns 0: use
- * ::mqttb_conn_recv. An inspecting call.
- * @param conn the connection; NULL gives 0.
- * @param buf where the address is stored.
- * @return the bytes that fit at @p *buf (0: none).
+ * the message, and the rest of the packet can be read straight into it.
+ * Then this fills @p bufs: first the rest of that packet, then, when
+ * @p max allows, pairs of (fixed header, body) for more packets of the same
+ * size, which is what a stream of large messages usually holds next (up to
+ * 8 of them, 256 KiB in all). Read into them in order, for example with
+ * readv(2) and a buffer of your own as the last entry, then call
+ * ::mqttb_conn_recv_commit with the number of bytes that went into them,
+ * and feed anything beyond to ::mqttb_conn_recv as usual. Input that turns
+ * out not to be the packet expected is processed as if it had been fed to
+ * ::mqttb_conn_recv, so any input is correct there. The payloads then go
+ * from the transport to every subscriber without a copy by the library.
+ *
+ * Returns 0 (use ::mqttb_conn_recv) when there is no such packet, while
+ * input is held (::mqttb_conn_input_pending), and once the connection is
+ * closing. The memory offered stays valid until the next call into the
+ * library that concerns this connection. An inspecting call.
+ * @param conn the connection.
+ * @param bufs an array of at least @p max entries.
+ * @param max entries @p bufs has room for; 1 offers the rest of the
+ *        packet only, 3 or more also the packets expected after it.
+ * @return the entries filled (0: none), or ::MQTTB_ERR_INVALID_ARGUMENT.
  */
-MQTTB_EXTERN size_t mqttb_conn_recv_buffer(mqttb_conn *conn, uint8_t **buf);
+MQTTB_EXTERN int mqttb_conn_recv_buffers(mqttb_conn *conn, mqttb_inbuf *bufs, int max);
 
 /**
- * @brief Take @p n bytes written at the address ::mqttb_conn_recv_buffer gave.
+ * @brief Take @p n bytes written into the memory ::mqttb_conn_recv_buffers
+ *        offered, filling its entries in order.
  *
- * The same as feeding them to ::mqttb_conn_recv, without the copy. No other
- * call into the library may come between the two.
+ * The same as feeding those bytes to ::mqttb_conn_recv, without the copy.
+ * No other call into the library may come between the two.
  * @param conn the connection.
- * @param n bytes written, at most what ::mqttb_conn_recv_buffer returned.
+ * @param n bytes written, at most the entries' total.
  * @param now the current time in milliseconds.
  * @return as ::mqttb_conn_recv; ::MQTTB_ERR_INVALID_ARGUMENT when @p n is
- *         more than the room given.
+ *         more than was offered.
  */
 MQTTB_EXTERN int mqttb_conn_recv_commit(mqttb_conn *conn, size_t n, uint64_t now);
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A whole broker with several connections, driven by fuzz input: the first
  * bytes of each step pick a connection and an action (feed bytes split at a
- * chosen length, directly into a large PUBLISH's block when the broker
- * offers one, advance the clock, close the transport, reconnect, drain
+ * chosen length, directly into the blocks of large PUBLISH packets when
+ * the broker offers them, advance the clock, close the transport, reconnect, drain
  * output). Two host subscribers take part: one on '#' that republishes
  * what it gets under h/ (with its properties), one in a shared group. The
  * broker must never crash, and once every connection is gone, every block
@@ -179,13 +179,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         n = size - off;
       if (!conns[i] && mqttb_conn_new(&conns[i], b, now, NULL) != 0)
         break;
-      /* Into the block of a large PUBLISH when the broker offers one (odd
-       * lengths), else the usual way. */
-      uint8_t *dst;
-      size_t room = mqttb_conn_recv_buffer(conns[i], &dst);
-      if (room > 0 && (n & 1)) {
-        size_t d = n < room ? n : room;
-        memcpy(dst, data + off, d);
+      /* Into the blocks of large PUBLISH packets when the broker offers
+       * them (the length picks how many entries it may offer), else the
+       * usual way. */
+      mqttb_inbuf lent[17];
+      int nlent = mqttb_conn_recv_buffers(conns[i], lent, (int)(n % 17));
+      if (nlent > 0) {
+        size_t d = 0;
+        for (int k = 0; k < nlent && d < n; k++) {
+          size_t m = n - d < lent[k].len ? n - d : lent[k].len;
+          memcpy(lent[k].base, data + off + d, m);
+          d += m;
+        }
         if (mqttb_conn_recv_commit(conns[i], d, now) == 0 && n > d)
           mqttb_conn_recv(conns[i], data + off + d, n - d, now);
       } else {

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Large PUBLISH packets received in place: from 4 KiB, a PUBLISH whose
  * body is not all in goes into the block that becomes its message, which
- * the embedder can fill directly (mqttb_conn_recv_buffer and
- * mqttb_conn_recv_commit). Split anywhere, through either call, with MQTT 5
- * properties, topic aliases, refusals, malformed bodies and closes half
- * way; every bed checks at its end that no block leaked. */
+ * the embedder can fill directly, along with blocks for the packets
+ * expected after it (mqttb_conn_recv_buffers and mqttb_conn_recv_commit).
+ * Split anywhere, through either call, with expectations met and not, MQTT
+ * 5 properties, topic aliases, refusals, malformed bodies, the work budget
+ * and closes half way; every bed checks at its end that no block leaked. */
 #include <criterion/criterion.h>
 #include <criterion/new/assert.h>
 #include <stdlib.h>
@@ -76,32 +77,60 @@ static void expect_big(tc *sub, uint8_t level, const char *topic, size_t plen, m
     tc_ack(sub, &p);
 }
 
-/* Feed a packet in pieces of `chunk` bytes, filling the broker's buffer
- * directly whenever it offers one. */
-static int send_direct(tc *c, const uint8_t *pkt, size_t len, size_t chunk, size_t *direct) {
+/* Feed bytes in pieces of `chunk`, filling the broker's buffers directly
+ * (at most max entries of them) whenever it offers some; *direct counts the
+ * bytes that went there. */
+static int send_direct(tc *c, const uint8_t *in, size_t len, size_t chunk, int max,
+                       size_t *direct) {
   size_t off = 0;
   *direct = 0;
   while (off < len) {
-    uint8_t *dst;
-    size_t room = mqttb_conn_recv_buffer(c->conn, &dst);
+    mqttb_inbuf lent[17];
+    int nl = mqttb_conn_recv_buffers(c->conn, lent, max);
+    cr_assert(ge(int, nl, 0));
+    cr_assert(le(int, nl, max));
     size_t n = len - off < chunk ? len - off : chunk;
     int rv;
-    if (room > 0) {
-      cr_assert(not(eq(ptr, dst, NULL)));
-      if (n > room)
-        n = room;
-      memcpy(dst, pkt + off, n);
-      rv = mqttb_conn_recv_commit(c->conn, n, bed->now);
-      *direct += n;
+    if (nl > 0) {
+      size_t d = 0;
+      for (int k = 0; k < nl && d < n; k++) {
+        size_t m = n - d < lent[k].len ? n - d : lent[k].len;
+        memcpy(lent[k].base, in + off + d, m);
+        d += m;
+      }
+      rv = mqttb_conn_recv_commit(c->conn, d, bed->now);
+      *direct += d;
+      if (rv == 0 && d < n)
+        rv = tc_send(c, in + off + d, n - d);
     } else {
-      cr_assert(eq(ptr, dst, NULL));
-      rv = tc_send(c, pkt + off, n);
+      rv = tc_send(c, in + off, n);
     }
+    while (rv == 0 && mqttb_conn_input_pending(c->conn) > 0)
+      rv = tc_send_once(c, NULL, 0);
     if (rv != 0)
       return rv;
     off += n;
   }
   return 0;
+}
+
+/* A byte stream of packets. */
+typedef struct stream {
+  uint8_t *b;
+  size_t n;
+} stream;
+
+static void put(stream *st, const uint8_t *p, size_t n) {
+  st->b = realloc(st->b, st->n + n);
+  memcpy(st->b + st->n, p, n);
+  st->n += n;
+}
+
+static void put_publish(stream *st, const char *topic, size_t plen, uint8_t qos, uint16_t pid) {
+  size_t len;
+  uint8_t *pkt = make_publish(topic, plen, qos, pid, NULL, &len);
+  put(st, pkt, len);
+  free(pkt);
 }
 
 Test(bigin, split_anywhere_arrives_intact_at_every_qos) {
@@ -137,67 +166,153 @@ Test(bigin, split_anywhere_arrives_intact_at_every_qos) {
   cr_assert(not(sub->closed));
 }
 
-/* The rest of the packet written where mqttb_conn_recv_buffer points is
- * what the subscriber's output refers to: no copy in between. */
+/* What is written where mqttb_conn_recv_buffers points is what the
+ * subscriber's output refers to: no copy in between, for the packet in
+ * progress and for the one expected after it. */
 Test(bigin, direct_input_is_the_message_sent) {
   tc *sub = tc_open(bed, "sub", true);
   cr_assert(eq(int, tc_subscribe(sub, "d", 0), 0));
   tc *pub = tc_open(bed, "pub", true);
-  uint8_t *dst = (uint8_t *)1;
-  cr_assert(eq(sz, mqttb_conn_recv_buffer(pub->conn, &dst), 0), "nothing in progress");
-  cr_assert(eq(ptr, dst, NULL));
-  size_t len, plen = 100000;
-  uint8_t *pkt = make_publish("d", plen, 0, 0, NULL, &len);
+  mqttb_inbuf lent[17];
+  cr_assert(eq(int, mqttb_conn_recv_buffers(pub->conn, lent, 17), 0), "nothing in progress");
+  cr_assert(eq(int, mqttb_conn_recv_buffers(pub->conn, NULL, 1), MQTTB_ERR_INVALID_ARGUMENT));
+  size_t plen = 100000;
+  stream st = {0};
+  put_publish(&st, "d", plen, 0, 0);
+  size_t len = st.n;
+  put_publish(&st, "d", plen, 0, 0);
   size_t first = 1000;
-  cr_assert(eq(int, tc_send(pub, pkt, first), 0));
-  size_t room = mqttb_conn_recv_buffer(pub->conn, &dst);
-  cr_assert(eq(sz, room, len - first));
+  cr_assert(eq(int, tc_send(pub, st.b, first), 0));
+  /* One entry asked for: the rest of the packet only. */
+  cr_assert(eq(int, mqttb_conn_recv_buffers(pub->conn, lent, 1), 1));
+  cr_assert(eq(sz, lent[0].len, len - first));
+  /* More: and the next packets' headers and bodies (two fit in 256 KiB). */
+  cr_assert(eq(int, mqttb_conn_recv_buffers(pub->conn, lent, 17), 5));
+  cr_assert(eq(sz, lent[3].len + lent[4].len, len));
+  /* Three: the next packet's only. */
+  cr_assert(eq(int, mqttb_conn_recv_buffers(pub->conn, lent, 3), 3));
+  cr_assert(eq(sz, lent[0].len, len - first));
+  cr_assert(eq(sz, lent[1].len + lent[2].len, len));
+  size_t room = lent[0].len + lent[1].len + lent[2].len;
   /* More than there is room for is refused, and changes nothing. */
   cr_assert(
       eq(int, mqttb_conn_recv_commit(pub->conn, room + 1, bed->now), MQTTB_ERR_INVALID_ARGUMENT));
-  memcpy(dst, pkt + first, 5000);
-  cr_assert(eq(int, mqttb_conn_recv_commit(pub->conn, 5000, bed->now), 0));
-  uint8_t *dst2;
-  cr_assert(eq(sz, mqttb_conn_recv_buffer(pub->conn, &dst2), room - 5000));
-  cr_assert(eq(ptr, dst2, dst + 5000));
-  memcpy(dst2, pkt + first + 5000, room - 5000);
-  cr_assert(eq(int, mqttb_conn_recv_commit(pub->conn, room - 5000, bed->now), 0));
-  cr_assert(eq(sz, mqttb_conn_recv_buffer(pub->conn, &dst2), 0), "the packet is complete");
-  /* The subscriber's pending output: the header, then the payload, which
-   * is the very memory the input was written to. */
+  uint8_t *end0 = (uint8_t *)lent[0].base + lent[0].len;
+  uint8_t *end2 = (uint8_t *)lent[2].base + lent[2].len;
+  size_t d = 0;
+  for (int k = 0; k < 3; k++) {
+    memcpy(lent[k].base, st.b + first + d, lent[k].len);
+    d += lent[k].len;
+  }
+  cr_assert(eq(int, mqttb_conn_recv_commit(pub->conn, d, bed->now), 0));
+  cr_assert(eq(int, mqttb_conn_recv_buffers(pub->conn, lent, 17), 0), "both are complete");
+  /* The subscriber's pending output: a header and a payload each, the
+   * payloads the very memory the input was written to. */
   mqttb_iovec iov[8];
   int n = mqttb_conn_output(sub->conn, iov, 8);
-  cr_assert(ge(int, n, 2));
-  const uint8_t *end_of_input = dst + room;
-  bool found = false;
-  for (int i = 0; i < n; i++)
-    if ((const uint8_t *)iov[i].base + iov[i].len == end_of_input && iov[i].len == plen)
-      found = true;
-  cr_assert(found, "the payload was copied");
-  free(pkt);
+  cr_assert(ge(int, n, 4));
+  int found = 0;
+  for (int i = 0; i < n; i++) {
+    const uint8_t *end = (const uint8_t *)iov[i].base + iov[i].len;
+    if (iov[i].len == plen && (end == end0 || end == end2))
+      found++;
+  }
+  cr_assert(eq(int, found, 2), "a payload was copied");
+  free(st.b);
+  expect_big(sub, 4, "d", plen, NULL);
   expect_big(sub, 4, "d", plen, NULL);
 }
 
-/* A direct read may be followed by more input through mqttb_conn_recv,
- * including the next large packet, whose header alone may be split. */
-Test(bigin, direct_and_copied_input_interleave) {
+/* Streams of large packets of one size, with what breaks the expectation
+ * in between (another size, another QoS, small packets, a ping), through
+ * buffers of every length and any number of entries: all arrive, in
+ * order. */
+Test(bigin, expected_packets_and_surprises) {
   tc *sub = tc_open(bed, "sub", true);
-  cr_assert(eq(int, tc_subscribe(sub, "i/+", 1), 1));
+  cr_assert(eq(int, tc_subscribe(sub, "e/#", 1), 1));
   tc *pub = tc_open(bed, "pub", true);
-  const size_t chunks[] = {2, 777, 9000, 20000};
-  for (size_t ci = 0; ci < 4; ci++) {
-    for (int k = 0; k < 3; k++) {
-      size_t len, direct;
-      uint16_t pid = (uint16_t)(ci * 3 + k + 1);
-      uint8_t *pkt = make_publish("i/j", 20000 + ci * 10 + k, 1, pid, NULL, &len);
-      cr_assert(eq(int, send_direct(pub, pkt, len, chunks[ci], &direct), 0));
-      if (chunks[ci] < len)
-        cr_assert(gt(sz, direct, 0), "no direct input with chunks of %zu", chunks[ci]);
-      free(pkt);
-      cr_assert(tc_read_type(pub, MQTTB_PKT_PUBACK));
-      expect_big(sub, 4, "i/j", 20000 + ci * 10 + k, NULL);
+  stream st = {0};
+  uint16_t pid = 1;
+  size_t sizes[40];
+  size_t nsizes = 0;
+  for (int round = 0; round < 4; round++) {
+    for (int i = 0; i < 5; i++) {
+      put_publish(&st, "e/a", 5000, 0, 0);
+      sizes[nsizes++] = 5000;
+    }
+    put_publish(&st, "e/a", 5000, 1, pid++); /* the same size at QoS 1 */
+    sizes[nsizes++] = 5000;
+    put_publish(&st, "e/a", 7000, 0, 0);
+    sizes[nsizes++] = 7000;
+    put_publish(&st, "e/a", 7000, 0, 0);
+    sizes[nsizes++] = 7000;
+    const uint8_t small[] = {0x30, 5, 0, 3, 'e', '/', 's'};
+    put(&st, small, sizeof small);
+    sizes[nsizes++] = 0;
+    const uint8_t ping[] = {0xc0, 0};
+    put(&st, ping, sizeof ping);
+  }
+  const size_t chunks[] = {1, 5, 4099, 5006, 9000, 65536, 1u << 20};
+  const int maxes[] = {1, 2, 3, 5, 17};
+  for (size_t ci = 0; ci < sizeof chunks / sizeof chunks[0]; ci++) {
+    for (size_t mi = 0; mi < sizeof maxes / sizeof maxes[0]; mi++) {
+      size_t direct;
+      cr_assert(eq(int, send_direct(pub, st.b, st.n, chunks[ci], maxes[mi], &direct), 0));
+      /* Reads the size of a packet or two with expected packets offered:
+       * most bytes go straight to their messages. */
+      bool most = maxes[mi] >= 3 && chunks[ci] > 4099 && chunks[ci] <= 9000;
+      if (chunks[ci] > 4099)
+        cr_assert(gt(sz, direct, most ? st.n / 2 : 0),
+                  "%zu of %zu bytes direct (chunks %zu, %d entries)", direct, st.n, chunks[ci],
+                  maxes[mi]);
+      for (size_t k = 0; k < nsizes; k++) {
+        if (sizes[k] == 0) {
+          mqttb_publish p;
+          cr_assert(tc_expect_publish(sub, &p));
+          cr_assert(eq(sz, p.payload.len, 0));
+          continue;
+        }
+        expect_big(sub, 4, "e/a", sizes[k], NULL);
+      }
+      while (tc_read(pub))
+        cr_assert(pub->f.type == MQTTB_PKT_PUBACK || pub->f.type == MQTTB_PKT_PINGRESP);
+      cr_assert(tc_quiet(sub));
     }
   }
+  free(st.b);
+  cr_assert(not(pub->closed));
+}
+
+/* The work budget applies to input that was not what was expected: it is
+ * held, and processed in order later. */
+Test(bigin, budget_holds_unexpected_input_in_order) {
+  mqttb_settings s;
+  mqttb_settings_default(&s);
+  s.sys_interval_ms = 0;
+  s.work_budget = 3;
+  tb_del(bed);
+  bed = tb_new(&s);
+  tc *sub = tc_open(bed, "sub", true);
+  cr_assert(eq(int, tc_subscribe(sub, "w", 0), 0));
+  tc *pub = tc_open(bed, "pub", true);
+  stream st = {0};
+  put_publish(&st, "w", 4500, 0, 0);
+  for (int i = 0; i < 3000; i++) {
+    uint8_t small[] = {0x30, 5, 0, 1, 'w', (uint8_t)(i >> 8), (uint8_t)i};
+    put(&st, small, sizeof small);
+  }
+  put_publish(&st, "w", 4500, 0, 0);
+  size_t direct;
+  cr_assert(eq(int, send_direct(pub, st.b, st.n, 30000, 17, &direct), 0));
+  free(st.b);
+  expect_big(sub, 4, "w", 4500, NULL);
+  for (int i = 0; i < 3000; i++) {
+    mqttb_publish p;
+    cr_assert(tc_expect_publish(sub, &p));
+    cr_assert(eq(sz, p.payload.len, 2));
+    cr_assert(eq(int, p.payload.ptr[0] << 8 | p.payload.ptr[1], i & 0xffff));
+  }
+  expect_big(sub, 4, "w", 4500, NULL);
 }
 
 /* MQTT 5: the properties to forward stay with the message (the topic
@@ -216,7 +331,7 @@ Test(bigin, mqtt5_properties_and_topic_aliases) {
     size_t len, direct;
     /* The second round names the topic by its alias only. */
     uint8_t *pkt = make_publish(round ? "" : "v/5", 50000, 1, (uint16_t)(round + 1), &props, &len);
-    cr_assert(eq(int, send_direct(p, pkt, len, 3000, &direct), 0));
+    cr_assert(eq(int, send_direct(p, pkt, len, 3000, 17, &direct), 0));
     free(pkt);
     cr_assert(gt(sz, direct, 0));
     uint8_t reason;
@@ -282,13 +397,14 @@ Test(bigin, malformed_and_unfinished_large_packets) {
   bad[h] = 0xff;
   bad[h + 1] = 0xff;
   cr_assert(eq(int, tc_send_split(a, bad, 3000, 3000), 0));
-  uint8_t *dst;
-  size_t room = mqttb_conn_recv_buffer(a->conn, &dst);
+  mqttb_inbuf lent[3];
+  cr_assert(eq(int, mqttb_conn_recv_buffers(a->conn, lent, 3), 3));
+  size_t room = lent[0].len;
   cr_assert(eq(sz, room, total - 3000));
-  memcpy(dst, bad + 3000, room);
+  memcpy(lent[0].base, bad + 3000, room);
   cr_assert(eq(int, mqttb_conn_recv_commit(a->conn, room, bed->now), MQTTB_ERR_MALFORMED));
   cr_assert(a->closed);
-  cr_assert(eq(sz, mqttb_conn_recv_buffer(a->conn, &dst), 0), "closing: no buffer");
+  cr_assert(eq(int, mqttb_conn_recv_buffers(a->conn, lent, 3), 0), "closing: no buffer");
   cr_assert(eq(int, mqttb_conn_recv_commit(a->conn, 0, bed->now), MQTTB_ERR_INVALID_STATE));
   /* A topic that is not UTF-8. */
   tc *b = tc_open(bed, "b", true);
@@ -340,14 +456,16 @@ Test(bigin, no_direct_buffer_while_input_is_held) {
   memcpy(in + n, big, 4000);
   n += 4000;
   cr_assert(eq(int, tc_send_once(pub, in, n), 0));
-  uint8_t *dst;
+  mqttb_inbuf lent[1];
   cr_assert(gt(sz, mqttb_conn_input_pending(pub->conn), 0));
-  cr_assert(eq(sz, mqttb_conn_recv_buffer(pub->conn, &dst), 0));
+  cr_assert(eq(int, mqttb_conn_recv_buffers(pub->conn, lent, 1), 0));
+  cr_assert(eq(int, mqttb_conn_recv_commit(pub->conn, 1, bed->now), MQTTB_ERR_INVALID_ARGUMENT));
   while (mqttb_conn_input_pending(pub->conn) > 0)
     cr_assert(eq(int, tc_send_once(pub, NULL, 0), 0));
-  size_t room = mqttb_conn_recv_buffer(pub->conn, &dst);
+  cr_assert(eq(int, mqttb_conn_recv_buffers(pub->conn, lent, 1), 1));
+  size_t room = lent[0].len;
   cr_assert(eq(sz, room, len - 4000));
-  memcpy(dst, big + 4000, room);
+  memcpy(lent[0].base, big + 4000, room);
   cr_assert(eq(int, mqttb_conn_recv_commit(pub->conn, room, bed->now), 0));
   free(big);
   for (int i = 0; i < 10; i++) {
