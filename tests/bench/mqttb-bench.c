@@ -34,10 +34,17 @@
  * each; reports the broker's VmRSS growth per connection, then checks that one
  * publish reaches all of them).
  *
+ * With --pid, the throughput scenarios also report the broker's CPU time over
+ * exactly the measured window (all its threads): the first loop iteration at
+ * or after the warm-up opens the window and reads the broker's CPU clock, the
+ * first one at or after its end closes it and reads it again; deliveries
+ * count only between the two.
+ *
  * SPDX-License-Identifier: MIT
  */
 #define _GNU_SOURCE
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -212,7 +219,11 @@ static struct {
   uint64_t closed_count;
 
   bool publishing;
+  int64_t t_warm_end; /* the window opens at the first iteration at or after it */
   int64_t t_meas_start, t_meas_end;
+  bool meas_open, meas_closed;
+  int cpu_src;              /* enum cpu_src: where the broker's CPU time comes from */
+  int64_t cpu_ns0, cpu_ns1; /* broker CPU time at the window's start and end, or -1 */
   int64_t last_progress;
 
   /* statistics */
@@ -1520,6 +1531,130 @@ static void pub_fill(struct pub *p) {
   mark_flush(c);
 }
 
+/* ---------------------------------------------------------- broker CPU -- */
+
+/* Where the broker's CPU time (user + system, all threads) is read from, in
+ * order of preference: its POSIX process CPU clock (clock_getcpuclockid: ns,
+ * every thread, exited ones too, up to date for running threads); the sum of
+ * the first field of /proc/PID/task/ * /schedstat (ns, live threads only; a
+ * running thread's figure may lag by a scheduler tick); utime + stime of
+ * /proc/PID/stat (clock ticks, all threads). The same source is used at both
+ * ends of the window. */
+enum cpu_src { CPU_NONE, CPU_CLOCK, CPU_SCHEDSTAT, CPU_STAT };
+static const char *const cpu_src_names[] = {"na", "clock", "schedstat", "stat"};
+
+static int64_t cpu_from_clock(pid_t pid) {
+  clockid_t clk;
+  struct timespec ts;
+  if (clock_getcpuclockid(pid, &clk) != 0 || clock_gettime(clk, &ts) != 0) {
+    return -1;
+  }
+  return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+static int64_t cpu_from_schedstat(pid_t pid) {
+  char path[96];
+  snprintf(path, sizeof path, "/proc/%ld/task", (long)pid);
+  DIR *d = opendir(path);
+  if (!d) {
+    return -1;
+  }
+  int64_t sum = 0;
+  int found = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') {
+      continue;
+    }
+    snprintf(path, sizeof path, "/proc/%ld/task/%.20s/schedstat", (long)pid, e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+      continue; /* the thread just exited */
+    }
+    unsigned long long ns;
+    if (fscanf(f, "%llu", &ns) == 1) {
+      sum += (int64_t)ns;
+      found++;
+    }
+    fclose(f);
+  }
+  closedir(d);
+  return found ? sum : -1;
+}
+
+static int64_t cpu_from_stat(pid_t pid) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    return -1;
+  }
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = 0;
+  /* Field 2 (comm) may contain spaces and parentheses: start after the last ')'. */
+  char *p = strrchr(buf, ')');
+  if (!p) {
+    return -1;
+  }
+  unsigned long long ut, st;
+  /* Fields 3..13 (state .. cmajflt), then 14 utime and 15 stime. */
+  if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
+    return -1;
+  }
+  long tck = sysconf(_SC_CLK_TCK);
+  if (tck <= 0) {
+    return -1;
+  }
+  return (int64_t)((ut + st) * (unsigned long long)NS_PER_S / (unsigned long long)tck);
+}
+
+/* The broker's CPU time in ns from B.cpu_src (the first source that works,
+ * when none was chosen yet), or -1. */
+static int64_t broker_cpu_ns(void) {
+  static int64_t (*const fn[])(pid_t) = {NULL, cpu_from_clock, cpu_from_schedstat, cpu_from_stat};
+  if (B.cpu_src != CPU_NONE) {
+    return fn[B.cpu_src](B.pid);
+  }
+  for (int src = CPU_CLOCK; src <= CPU_STAT; src++) {
+    int64_t v = fn[src](B.pid);
+    if (v >= 0) {
+      B.cpu_src = src;
+      return v;
+    }
+  }
+  return -1;
+}
+
+/* Opens the measured window at the first loop iteration at or after the end
+ * of the warm-up, and closes it at the first one at or after its end, reading
+ * the broker's CPU time at both points (with --pid), so that the deliveries
+ * counted and the CPU time cover the same interval. Deliveries read before
+ * the window opens do not count (t_meas_start is INT64_MAX until then). */
+static void meas_edges(void) {
+  if (!B.t_warm_end || B.meas_closed || !B.publishing) {
+    return;
+  }
+  if (!B.meas_open) {
+    if (B.now < B.t_warm_end) {
+      return;
+    }
+    B.meas_open = true;
+    if (B.pid) {
+      B.cpu_ns0 = broker_cpu_ns();
+    }
+    B.now = now_ns();
+    B.t_meas_start = B.now;
+    B.t_meas_end = B.now + secs_to_ns(B.duration);
+  } else if (B.now >= B.t_meas_end) {
+    B.meas_closed = true;
+    B.t_meas_end = B.now;
+    if (B.pid && B.cpu_ns0 >= 0) {
+      B.cpu_ns1 = broker_cpu_ns();
+    }
+  }
+}
+
 /* ---------------------------------------------------------- event loop -- */
 
 static void poll_once(int timeout_ms) {
@@ -1527,6 +1662,7 @@ static void poll_once(int timeout_ms) {
   flush_all();
   int n = epoll_wait(B.epfd, evs, MAX_EVENTS, timeout_ms);
   B.now = now_ns();
+  meas_edges();
   if (n < 0) {
     if (errno != EINTR) {
       fail("epoll_wait: %s", strerror(errno));
@@ -1660,7 +1796,7 @@ static void run_traffic(void) {
     if (all_done && in_flight() == 0 && unacked() == 0) {
       break;
     }
-    poll_once(poll_timeout_until(B.t_meas_end, 100));
+    poll_once(poll_timeout_until(B.meas_open ? B.t_meas_end : B.t_warm_end, 100));
     sweep_pings();
     if (in_flight() && B.now - B.last_progress > stall) {
       fail("stalled: nothing delivered for %.1f s with %" PRIu64 " messages in flight "
@@ -2525,7 +2661,9 @@ static void usage(FILE *f) {
           "  -l BYTES           payload size, >= %u (default 64)\n"
           "  -d SECONDS         measured duration (default 5)\n"
           "      --warmup SECONDS   traffic before measuring (default 1)\n"
-          "      --pid PID      broker pid: report its VmRSS growth per connection\n"
+          "      --pid PID      broker pid: report its VmRSS growth per connection and,\n"
+          "                     in p2p/fanin/fanout, its CPU time (all threads) over\n"
+          "                     the measured window per delivery and in %% of a CPU\n"
           "      --timeout S    connect/CONNACK/SUBACK timeout (default 10)\n"
           "      --batch N      connections being set up at once (default 64)\n"
           "      --keepalive S  MQTT keep-alive (default 60; PINGREQ after S/2 idle)\n"
@@ -2936,6 +3074,8 @@ int main(int argc, char **argv) {
   B.now = now_ns();
   /* No measurement window until traffic starts. */
   B.t_meas_start = B.t_meas_end = INT64_MAX;
+  B.t_warm_end = 0;
+  B.cpu_ns0 = B.cpu_ns1 = -1;
   if (B.fill_retained || B.fill_sessions) {
     return run_fill();
   }
@@ -3009,8 +3149,8 @@ int main(int argc, char **argv) {
       B.t_meas_start = B.now;
       B.t_meas_end = B.now + secs_to_ns(B.timeout);
     } else {
-      B.t_meas_start = B.now + secs_to_ns(B.warmup);
-      B.t_meas_end = B.t_meas_start + secs_to_ns(B.duration);
+      /* meas_edges() opens the window (sets t_meas_start and t_meas_end). */
+      B.t_warm_end = B.now + secs_to_ns(B.warmup);
     }
     run_traffic();
     t_end = B.now;
@@ -3080,6 +3220,17 @@ int main(int argc, char **argv) {
   if (rss_before >= 0 && rss_after >= 0 && mem_conns) {
     snprintf(mem, sizeof mem, "%ld", (rss_after - rss_before) / (long)mem_conns);
   }
+  char cpu_per_msg[32] = "na", cpu_pct[32] = "na";
+  double cpu_s = -1;
+  if (B.sc != SC_IDLE && B.meas_closed && B.cpu_ns0 >= 0 && B.cpu_ns1 >= B.cpu_ns0 && meas_s > 0) {
+    cpu_s = (double)(B.cpu_ns1 - B.cpu_ns0) / 1e9;
+    snprintf(cpu_pct, sizeof cpu_pct, "%.1f", cpu_s / meas_s * 100.0);
+    if (delivered) {
+      snprintf(cpu_per_msg, sizeof cpu_per_msg, "%.3f", cpu_s * 1e6 / (double)delivered);
+    }
+  } else if (B.pid && B.sc != SC_IDLE && !B.failed) {
+    fprintf(stderr, "mqttb-bench: warning: cannot read the CPU time of pid %ld\n", (long)B.pid);
+  }
 
   if (!B.quiet) {
     if (B.sc == SC_IDLE) {
@@ -3104,6 +3255,10 @@ int main(int argc, char **argv) {
       printf("  broker VmRSS %ld kB -> %ld kB: %s bytes per connection (%u connections)\n",
              rss_before / 1024, rss_after / 1024, mem, mem_conns);
     }
+    if (cpu_s >= 0) {
+      printf("  broker CPU %.3f s in %.2f s (%s %%, from %s): %s us per delivery\n", cpu_s, meas_s,
+             cpu_pct, cpu_src_names[B.cpu_src], cpu_per_msg);
+    }
   }
   printf("RESULT scenario=%s qos=%u n=%u w=%u size=%u persistent=%d msgs_per_s=",
          scenario_names[B.sc], B.qos, B.n, B.w, B.size, B.persistent ? 1 : 0);
@@ -3120,6 +3275,8 @@ int main(int argc, char **argv) {
   if (B.tls_info[0]) {
     printf(" tls=%s", B.tls_info); /* "TLSv1.3/TLS_AES_256_GCM_SHA384" */
   }
+  printf(" broker_cpu_us_per_msg=%s broker_cpu_pct=%s broker_cpu_src=%s", cpu_per_msg, cpu_pct,
+         cpu_s >= 0 ? cpu_src_names[B.cpu_src] : "na");
   printf("\n");
   if (B.failed) {
     fprintf(stderr, "mqttb-bench: FAILED: %s\n", B.fail_reason);
