@@ -192,9 +192,12 @@ wait_listening() {  # name pid port log
 # TMP/BROKER.log.
 start_mqttb() {
   local port; port=$(free_port)
+  # max_output_bytes: as FlashMQ's client_max_write_buffer_size below (the
+  # default 1 MiB drops QoS 0 messages of 1 MiB sent two at a time).
   cat > "$TMP/mqttb.conf" <<EOF
 max_inflight_messages 1000
 max_queued_messages 100000
+max_output_bytes 67108864
 max_connections -1
 log_type error
 log_type warning
