@@ -14,7 +14,7 @@ static mqttb_tnode *node_new(const mqttb_mem *mem, mqttb_tnode *parent, const ch
   if (!n)
     return NULL;
   n->parent = parent;
-  n->level_len = (uint32_t)len;
+  n->level_len = (uint16_t)len;
   if (len)
     memcpy(n->level, level, len);
   return n;
@@ -126,6 +126,19 @@ static mqttb_tnode *child(const mqttb_tnode *n, const char *level, size_t len) {
   return mqttb_map_get(&n->children, level, len);
 }
 
+/* The flag of a '+' or '#' level, else 0. */
+static uint8_t wild_bit(const char *level, size_t len) {
+  if (len != 1)
+    return 0;
+  return level[0] == '+' ? MQTTB_TNODE_PLUS : level[0] == '#' ? MQTTB_TNODE_HASH : 0;
+}
+
+/* The '+' or '#' child, without a lookup where there is none (most nodes
+ * of a tree of topics without wildcard subscriptions). */
+static mqttb_tnode *wild_child(const mqttb_tnode *n, const char *level) {
+  return n->wild & wild_bit(level, 1) ? mqttb_map_get(&n->children, level, 1) : NULL;
+}
+
 mqttb_tnode *mqttb_trie_find(const mqttb_trie *t, const char *topic, size_t len) {
   mqttb_tnode *n = t->root;
   size_t pos = 0, next;
@@ -138,6 +151,8 @@ mqttb_tnode *mqttb_trie_find(const mqttb_trie *t, const char *topic, size_t len)
 }
 
 mqttb_tnode *mqttb_trie_insert(mqttb_trie *t, const char *topic, size_t len) {
+  if (len > UINT16_MAX)
+    return NULL; /* no MQTT string is longer; levels are kept in 16 bits */
   const mqttb_mem *mem = t->mem;
   mqttb_tnode *n = t->root;
   size_t pos = 0, next;
@@ -151,6 +166,7 @@ mqttb_tnode *mqttb_trie_insert(mqttb_trie *t, const char *topic, size_t len) {
         mqttb_trie_prune(t, n);
         return NULL;
       }
+      n->wild |= wild_bit(c->level, c->level_len);
     }
     n = c;
     pos = next;
@@ -163,6 +179,7 @@ void mqttb_trie_prune(mqttb_trie *t, mqttb_tnode *n) {
          n->children.count == 0) {
     mqttb_tnode *parent = n->parent;
     mqttb_map_del(&parent->children, n->level, n->level_len);
+    parent->wild &= (uint8_t)~wild_bit(n->level, n->level_len);
     node_free(t->mem, n);
     n = parent;
   }
@@ -213,7 +230,7 @@ int mqttb_trie_match_subs(mqttb_trie *t, const char *topic, size_t len, mqttb_su
     if (wild_ok) {
       /* '#' matches the remaining levels, including none: "a/#" matches
        * "a" [MQTT-4.7.1-2]. */
-      mqttb_tnode *h = child(n, "#", 1);
+      mqttb_tnode *h = wild_child(n, "#");
       if (h)
         emit_subs(h, &e);
     }
@@ -225,7 +242,7 @@ int mqttb_trie_match_subs(mqttb_trie *t, const char *topic, size_t len, mqttb_su
     size_t end = level_end(topic, len, pos, &next);
     rv = push(t, &sp, child(n, topic + pos, end - pos), next);
     if (rv == 0 && wild_ok)
-      rv = push(t, &sp, child(n, "+", 1), next);
+      rv = push(t, &sp, wild_child(n, "+"), next);
   }
   return rv;
 }

@@ -25,6 +25,9 @@ struct mqttb_share;
 /* A node. The payload slots (subs, shares, retained) are read and written
  * by the owning layer; the structure (parent, children, level) is this
  * module's. */
+#define MQTTB_TNODE_PLUS 1u
+#define MQTTB_TNODE_HASH 2u
+
 typedef struct mqttb_tnode {
   struct mqttb_tnode *parent;
   mqttb_map children;          /* level -> mqttb_tnode */
@@ -33,8 +36,9 @@ typedef struct mqttb_tnode {
   mqttb_msg *retained;         /* retained message whose topic ends here */
   uint32_t nsubs, subs_cap;
   uint32_t nshares, shares_cap;
-  uint32_t level_len;
-  char level[]; /* this node's level, not NUL-terminated */
+  uint16_t level_len; /* a level is at most a topic's 65535 bytes */
+  uint8_t wild;       /* MQTTB_TNODE_PLUS, _HASH: it has a '+' or '#' child */
+  char level[];       /* this node's level, not NUL-terminated */
 } mqttb_tnode;
 
 typedef struct mqttb_trie {

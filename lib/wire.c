@@ -111,6 +111,17 @@ size_t mqttb_codec_varint_encode(uint8_t *out, uint32_t value) {
 bool mqttb_utf8_valid(const uint8_t *s, size_t len) {
   size_t i = 0;
   while (i < len) {
+    /* Eight ASCII bytes at a time, none of them NUL (topics are mostly
+     * that). */
+    while (len - i >= 8) {
+      uint64_t v;
+      memcpy(&v, s + i, 8);
+      if ((v & 0x8080808080808080u) || ((v - 0x0101010101010101u) & ~v & 0x8080808080808080u))
+        break;
+      i += 8;
+    }
+    if (i == len)
+      break;
     uint8_t b = s[i];
     uint32_t cp;
     uint32_t min;

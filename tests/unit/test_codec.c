@@ -484,6 +484,32 @@ Test(utf8, respects_length_and_does_not_look_past_it) {
   cr_assert(not(mqttb_utf8_valid(s, 3))); /* the NUL counts when inside len */
 }
 
+/* ASCII is checked eight bytes at a time: a NUL, a non-ASCII byte and a
+ * broken sequence are found at every position of strings of every length
+ * around that stride. */
+Test(utf8, found_at_every_position_of_long_ascii_runs) {
+  uint8_t s[40];
+  for (size_t len = 1; len <= sizeof s; len++) {
+    memset(s, 'a', len);
+    cr_assert(mqttb_utf8_valid(s, len), "len %zu", len);
+    for (size_t at = 0; at < len; at++) {
+      memset(s, 'a', len);
+      s[at] = 0;
+      cr_assert(not(mqttb_utf8_valid(s, len)), "NUL at %zu of %zu", at, len);
+      s[at] = 0x80; /* a stray continuation byte */
+      cr_assert(not(mqttb_utf8_valid(s, len)), "0x80 at %zu of %zu", at, len);
+      if (at + 1 < len) {
+        s[at] = 0xC3; /* U+00E9, then ASCII again */
+        s[at + 1] = 0xA9;
+        cr_assert(mqttb_utf8_valid(s, len), "U+00E9 at %zu of %zu", at, len);
+        s[at] = 0xC0; /* overlong */
+        s[at + 1] = 0x80;
+        cr_assert(not(mqttb_utf8_valid(s, len)), "overlong at %zu of %zu", at, len);
+      }
+    }
+  }
+}
+
 Test(utf8, empty_string_is_valid_even_with_null_pointer) {
   cr_assert(mqttb_utf8_valid(NULL, 0));
 }

@@ -122,6 +122,54 @@ Test(trie, subscription_walk_agrees_with_matcher) {
   mqttb_broker_del(b);
 }
 
+/* Nodes know whether they have a '+' or '#' child: the flags follow
+ * wildcard subscriptions coming and going, and matching follows them. */
+Test(trie, wildcard_children_come_and_go) {
+  bool existed;
+  mqttb_broker *b;
+  cr_assert(eq(int, mqttb_broker_new(&b, NULL, NULL, NULL, NULL), 0));
+  mqttb_session *s = mqttb_session_new(&b->sessions, "s", 1);
+  cr_assert(not(eq(ptr, s, NULL)));
+  const char *fs[] = {"a/+", "a/#", "a/b", "+/b", "#"};
+  for (int round = 0; round < 2; round++) {
+    /* Add them one by one, then take them away one by one: each time the
+     * walk agrees with the matcher. */
+    for (int step = 0; step < 10; step++) {
+      int k = step % 5;
+      if (step < 5)
+        cr_assert(eq(int, mqttb_session_subscribe(s, fs[k], strlen(fs[k]), 0, 0, 0, &existed), 0));
+      else
+        cr_assert(mqttb_session_unsubscribe(s, fs[(k + round) % 5], strlen(fs[(k + round) % 5])));
+      const char *ts[] = {"a/b", "a", "a/c", "x/b", "a/b/c"};
+      for (int t = 0; t < 5; t++) {
+        int want = 0;
+        for (int i = 0; i < 5; i++) {
+          bool present = step < 5 ? i <= k : false;
+          if (step >= 5) {
+            /* removed so far: (j + round) % 5 for j = 0..k */
+            present = true;
+            for (int j = 0; j <= k; j++)
+              if ((j + round) % 5 == i)
+                present = false;
+          }
+          if (present)
+            want += mqttb_topic_matches(fs[i], strlen(fs[i]), ts[t], strlen(ts[t]));
+        }
+        hits = 0;
+        cr_assert(eq(
+            int,
+            mqttb_trie_match_subs(&b->sessions.subs, ts[t], strlen(ts[t]), count_sub, NULL, NULL),
+            0));
+        cr_assert(eq(int, hits, want), "round %d step %d topic %s", round, step, ts[t]);
+      }
+    }
+    cr_assert(eq(u32, b->sessions.subs.root->children.count, 0));
+    cr_assert(eq(u8, b->sessions.subs.root->wild, 0));
+  }
+  mqttb_session_del(s);
+  mqttb_broker_del(b);
+}
+
 static int rhits;
 static void count_ret(mqttb_msg *m, void *ctx) {
   (void)m;
