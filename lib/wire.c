@@ -168,15 +168,30 @@ bool mqttb_utf8_valid(const uint8_t *s, size_t len) {
   return true;
 }
 
+/* 0x80 in each byte of v that is zero, and only there. */
+static uint64_t zero_bytes(uint64_t v) {
+  uint64_t t = (v & 0x7F7F7F7F7F7F7F7Fu) + 0x7F7F7F7F7F7F7F7Fu;
+  return ~(t | v | 0x7F7F7F7F7F7F7F7Fu);
+}
+
+#define BYTES(c) (0x0101010101010101u * (uint8_t)(c))
+
 bool mqttb_topic_name_valid(const uint8_t *s, size_t len) {
-  size_t i;
+  size_t i = 0;
   if (len == 0 || len > MQTTB_STR_MAX) {
     return false; /* [MQTT-4.7.3-1] */
   }
   if (!mqttb_utf8_valid(s, len)) {
     return false;
   }
-  for (i = 0; i < len; i++) {
+  for (; len - i >= 8; i += 8) {
+    uint64_t v;
+    memcpy(&v, s + i, 8);
+    if (zero_bytes(v ^ BYTES('+')) | zero_bytes(v ^ BYTES('#'))) {
+      return false; /* [MQTT-3.3.2-2] */
+    }
+  }
+  for (; i < len; i++) {
     if (s[i] == '+' || s[i] == '#') {
       return false; /* [MQTT-3.3.2-2] */
     }
@@ -219,8 +234,13 @@ bool mqttb_topic_has_wildcard(const uint8_t *filter, size_t len) {
 }
 
 size_t mqttb_topic_levels(const uint8_t *topic, size_t len) {
-  size_t n = 1;
-  for (size_t i = 0; i < len; i++)
+  size_t n = 1, i = 0;
+  for (; len - i >= 8; i += 8) {
+    uint64_t v;
+    memcpy(&v, topic + i, 8);
+    n += (size_t)__builtin_popcountll(zero_bytes(v ^ BYTES('/')));
+  }
+  for (; i < len; i++)
     n += topic[i] == '/';
   return n;
 }

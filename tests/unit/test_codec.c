@@ -510,6 +510,37 @@ Test(utf8, found_at_every_position_of_long_ascii_runs) {
   }
 }
 
+/* Wildcards and level separators are found eight bytes at a time too: at
+ * every position, next to every byte value. */
+Test(topic, wildcards_and_levels_at_every_position) {
+  uint8_t s[37];
+  for (size_t len = 1; len <= sizeof s; len++) {
+    for (size_t at = 0; at < len; at++) {
+      memset(s, 'x', len);
+      cr_assert(mqttb_topic_name_valid(s, len));
+      cr_assert(eq(sz, mqttb_topic_levels(s, len), 1));
+      s[at] = '+';
+      cr_assert(not(mqttb_topic_name_valid(s, len)), "'+' at %zu of %zu", at, len);
+      s[at] = '#';
+      cr_assert(not(mqttb_topic_name_valid(s, len)), "'#' at %zu of %zu", at, len);
+      /* Neighbours of the wildcards' values are fine. */
+      s[at] = '+' - 1;
+      cr_assert(mqttb_topic_name_valid(s, len));
+      s[at] = '#' + 1;
+      cr_assert(mqttb_topic_name_valid(s, len));
+      /* Slashes at every second position from here on. */
+      size_t want = 1;
+      for (size_t k = at; k < len; k += 2) {
+        s[k] = '/';
+        want++;
+      }
+      cr_assert(eq(sz, mqttb_topic_levels(s, len), want), "at %zu of %zu", at, len);
+      s[at] = '/' + 1; /* '0' is no separator */
+      cr_assert(eq(sz, mqttb_topic_levels(s, len), want - 1));
+    }
+  }
+}
+
 Test(utf8, empty_string_is_valid_even_with_null_pointer) {
   cr_assert(mqttb_utf8_valid(NULL, 0));
 }
