@@ -90,6 +90,8 @@ struct listener {
   bool websockets;
 };
 
+/* Pointers first, then the flags together: thousands of idle connections
+ * add up, and holes between fields are paid by each. */
 struct conn {
   struct handle h;
   struct mqttb_cli_loop *loop;
@@ -100,13 +102,32 @@ struct conn {
   struct conn *reap_next;
   struct conn *busy_next;
   struct conn *later_next;
-  bool in_later;
   /* Waiting for a password check of a later iteration (AUTH_PER_ITERATION):
-   * not polled for input meanwhile. */
+   * not polled for input meanwhile (deferred). */
   struct conn *dprev, *dnext;
-  bool deferred;
+  /* Its listener's rules, and the user name its CONNECT gave (NULL: none). */
+  struct mqttb_cli_auth *auth;
+  char *username;
+  /* The PROXY protocol header still to come (proxy: its version), and what
+   * of it was read so far. */
+  uint8_t *proxy_buf;
+  size_t proxy_len;
+  /* TLS: the session (NULL: plain), whether its handshake is still going,
+   * and whether it waits for the socket to be writable to go on. */
+  struct mqttb_cli_tls_conn *tls;
+  struct mqttb_cli_tls_ctx *tls_ctx; /* the listener's, until the handshake starts */
+  struct conn *ready_next;           /* tls_ready */
+  /* The user name a certificate gave (use_identity_as_username, or a PROXY
+   * header's); NULL: the CONNECT's. */
+  char *cert_username;
+  /* MQTT over WebSockets: the framing between the transport and the
+   * library; NULL for plain MQTT. */
+  mqttb_ws *ws;
   /* Events currently registered with epoll. */
   uint32_t events;
+  int proxy;
+  bool in_later;
+  bool deferred;
   bool in_dirty;
   /* The library holds input of this connection back: not read from. */
   bool busy;
@@ -118,33 +139,14 @@ struct conn {
   bool dead;
   bool gone; /* the transport is gone: nothing more to write */
   bool close_logged;
-  /* Its listener's rules, and the user name its CONNECT gave (NULL: none). */
-  struct mqttb_cli_auth *auth;
   bool connected; /* on_connect was called */
-  char *username;
-  /* The PROXY protocol header still to come (its version), and what of it
-   * was read so far. */
-  int proxy;
-  uint8_t *proxy_buf;
-  size_t proxy_len;
-  /* TLS: the session (NULL: plain), whether its handshake is still going,
-   * and whether it waits for the socket to be writable to go on. */
-  struct mqttb_cli_tls_conn *tls;
-  struct mqttb_cli_tls_ctx *tls_ctx; /* the listener's, until the handshake starts */
   bool tls_handshake;
   bool tls_wants_out;
   /* Read again next iteration: TLS holds decrypted bytes epoll cannot see. */
   bool tls_ready;
-  struct conn *ready_next;
-  /* The user name a certificate gave (use_identity_as_username, or a PROXY
-   * header's); NULL: the CONNECT's. */
-  char *cert_username;
   bool cert_refused; /* the listener takes names from certificates and this one gave none */
   bool proxy_identity;
-  /* MQTT over WebSockets: the framing between the transport and the
-   * library; NULL for plain MQTT. */
-  mqttb_ws *ws;
-  /* "address:port", sized to fit: thousands of idle connections add up. */
+  /* "address:port", sized to fit. */
   char peer[];
 };
 
