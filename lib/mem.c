@@ -53,7 +53,10 @@ void mqttb_mem_free(const mqttb_mem *mem, void *ptr) {
 int mqttb_mem_grow(const mqttb_mem *mem, void **arr, size_t *cap, size_t need, size_t elsize) {
   if (need <= *cap)
     return 0;
-  size_t ncap = *cap ? *cap * 2 : 4;
+  /* Arrays of pointers and structs start at what is needed: most hold one
+   * element for good (a subscription's session, a session's only
+   * subscription), and malloc's smallest block already fits two. */
+  size_t ncap = *cap ? *cap * 2 : elsize >= sizeof(void *) ? 1 : 4;
   while (ncap < need)
     ncap *= 2;
   if (ncap > SIZE_MAX / elsize)

@@ -18,7 +18,8 @@ void mqttb_mem_free(const mqttb_mem *mem, void *ptr);
 const mqttb_mem *mqttb_mem_default(void);
 
 /* Grow *arr (of elements elsize) so it holds at least need elements; the
- * capacity at least doubles. Returns 0 or MQTTB_ERR_NOMEM (arr untouched). */
+ * capacity at least doubles (from 1 for elements of pointer size or more,
+ * else from 4). Returns 0 or MQTTB_ERR_NOMEM (arr untouched). */
 int mqttb_mem_grow(const mqttb_mem *mem, void **arr, size_t *cap, size_t need, size_t elsize);
 /* The same for a 32-bit capacity (compact structs). */
 int mqttb_mem_grow32(const mqttb_mem *mem, void **arr, uint32_t *cap, size_t need, size_t elsize);
