@@ -175,8 +175,76 @@ Test(window, out_of_memory_changes_nothing) {
     for (uint32_t x = w.head; x != MQTTB_WINDOW_END; x = mqttb_window_at(&w, x)->next)
       n++;
     cr_assert(eq(u32, n, w.n));
-    cr_assert(eq(u32, w.ids.count, w.n));
+    for (uint32_t x = w.head; x != MQTTB_WINDOW_END; x = mqttb_window_at(&w, x)->next)
+      cr_assert(eq(u32, mqttb_window_find(&w, mqttb_window_at(&w, x)->pid), x));
   }
+  mqttb_window_free(&w, &a.mem);
+  cr_assert(eq(long, a.live, 0));
+}
+
+/* Restored identifiers that share their low bits with others in flight
+ * are all found; fresh ones then skip every identifier in flight. */
+Test(window, restored_identifiers_sharing_low_bits) {
+  unit_alloc a;
+  unit_alloc_init(&a);
+  mqttb_window w;
+  mqttb_window_init(&w);
+  mqttb_dlv d = {0};
+  const uint16_t pids[] = {5, 5 + 8, 5 + 4096, 5 + 32768, 65535, 32767};
+  uint32_t slots[6];
+  for (int i = 0; i < 6; i++) {
+    slots[i] = mqttb_window_add_pid(&w, &a.mem, &d, MQTTB_INF_PUBREC, pids[i]);
+    cr_assert(ne(u32, slots[i], MQTTB_WINDOW_END));
+  }
+  cr_assert(eq(u32, mqttb_window_add_pid(&w, &a.mem, &d, MQTTB_INF_PUBREC, 13), MQTTB_WINDOW_END),
+            "an identifier already in flight");
+  for (int i = 0; i < 6; i++)
+    cr_assert(eq(u32, mqttb_window_find(&w, pids[i]), slots[i]));
+  cr_assert(eq(u32, mqttb_window_find(&w, 6), MQTTB_WINDOW_END));
+  cr_assert(eq(u32, mqttb_window_find(&w, 5 + 16), MQTTB_WINDOW_END));
+  /* After 65535 the numbering wraps to 1: fresh identifiers never repeat
+   * one in flight. */
+  for (uint32_t i = 0; i < 70000; i++) {
+    uint32_t s = mqttb_window_add(&w, &a.mem, &d, MQTTB_INF_PUBACK);
+    cr_assert(ne(u32, s, MQTTB_WINDOW_END));
+    uint16_t pid = mqttb_window_at(&w, s)->pid;
+    for (int k = 0; k < 6; k++)
+      cr_assert(ne(u16, pid, pids[k]));
+    cr_assert(eq(u32, mqttb_window_find(&w, pid), s));
+    mqttb_window_remove(&w, s);
+    cr_assert(eq(u32, mqttb_window_find(&w, pid), MQTTB_WINDOW_END));
+  }
+  for (int i = 0; i < 6; i++)
+    cr_assert(eq(u32, mqttb_window_find(&w, pids[i]), slots[i]));
+  mqttb_window_free(&w, &a.mem);
+  cr_assert(eq(long, a.live, 0));
+}
+
+/* A client that holds one identifier and acknowledges everything else
+ * keeps getting the others in order. */
+Test(window, a_held_identifier_is_skipped) {
+  unit_alloc a;
+  unit_alloc_init(&a);
+  mqttb_window w;
+  mqttb_window_init(&w);
+  mqttb_dlv d = {0};
+  uint32_t held = mqttb_window_add(&w, &a.mem, &d, MQTTB_INF_PUBACK);
+  cr_assert(eq(u16, mqttb_window_at(&w, held)->pid, 1));
+  uint16_t expect = 2;
+  for (uint32_t i = 0; i < 3 * 65535; i++) {
+    uint32_t s = mqttb_window_add(&w, &a.mem, &d, MQTTB_INF_PUBACK);
+    cr_assert(ne(u32, s, MQTTB_WINDOW_END));
+    uint16_t pid = mqttb_window_at(&w, s)->pid;
+    cr_assert(ne(u16, pid, 1));
+    cr_assert(eq(u16, pid, expect));
+    mqttb_window_remove(&w, s);
+    expect = expect == 65535 ? 2 : (uint16_t)(expect + 1);
+    /* pids whose low bits are 1's (those after 1 by a multiple of the
+     * index's size) are skipped too. */
+    while (expect != 1 && (expect & (w.icap - 1)) == 1)
+      expect = expect == 65535 ? 2 : (uint16_t)(expect + 1);
+  }
+  cr_assert(eq(u32, w.n, 1));
   mqttb_window_free(&w, &a.mem);
   cr_assert(eq(long, a.live, 0));
 }
