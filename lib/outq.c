@@ -4,14 +4,19 @@
 
 #include <string.h>
 
+/* seg_cap is 0 or a power of two. */
 static mqttb_oseg *seg_at(const mqttb_outq *q, uint32_t i) {
-  return &q->seg[(q->seg_head + i) % q->seg_cap];
+  return &q->seg[(q->seg_head + i) & (q->seg_cap - 1)];
 }
+
+/* Starting capacities remembered across a release are at most these. */
+#define WBITS_MAX 10 /* 64 KiB of bytes */
+#define SBITS_MAX 7  /* 1024 segments */
 
 static int seg_reserve(mqttb_outq *q, const mqttb_mem *mem, size_t nsegs) {
   if ((size_t)q->seg_count + nsegs <= q->seg_cap)
     return 0;
-  size_t ncap = q->seg_cap ? (size_t)q->seg_cap * 2 : 8;
+  size_t ncap = q->seg_cap ? (size_t)q->seg_cap * 2 : (size_t)8 << q->sbits;
   while (ncap < (size_t)q->seg_count + nsegs)
     ncap *= 2;
   if (ncap > UINT32_MAX)
@@ -59,8 +64,9 @@ int mqttb_outq_begin(mqttb_outq *q, const mqttb_mem *mem, size_t nbytes, size_t 
   if (q->wlen + nbytes > q->wcap) {
     wbuf_compact(q);
     if (q->wlen + nbytes > q->wcap) {
+      size_t need = q->wlen + nbytes, first = (size_t)64 << q->wbits;
       void *arr = q->wbuf;
-      if (mqttb_mem_grow(mem, &arr, &q->wcap, q->wlen + nbytes, 1) != 0)
+      if (mqttb_mem_grow(mem, &arr, &q->wcap, !q->wcap && need < first ? first : need, 1) != 0)
         return MQTTB_ERR_NOMEM;
       q->wbuf = arr;
     }
@@ -115,9 +121,26 @@ int mqttb_outq_iov(const mqttb_outq *q, mqttb_iovec *iov, int iovmax) {
   return n;
 }
 
+/* The log2 capacity (in units) to start at next time, after a burst that
+ * ended at cap (a power of two, or 0) from a start at unit << bits: what
+ * it grew to, or half the start when it used at most a quarter of it. */
+static uint8_t next_bits(size_t cap, size_t used, size_t unit, uint8_t bits, uint8_t max) {
+  if (cap > (unit << bits)) {
+    while (bits < max && (unit << bits) < cap)
+      bits++;
+  } else if (bits > 0 && used <= (unit << bits) / 4) {
+    bits--;
+  }
+  return bits;
+}
+
 static void release(mqttb_outq *q, const mqttb_mem *mem) {
   /* Drained: give the buffers back, so that idle connections cost only
    * their state. */
+  /* wlen is the most the burst held at once unless it was compacted
+   * (then it filled the buffer, and grows it next time if need be). */
+  q->wbits = next_bits(q->wcap, q->wlen, 64, q->wbits, WBITS_MAX);
+  q->sbits = next_bits(q->seg_cap, 0, 8, q->sbits, SBITS_MAX);
   mqttb_mem_free(mem, q->seg);
   mqttb_mem_free(mem, q->wbuf);
   q->seg = NULL;
@@ -141,7 +164,7 @@ void mqttb_outq_ack(mqttb_outq *q, const mqttb_mem *mem, size_t nbytes, uint64_t
     }
     nbytes -= s->len;
     mqttb_msg_unref(mem, s->msg);
-    q->seg_head = (q->seg_head + 1) % q->seg_cap;
+    q->seg_head = (q->seg_head + 1) & (q->seg_cap - 1);
     q->seg_count--;
   }
   if (q->seg_count == 0)

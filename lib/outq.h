@@ -32,6 +32,12 @@ typedef struct mqttb_oseg {
 typedef struct mqttb_outq {
   mqttb_oseg *seg;
   uint32_t seg_head, seg_count, seg_cap;
+  /* The capacities (log2 over the smallest) the buffers start at when
+   * output becomes pending again after they were freed: what the last
+   * burst grew them to, so that a busy connection allocates each buffer
+   * once per burst rather than doubling it up again from nothing; halved
+   * after a burst that used at most a quarter of it. */
+  uint8_t wbits, sbits;
   uint8_t *wbuf;
   size_t wlen, wcap;
   size_t pending; /* bytes in all segments */

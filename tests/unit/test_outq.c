@@ -264,6 +264,45 @@ Test(outq, buffers_are_freed_when_drained) {
   cr_assert(eq(long, a.live, 0));
 }
 
+/* Pending output of n packets of 100 bytes; returns the allocation calls
+ * it took. */
+static long burst(unit_alloc *a, mqttb_outq *q, int n) {
+  long before = a->calls;
+  char pkt[101];
+  memset(pkt, 'x', 100);
+  pkt[100] = '\0';
+  for (int i = 0; i < n; i++)
+    put_bytes(q, &a->mem, pkt, 1);
+  return a->calls - before;
+}
+
+/* A burst after a drain starts the buffers at what the last burst grew
+ * them to: one allocation each, not a doubling from nothing; after
+ * smaller bursts the start shrinks again. */
+Test(outq, buffers_restart_at_the_size_of_the_last_burst) {
+  unit_alloc a;
+  unit_alloc_init(&a);
+  mqttb_outq q = {0};
+  long first = burst(&a, &q, 100);
+  cr_assert(gt(long, first, 3), "the first burst doubles up from nothing");
+  size_t grown = q.wcap;
+  mqttb_outq_ack(&q, &a.mem, mqttb_outq_pending(&q), 2);
+  cr_assert(eq(ptr, q.wbuf, NULL), "still freed when drained");
+  cr_assert(eq(long, a.live, 0));
+  cr_assert(eq(long, burst(&a, &q, 100), 2), "one buffer, one segment ring");
+  cr_assert(eq(sz, q.wcap, grown));
+  mqttb_outq_ack(&q, &a.mem, mqttb_outq_pending(&q), 3);
+  /* Bursts that use at most a quarter of it halve the start. */
+  for (int i = 0; i < 20; i++) {
+    burst(&a, &q, 1);
+    mqttb_outq_ack(&q, &a.mem, mqttb_outq_pending(&q), 4);
+  }
+  burst(&a, &q, 1);
+  cr_assert(le(sz, q.wcap, 4 * 100), "at most four times what a burst uses");
+  mqttb_outq_free(&q, &a.mem);
+  cr_assert(eq(long, a.live, 0));
+}
+
 static uint64_t rng_state = 0x1234567887654321ull;
 static uint32_t rng(void) {
   rng_state ^= rng_state >> 12;
