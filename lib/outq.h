@@ -58,6 +58,25 @@ void mqttb_outq_msg(mqttb_outq *q, mqttb_msg *m, size_t off, size_t len);
  * since = now). */
 bool mqttb_outq_commit(mqttb_outq *q, size_t mark, uint64_t now);
 
+/* begin and bytes in one, for a packet of n bytes written at once, where
+ * that needs no allocation and no new segment: output is pending, its last
+ * segment ends where the byte buffer does, and the buffer has room. Returns
+ * where to write them (then commit as after begin), or NULL when the
+ * caller must go through begin. */
+static inline uint8_t *mqttb_outq_try_bytes(mqttb_outq *q, size_t n, size_t *mark) {
+  if (q->seg_count == 0 || n > q->wcap - q->wlen)
+    return NULL;
+  mqttb_oseg *last = &q->seg[(q->seg_head + q->seg_count - 1) & (q->seg_cap - 1)];
+  if (last->msg || last->off + last->len != q->wlen)
+    return NULL;
+  *mark = q->pending;
+  uint8_t *p = q->wbuf + q->wlen;
+  last->len += n;
+  q->wlen += n;
+  q->pending += n;
+  return p;
+}
+
 static inline size_t mqttb_outq_pending(const mqttb_outq *q) {
   return q->pending;
 }

@@ -79,6 +79,9 @@ static int begin(mqttb_tx_hub *hub, mqttb_tx *tx, size_t nbytes, size_t nsegs, s
 }
 
 uint8_t *mqttb_tx_begin(mqttb_tx_hub *hub, mqttb_tx *tx, size_t n, size_t *mark) {
+  uint8_t *w = mqttb_outq_try_bytes(&tx->q, n, mark);
+  if (w)
+    return w;
   if (begin(hub, tx, n, 1, mark) != 0)
     return NULL;
   return mqttb_outq_bytes(&tx->q, n);
@@ -264,9 +267,12 @@ int mqttb_tx_publish(mqttb_tx_hub *hub, mqttb_tx *tx, mqttb_msg *msg, uint8_t qo
     return MQTTB_ERR_PACKET_TOO_LARGE;
   bool ref_payload = msg->payload_len > COPY_THRESHOLD;
   size_t mark;
-  if (begin(hub, tx, ref_payload ? head : total, 2, &mark) != 0)
-    return MQTTB_ERR_NOMEM;
-  uint8_t *w = mqttb_outq_bytes(&tx->q, ref_payload ? head : total);
+  uint8_t *w = ref_payload ? NULL : mqttb_outq_try_bytes(&tx->q, total, &mark);
+  if (!w) {
+    if (begin(hub, tx, ref_payload ? head : total, 2, &mark) != 0)
+      return MQTTB_ERR_NOMEM;
+    w = mqttb_outq_bytes(&tx->q, ref_payload ? head : total);
+  }
   mqttb_encode_publish_head(w, &p);
   if (ref_payload)
     mqttb_outq_msg(&tx->q, msg, msg->payload_off, msg->payload_len);

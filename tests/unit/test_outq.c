@@ -264,6 +264,45 @@ Test(outq, buffers_are_freed_when_drained) {
   cr_assert(eq(long, a.live, 0));
 }
 
+/* try_bytes appends without allocating only where that extends the last
+ * run of the byte buffer; elsewhere it leaves everything to begin. */
+Test(outq, try_bytes_only_extends_the_last_byte_run) {
+  unit_alloc a;
+  unit_alloc_init(&a);
+  mqttb_msg *m = new_msg(&a, 300);
+  mqttb_outq q = {0};
+  size_t mark = 7;
+  cr_assert(eq(ptr, mqttb_outq_try_bytes(&q, 2, &mark), NULL), "nothing pending");
+  cr_assert(eq(sz, mark, 7));
+  cr_assert(put_bytes(&q, &a.mem, "ab", 1));
+  long calls = a.calls;
+  uint8_t *w = mqttb_outq_try_bytes(&q, 2, &mark);
+  cr_assert(not(eq(ptr, w, NULL)));
+  cr_assert(eq(sz, mark, 2));
+  memcpy(w, "cd", 2);
+  cr_assert(not(mqttb_outq_commit(&q, mark, 2)));
+  cr_assert(eq(long, a.calls, calls), "no allocation");
+  cr_assert(eq(u32, q.seg_count, 1));
+  cr_assert(eq(int, mqttb_outq_begin(&q, &a.mem, 0, 1, &mark), 0));
+  mqttb_outq_msg(&q, m, 5, 300);
+  mqttb_outq_commit(&q, mark, 3);
+  cr_assert(eq(ptr, mqttb_outq_try_bytes(&q, 2, &mark), NULL), "after a message slice");
+  cr_assert(put_bytes(&q, &a.mem, "ef", 4) == false);
+  cr_assert(eq(ptr, mqttb_outq_try_bytes(&q, q.wcap, &mark), NULL), "no room");
+  w = mqttb_outq_try_bytes(&q, 1, &mark);
+  cr_assert(not(eq(ptr, w, NULL)));
+  *w = 'g';
+  mqttb_outq_commit(&q, mark, 5);
+  uint8_t want[4 + 300 + 3];
+  memcpy(want, "abcd", 4);
+  memcpy(want + 4, MQTTB_MSG_DATA(m) + 5, 300);
+  memcpy(want + 304, "efg", 3);
+  assert_contents(&q, want, sizeof want);
+  mqttb_outq_free(&q, &a.mem);
+  mqttb_msg_unref(&a.mem, m);
+  cr_assert(eq(long, a.live, 0));
+}
+
 /* Pending output of n packets of 100 bytes; returns the allocation calls
  * it took. */
 static long burst(unit_alloc *a, mqttb_outq *q, int n) {
