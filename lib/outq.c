@@ -102,14 +102,6 @@ void mqttb_outq_msg(mqttb_outq *q, mqttb_msg *m, size_t off, size_t len) {
   q->pending += len;
 }
 
-bool mqttb_outq_commit(mqttb_outq *q, size_t mark, uint64_t now) {
-  if (mark == 0 && q->pending > 0) {
-    q->since = now;
-    return true;
-  }
-  return false;
-}
-
 int mqttb_outq_iov(const mqttb_outq *q, mqttb_iovec *iov, int iovmax) {
   int n = 0;
   for (uint32_t i = 0; i < q->seg_count && n < iovmax; i++) {

@@ -56,7 +56,13 @@ uint8_t *mqttb_outq_bytes(mqttb_outq *q, size_t n);
 void mqttb_outq_msg(mqttb_outq *q, mqttb_msg *m, size_t off, size_t len);
 /* End the packet. True when the output went from empty to pending (then
  * since = now). */
-bool mqttb_outq_commit(mqttb_outq *q, size_t mark, uint64_t now);
+static inline bool mqttb_outq_commit(mqttb_outq *q, size_t mark, uint64_t now) {
+  if (mark == 0 && q->pending > 0) {
+    q->since = now;
+    return true;
+  }
+  return false;
+}
 
 /* begin and bytes in one, for a packet of n bytes written at once, where
  * that needs no allocation and no new segment: output is pending, its last

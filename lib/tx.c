@@ -2,6 +2,7 @@
 /* The sending half of a connection. See tx.h. */
 #include "tx.h"
 
+#include <assert.h>
 #include <string.h>
 
 #include "codec.h"
@@ -298,16 +299,16 @@ static int send_bytes(mqttb_tx_hub *hub, mqttb_tx *tx, const uint8_t *bytes, siz
 }
 
 int mqttb_tx_ack(mqttb_tx_hub *hub, mqttb_tx *tx, uint8_t type, uint16_t pid, uint8_t reason) {
-  uint8_t buf[5];
-  size_t n =
-      tx->level == 5 ? mqttb_encode_ack5(buf, type, pid, reason) : mqttb_encode_ack(buf, type, pid);
-  if (type == MQTTB_PKT_PUBREL)
-    return send_bytes(hub, tx, buf, n); /* the broker's own flow: never held */
-  size_t mark;
-  uint8_t *w = begin_ack(hub, tx, n, &mark);
+  bool v5 = tx->level == 5;
+  size_t mark, n = v5 && reason ? 5 : 4;
+  /* PUBREL is the broker's own flow: never held. */
+  uint8_t *w =
+      type == MQTTB_PKT_PUBREL ? mqttb_tx_begin(hub, tx, n, &mark) : begin_ack(hub, tx, n, &mark);
   if (!w)
     return MQTTB_ERR_NOMEM;
-  memcpy(w, buf, n);
+  size_t wrote = v5 ? mqttb_encode_ack5(w, type, pid, reason) : mqttb_encode_ack(w, type, pid);
+  assert(wrote == n);
+  (void)wrote;
   commit_ack(hub, tx, mark);
   return 0;
 }
