@@ -206,8 +206,7 @@ int mqttb_conn_on_ack(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, 
   default: {
     /* PUBREL: the inbound QoS 2 flow ends; PUBCOMP even for an unknown id
      * [MQTT-4.3.3-2] (MQTT 5 says it was unknown). */
-    bool known = mqttb_session_qos2_has(c->session, pid);
-    mqttb_session_qos2_del(c->session, pid);
+    bool known = mqttb_session_qos2_del(c->session, pid);
     if (mqttb_tx_ack(hub, &c->tx, MQTTB_PKT_PUBCOMP, pid,
                      known ? 0 : MQTTB_REASON_PACKET_ID_NOT_FOUND) != 0)
       return MQTTB_ERR_CONN_NOMEM;

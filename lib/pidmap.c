@@ -4,12 +4,8 @@
 
 #include <mqttb/mqttb.h>
 
-/* A multiplicative hash, its high bits folded down: consecutive and random
- * identifiers alike spread over tables of every size. */
 static uint32_t home(uint16_t key, uint32_t cap) {
-  uint32_t h = (uint32_t)key * 2654435761u;
-  h ^= h >> 16;
-  return h & (cap - 1);
+  return mqttb_pidmap_home(key, cap);
 }
 
 static mqttb_pidmap_entry *find(const mqttb_pidmap *m, uint16_t key) {
@@ -52,13 +48,6 @@ int mqttb_pidmap_put(mqttb_pidmap *m, const mqttb_mem *mem, uint16_t key, uint32
   insert(m->e, m->cap, ne);
   m->count++;
   return 0;
-}
-
-bool mqttb_pidmap_get(const mqttb_pidmap *m, uint16_t key, uint32_t *val) {
-  const mqttb_pidmap_entry *e = find(m, key);
-  if (e && val)
-    *val = e->val;
-  return e != NULL;
 }
 
 bool mqttb_pidmap_del(mqttb_pidmap *m, uint16_t key) {

@@ -30,8 +30,31 @@ typedef struct mqttb_pidmap {
 
 /* Insert key (1..65535, not present). 0 or MQTTB_ERR_NOMEM (unchanged). */
 int mqttb_pidmap_put(mqttb_pidmap *m, const mqttb_mem *mem, uint16_t key, uint32_t val);
+/* The slot key's probe run starts at: a multiplicative hash, its high bits
+ * folded down, so consecutive and random identifiers alike spread over
+ * tables of every size. */
+static inline uint32_t mqttb_pidmap_home(uint16_t key, uint32_t cap) {
+  uint32_t h = (uint32_t)key * 2654435761u;
+  h ^= h >> 16;
+  return h & (cap - 1);
+}
+
 /* Whether key is present; its value in *val (may be NULL). */
-bool mqttb_pidmap_get(const mqttb_pidmap *m, uint16_t key, uint32_t *val);
+static inline bool mqttb_pidmap_get(const mqttb_pidmap *m, uint16_t key, uint32_t *val) {
+  if (m->cap == 0 || key == 0)
+    return false;
+  uint32_t mask = m->cap - 1;
+  for (uint32_t i = mqttb_pidmap_home(key, m->cap);; i = (i + 1) & mask) {
+    const mqttb_pidmap_entry *e = &m->e[i];
+    if (e->key == key) {
+      if (val)
+        *val = e->val;
+      return true;
+    }
+    if (e->key == 0)
+      return false;
+  }
+}
 /* Remove key; false when it was absent. */
 bool mqttb_pidmap_del(mqttb_pidmap *m, uint16_t key);
 void mqttb_pidmap_free(mqttb_pidmap *m, const mqttb_mem *mem);

@@ -172,6 +172,8 @@ void mqttb_session_encode_dlv(const mqttb_session *s, const mqttb_dlv *d, uint16
 
 /* d went in flight with pid, or its QoS 2 flow moved to state. */
 static void rec_sent(mqttb_session *s, mqttb_dlv *d, uint16_t pid, uint8_t state) {
+  if (!d->store_id && !s->store_id)
+    return; /* neither recorded nor to be */
   if (!d->store_id) {
     rec_dlv(s, d, pid, state);
     return;
@@ -858,7 +860,7 @@ void mqttb_session_deliver(mqttb_session *s, mqttb_msg *msg, uint8_t qos, bool r
 
 static void pump(mqttb_session *s) {
   mqttb_sessions *set = s->set;
-  while (connected(s) && s->qcount > 0) {
+  while (s->qcount > 0 && connected(s)) {
     mqttb_dlv *it = &s->queue[s->qhead];
     bool expired = mqttb_msg_expired(it->msg, set->ctx->now);
     if (!expired && it->qos > 0 && ninflight(s) >= max_inflight(s))
@@ -1013,16 +1015,17 @@ void mqttb_session_qos2_commit(mqttb_session *s, uint16_t pid, mqttb_msg *msg) {
   }
 }
 
-void mqttb_session_qos2_del(mqttb_session *s, uint16_t pid) {
-  if (s->in_qos2 && mqttb_pidmap_del(s->in_qos2, pid)) {
-    mqttb_store *st = recorded(s);
-    if (st) {
-      mqttb_rec_begin(st, MQTTB_REC_QOS2_IN_DEL);
-      mqttb_rec_uint(st, MQTTB_F_S_ID, s->store_id);
-      mqttb_rec_uint(st, MQTTB_F_Q_PID, pid);
-      mqttb_rec_emit(st);
-    }
+bool mqttb_session_qos2_del(mqttb_session *s, uint16_t pid) {
+  if (!s->in_qos2 || !mqttb_pidmap_del(s->in_qos2, pid))
+    return false;
+  mqttb_store *st = recorded(s);
+  if (st) {
+    mqttb_rec_begin(st, MQTTB_REC_QOS2_IN_DEL);
+    mqttb_rec_uint(st, MQTTB_F_S_ID, s->store_id);
+    mqttb_rec_uint(st, MQTTB_F_Q_PID, pid);
+    mqttb_rec_emit(st);
   }
+  return true;
 }
 
 uint32_t mqttb_session_qos2_count(const mqttb_session *s) {

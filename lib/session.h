@@ -290,7 +290,8 @@ int mqttb_session_qos2_add(mqttb_session *s, uint16_t pid);
  * has been delivered: record the packet id, which also commits what was
  * recorded of msg's deliveries. */
 void mqttb_session_qos2_commit(mqttb_session *s, uint16_t pid, mqttb_msg *msg);
-void mqttb_session_qos2_del(mqttb_session *s, uint16_t pid);
+/* False when pid was not there. */
+bool mqttb_session_qos2_del(mqttb_session *s, uint16_t pid);
 uint32_t mqttb_session_qos2_count(const mqttb_session *s);
 
 #endif /* MQTTB_SESSION_H */
