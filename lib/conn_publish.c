@@ -82,7 +82,9 @@ static uint8_t refusal(mqttb_conn *c, const mqttb_publish *p, const mqttb_pub_pr
   const mqttb_settings *st = &c->broker->ctx.settings;
   int tlen = mqttb_log_cut(p->topic.len);
   const char *topic = (const char *)p->topic.ptr;
-  if (st->max_topic_levels &&
+  /* A topic has at most one level more than it has bytes: short ones need
+   * no count. */
+  if (st->max_topic_levels && p->topic.len >= st->max_topic_levels &&
       mqttb_topic_levels(p->topic.ptr, p->topic.len) > st->max_topic_levels) {
     mqttb_conn_log(c, MQTTB_LOG_NOTICE, "topic with more than %u levels refused",
                    st->max_topic_levels);
