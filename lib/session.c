@@ -170,10 +170,8 @@ void mqttb_session_encode_dlv(const mqttb_session *s, const mqttb_dlv *d, uint16
     mqttb_rec_bytes(st, MQTTB_F_D_SHARE, d->share->name, d->share->name_len);
 }
 
-/* d went in flight with pid, or its QoS 2 flow moved to state. */
-static void rec_sent(mqttb_session *s, mqttb_dlv *d, uint16_t pid, uint8_t state) {
-  if (!d->store_id && !s->store_id)
-    return; /* neither recorded nor to be */
+/* rec_sent's records. */
+static void rec_sent_slow(mqttb_session *s, mqttb_dlv *d, uint16_t pid, uint8_t state) {
   if (!d->store_id) {
     rec_dlv(s, d, pid, state);
     return;
@@ -186,6 +184,13 @@ static void rec_sent(mqttb_session *s, mqttb_dlv *d, uint16_t pid, uint8_t state
   mqttb_rec_uint(st, MQTTB_F_D_PID, pid);
   mqttb_rec_uint(st, MQTTB_F_D_STATE, state);
   mqttb_rec_emit(st);
+}
+
+/* d went in flight with pid, or its QoS 2 flow moved to state: nothing to
+ * do unless d or its session is recorded. */
+static inline void rec_sent(mqttb_session *s, mqttb_dlv *d, uint16_t pid, uint8_t state) {
+  if (d->store_id || s->store_id)
+    rec_sent_slow(s, d, pid, state);
 }
 
 /* A delivery is done with (acknowledged, dropped, sent at QoS 0 from the
@@ -576,7 +581,12 @@ bool mqttb_session_unsubscribe(mqttb_session *s, const char *filter, size_t len)
   return true;
 }
 
-static void pump(mqttb_session *s);
+static void pump_queue(mqttb_session *s);
+/* Send what is queued while the client can take it. */
+static inline void pump(mqttb_session *s) {
+  if (s->qcount > 0)
+    pump_queue(s);
+}
 
 static bool connected(const mqttb_session *s) {
   return s->host || (s->tx && mqttb_tx_ok(s->tx));
@@ -858,7 +868,7 @@ void mqttb_session_deliver(mqttb_session *s, mqttb_msg *msg, uint8_t qos, bool r
   pump(s);
 }
 
-static void pump(mqttb_session *s) {
+static void pump_queue(mqttb_session *s) {
   mqttb_sessions *set = s->set;
   while (s->qcount > 0 && connected(s)) {
     mqttb_dlv *it = &s->queue[s->qhead];
