@@ -173,7 +173,7 @@ static uint64_t stall_deadline(const mqttb_conn *c) {
 static uint64_t conn_deadline(const mqttb_conn *c) {
   const mqttb_settings *st = &c->broker->ctx.settings;
   if (c->state == MQTTB_CONN_AWAIT_CONNECT)
-    return st->connect_timeout_ms ? c->created + st->connect_timeout_ms : UINT64_MAX;
+    return st->connect_timeout_ms ? c->last_rx + st->connect_timeout_ms : UINT64_MAX;
   uint64_t dl = stall_deadline(c);
   if (c->state == MQTTB_CONN_CONNECTED && c->keepalive) {
     uint64_t ka = c->last_rx + (uint64_t)c->keepalive * 1500u; /* [MQTT-3.1.2-24] */
@@ -377,7 +377,6 @@ int mqttb_conn_new(mqttb_conn **pconn, mqttb_broker *b, uint64_t now, void *user
     return MQTTB_ERR_NOMEM;
   c->broker = b;
   c->user_data = user_data;
-  c->created = now;
   c->last_rx = now;
   mqttb_tx_init(&c->tx);
   mqttb_timer_init(&c->timer, MQTTB_TIMER_CONN);

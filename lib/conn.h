@@ -77,6 +77,8 @@ struct mqttb_conn_ext {
   uint8_t *adopt;
 };
 
+/* Fields ordered so that none leaves a hole: thousands of idle
+ * connections pay for each byte. */
 struct mqttb_conn {
   mqttb_broker *broker;
   void *user_data;
@@ -84,26 +86,27 @@ struct mqttb_conn {
   mqttb_tx tx;                    /* output, and the peer's limits */
   enum mqttb_conn_state state;
   int close_reason;
+  uint32_t will_delay; /* MQTT 5 Will Delay Interval, seconds */
+  mqttb_timer timer;
+  /* A partial incoming packet (rbuf, below): bytes in, bytes allocated. */
+  uint32_t rlen, rcap;
+  uint16_t keepalive;
   bool close_notified;
   bool clean;
-  uint16_t keepalive;
   bool request_response_info;
   /* MQTT 5 reason for the DISCONNECT sent when the broker closes; 0 means
    * derive it from the close reason. */
   uint8_t disconnect_reason;
   bool disconnect_reason_set; /* an explicit reason, 0 included */
-  uint32_t will_delay;        /* MQTT 5 Will Delay Interval, seconds */
-  mqttb_timer timer;
   /* What few connections need, allocated on first use. */
   struct mqttb_conn_ext *x;
   char *client_id;
   mqttb_session *session;
   mqttb_msg *will;
-  uint64_t created;
+  /* When a packet last came in; until CONNECT completes, when the
+   * connection was made (the connect timeout counts from there). */
   uint64_t last_rx;
-  /* A partial incoming packet. */
   uint8_t *rbuf;
-  size_t rlen, rcap;
 };
 
 /* ---- conn.c: lifecycle ---- */

@@ -298,6 +298,7 @@ static int complete_connect(mqttb_conn *c, const mqttb_connect *ck, char *client
   c->will = will;
   c->will_delay = wp.will_delay;
   c->state = MQTTB_CONN_CONNECTED;
+  c->last_rx = ctx->now; /* the keep-alive counts from here */
   ctx->stats.clients_connected++;
   ctx->stats.connects_total++;
   if (ctx->stats.clients_connected > ctx->stats.clients_maximum)

@@ -8,7 +8,8 @@
 static int handle_packet(mqttb_conn *c, const mqttb_frame *f, const uint8_t *body, uint64_t now) {
   c->broker->ctx.stats.packets_received++;
   c->broker->ctx.work++;
-  c->last_rx = now;
+  if (c->state != MQTTB_CONN_AWAIT_CONNECT)
+    c->last_rx = now; /* before: when the connection was made (conn.h) */
   size_t len = f->remaining;
   if (f->type == MQTTB_PKT_CONNECT)
     return mqttb_conn_on_connect(c, f->flags, body, len);
@@ -110,11 +111,15 @@ static int input_grow(mqttb_conn *c, uint8_t **buf, size_t *cap, size_t need) {
 }
 
 static int rbuf_append(mqttb_conn *c, const uint8_t *p, size_t n) {
-  int rv = input_grow(c, &c->rbuf, &c->rcap, c->rlen + n);
+  size_t cap = c->rcap;
+  int rv = input_grow(c, &c->rbuf, &cap, c->rlen + n);
   if (rv != 0)
     return rv;
+  /* A packet in rbuf is at most max_packet_size (under 256 MiB) and a
+   * large PUBLISH goes to a block of its own: the capacity fits 32 bits. */
+  c->rcap = (uint32_t)cap;
   memcpy(c->rbuf + c->rlen, p, n);
-  c->rlen += n;
+  c->rlen += (uint32_t)n; /* at most rcap */
   return 0;
 }
 

@@ -546,7 +546,7 @@ int mqttb_session_subscribe(mqttb_session *s, const char *filter, size_t len, ui
       return MQTTB_ERR_NOMEM;
     }
     sh->members = arr;
-    sub->node_idx = sh->nmembers;
+    sub->node_idx = (uint32_t)sh->nmembers; /* members are subscriptions: < 2^32 */
     sh->members[sh->nmembers++] = sub;
   } else {
     if (mqttb_tnode_add_sub(&set->subs, n, sub, &sub->node_idx) != 0) {

@@ -41,7 +41,7 @@ typedef struct mqttb_sub {
   mqttb_session *session;
   mqttb_tnode *node;
   struct mqttb_share *share; /* the group, for a shared subscription */
-  size_t node_idx;           /* position in node->subs or share->members */
+  uint32_t node_idx;         /* position in node->subs or share->members */
   uint8_t qos;               /* granted QoS */
   uint8_t opts;              /* MQTTB_SUB_* */
   uint16_t filter_len;

@@ -10,7 +10,8 @@
 
 static mqttb_tnode *node_new(const mqttb_mem *mem, mqttb_tnode *parent, const char *level,
                              size_t len) {
-  mqttb_tnode *n = mqttb_mem_calloc(mem, 1, sizeof(*n) + len);
+  /* The level right after the fields, not after the padding. */
+  mqttb_tnode *n = mqttb_mem_calloc(mem, 1, offsetof(mqttb_tnode, level) + len);
   if (!n)
     return NULL;
   n->parent = parent;
@@ -314,7 +315,7 @@ bool mqttb_topic_matches(const char *filter, size_t flen, const char *topic, siz
   }
 }
 
-int mqttb_tnode_add_sub(mqttb_trie *t, mqttb_tnode *n, struct mqttb_sub *sub, size_t *idx) {
+int mqttb_tnode_add_sub(mqttb_trie *t, mqttb_tnode *n, struct mqttb_sub *sub, uint32_t *idx) {
   void *arr = n->subs;
   if (mqttb_mem_grow32(t->mem, &arr, &n->subs_cap, n->nsubs + 1, sizeof(*n->subs)) != 0)
     return MQTTB_ERR_NOMEM;

@@ -66,7 +66,7 @@ void mqttb_trie_prune(mqttb_trie *t, mqttb_tnode *node);
  * subscription's position. Removing a subscription swaps the last one into
  * its place and returns it (NULL when none moved) so the owner can update
  * the index it keeps. */
-int mqttb_tnode_add_sub(mqttb_trie *t, mqttb_tnode *n, struct mqttb_sub *sub, size_t *idx);
+int mqttb_tnode_add_sub(mqttb_trie *t, mqttb_tnode *n, struct mqttb_sub *sub, uint32_t *idx);
 struct mqttb_sub *mqttb_tnode_remove_sub(mqttb_tnode *n, size_t idx);
 int mqttb_tnode_add_share(mqttb_trie *t, mqttb_tnode *n, struct mqttb_share *sh);
 void mqttb_tnode_remove_share(mqttb_tnode *n, struct mqttb_share *sh);
