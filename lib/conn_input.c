@@ -402,6 +402,8 @@ static size_t header_bytes(const mqttb_frame *f, uint8_t *out) {
 int mqttb_conn_recv_buffers(mqttb_conn *c, mqttb_inbuf *bufs, int max) {
   if (!c || (!bufs && max > 0) || max < 0)
     return MQTTB_ERR_INVALID_ARGUMENT;
+  if (c->broker->ctx.in_callback)
+    return MQTTB_ERR_INVALID_STATE; /* it may allocate and free blocks */
   struct mqttb_conn_ext *x = c->x;
   if (!x || !x->big || x->held_len || c->state >= MQTTB_CONN_CLOSING || c->tx.failed || max < 1) {
     spec_drop(c);

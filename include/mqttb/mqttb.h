@@ -1085,12 +1085,14 @@ typedef struct mqttb_inbuf {
  * Returns 0 (use ::mqttb_conn_recv) when there is no such packet, while
  * input is held (::mqttb_conn_input_pending), and once the connection is
  * closing. The memory offered stays valid until the next call into the
- * library that concerns this connection. An inspecting call.
+ * library that concerns this connection. Not an inspecting call (it may
+ * allocate the blocks it offers): it must not be called from a callback.
  * @param conn the connection.
  * @param bufs an array of at least @p max entries.
  * @param max entries @p bufs has room for; 1 offers the rest of the
  *        packet only, 3 or more also the packets expected after it.
- * @return the entries filled (0: none), or ::MQTTB_ERR_INVALID_ARGUMENT.
+ * @return the entries filled (0: none), ::MQTTB_ERR_INVALID_ARGUMENT, or
+ *         ::MQTTB_ERR_INVALID_STATE from a callback.
  */
 MQTTB_EXTERN int mqttb_conn_recv_buffers(mqttb_conn *conn, mqttb_inbuf *bufs, int max);
 

@@ -315,6 +315,57 @@ Test(bigin, budget_holds_unexpected_input_in_order) {
   expect_big(sub, 4, "w", 4500, NULL);
 }
 
+/* A direct read may be followed by more input through mqttb_conn_recv,
+ * including the next large packet, whose header alone may be split. */
+Test(bigin, direct_and_copied_input_interleave) {
+  tc *sub = tc_open(bed, "sub", true);
+  cr_assert(eq(int, tc_subscribe(sub, "i/+", 1), 1));
+  tc *pub = tc_open(bed, "pub", true);
+  const size_t chunks[] = {2, 777, 9000, 20000};
+  for (size_t ci = 0; ci < 4; ci++) {
+    for (int k = 0; k < 3; k++) {
+      size_t len, direct;
+      uint16_t pid = (uint16_t)(ci * 3 + k + 1);
+      uint8_t *pkt = make_publish("i/j", 20000 + ci * 10 + k, 1, pid, NULL, &len);
+      cr_assert(eq(int, send_direct(pub, pkt, len, chunks[ci], 1, &direct), 0));
+      if (chunks[ci] < len)
+        cr_assert(gt(sz, direct, 0), "no direct input with chunks of %zu", chunks[ci]);
+      free(pkt);
+      cr_assert(tc_read_type(pub, MQTTB_PKT_PUBACK));
+      expect_big(sub, 4, "i/j", 20000 + ci * 10 + k, NULL);
+    }
+  }
+}
+
+/* From a callback the calls are refused: they allocate and free. */
+static int refused_in_callback;
+static void try_from_callback(tb *b, tc *c) {
+  (void)b;
+  mqttb_inbuf lent[3];
+  if (c && mqttb_conn_recv_buffers(c->conn, lent, 3) == MQTTB_ERR_INVALID_STATE &&
+      mqttb_conn_recv_commit(c->conn, 0, bed->now) == MQTTB_ERR_INVALID_STATE)
+    refused_in_callback++;
+}
+
+Test(bigin, refused_from_callbacks) {
+  tc *sub = tc_open(bed, "sub", true);
+  cr_assert(eq(int, tc_subscribe(sub, "cb", 0), 0));
+  tc *pub = tc_open(bed, "pub", true);
+  size_t len;
+  uint8_t *pkt = make_publish("cb", 8000, 0, 0, NULL, &len);
+  cr_assert(eq(int, tc_send(pub, pkt, 3000), 0));
+  tc_drain(sub);
+  bed->want_write_hook = try_from_callback;
+  mqttb_inbuf lent[1];
+  cr_assert(eq(int, mqttb_conn_recv_buffers(pub->conn, lent, 1), 1));
+  memcpy(lent[0].base, pkt + 3000, len - 3000);
+  cr_assert(eq(int, mqttb_conn_recv_commit(pub->conn, len - 3000, bed->now), 0));
+  cr_assert(gt(int, refused_in_callback, 0), "want_write was not called");
+  bed->want_write_hook = NULL;
+  free(pkt);
+  expect_big(sub, 4, "cb", 8000, NULL);
+}
+
 /* MQTT 5: the properties to forward stay with the message (the topic
  * alias is taken out of them in place); a message that names its topic by
  * alias is copied, and both arrive right. */
