@@ -129,27 +129,27 @@ struct conn {
   mqttb_ws *ws;
   /* Events currently registered with epoll. */
   uint32_t events;
-  int proxy;
-  bool in_later;
-  bool deferred;
-  bool in_dirty;
+  uint8_t proxy; /* 0, 1 or 2 */
+  bool in_later : 1;
+  bool deferred : 1;
+  bool in_dirty : 1;
   /* The library holds input of this connection back: not read from. */
-  bool busy;
+  bool busy : 1;
   /* The socket took less than was pending: waiting for EPOLLOUT. */
-  bool out_blocked;
+  bool out_blocked : 1;
   /* The broker closed it: write what is pending, then close. */
-  bool closing;
+  bool closing : 1;
   /* Queued for reaping: no more I/O, never put on the dirty list again. */
-  bool dead;
-  bool gone; /* the transport is gone: nothing more to write */
-  bool close_logged;
-  bool connected; /* on_connect was called */
-  bool tls_handshake;
-  bool tls_wants_out;
+  bool dead : 1;
+  bool gone : 1; /* the transport is gone: nothing more to write */
+  bool close_logged : 1;
+  bool connected : 1; /* on_connect was called */
+  bool tls_handshake : 1;
+  bool tls_wants_out : 1;
   /* Read again next iteration: TLS holds decrypted bytes epoll cannot see. */
-  bool tls_ready;
-  bool cert_refused; /* the listener takes names from certificates and this one gave none */
-  bool proxy_identity;
+  bool tls_ready : 1;
+  bool cert_refused : 1; /* the listener takes names from certificates and this one gave none */
+  bool proxy_identity : 1;
   /* "address:port", sized to fit. */
   char peer[];
 };
@@ -1036,7 +1036,7 @@ static void conn_accept(struct mqttb_cli_loop *loop, struct listener *l, int fd,
   c->h.fd = fd;
   c->loop = loop;
   c->auth = l->auth;
-  c->proxy = l->proxy_protocol;
+  c->proxy = (uint8_t)l->proxy_protocol; /* 0, 1 or 2 */
   c->proxy_identity = l->proxy_identity;
   c->tls_ctx = l->tls;
   c->tls_handshake = l->tls != NULL;
