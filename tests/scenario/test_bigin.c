@@ -16,10 +16,22 @@
 
 static tb *bed;
 
-static void setup(void) {
+/* The suite's settings: the defaults without $SYS. */
+static mqttb_settings settings(void) {
   mqttb_settings s;
   mqttb_settings_default(&s);
   s.sys_interval_ms = 0;
+  return s;
+}
+
+/* Replace the bed with one using these settings. */
+static void use_settings(const mqttb_settings *s) {
+  tb_del(bed);
+  bed = tb_new(s);
+}
+
+static void setup(void) {
+  mqttb_settings s = settings();
   bed = tb_new(&s);
 }
 
@@ -286,12 +298,9 @@ Test(bigin, expected_packets_and_surprises) {
 /* The work budget applies to input that was not what was expected: it is
  * held, and processed in order later. */
 Test(bigin, budget_holds_unexpected_input_in_order) {
-  mqttb_settings s;
-  mqttb_settings_default(&s);
-  s.sys_interval_ms = 0;
+  mqttb_settings s = settings();
   s.work_budget = 3;
-  tb_del(bed);
-  bed = tb_new(&s);
+  use_settings(&s);
   tc *sub = tc_open(bed, "sub", true);
   cr_assert(eq(int, tc_subscribe(sub, "w", 0), 0));
   tc *pub = tc_open(bed, "pub", true);
@@ -485,12 +494,9 @@ Test(bigin, malformed_and_unfinished_large_packets) {
 /* Input held back by the work budget comes first: no direct buffer until
  * it is processed. */
 Test(bigin, no_direct_buffer_while_input_is_held) {
-  mqttb_settings s;
-  mqttb_settings_default(&s);
-  s.sys_interval_ms = 0;
+  mqttb_settings s = settings();
   s.work_budget = 2;
-  tb_del(bed);
-  bed = tb_new(&s);
+  use_settings(&s);
   tc *sub = tc_open(bed, "sub", true);
   cr_assert(eq(int, tc_subscribe(sub, "h", 0), 0));
   tc *pub = tc_open(bed, "pub", true);
@@ -530,12 +536,9 @@ Test(bigin, no_direct_buffer_while_input_is_held) {
 /* The bound on the input all connections buffer counts blocks of large
  * packets in progress, and gives them back when they become messages. */
 Test(bigin, blocks_count_against_the_input_bound) {
-  mqttb_settings s;
-  mqttb_settings_default(&s);
-  s.sys_interval_ms = 0;
+  mqttb_settings s = settings();
   s.max_input_bytes_total = 100000;
-  tb_del(bed);
-  bed = tb_new(&s);
+  use_settings(&s);
   tc *sub = tc_open(bed, "sub", true);
   cr_assert(eq(int, tc_subscribe(sub, "b", 0), 0));
   tc *a = tc_open(bed, "a", true), *b = tc_open(bed, "b", true);
