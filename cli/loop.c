@@ -54,10 +54,12 @@
 /* Bytes written to one connection per loop iteration; the rest (a fast
  * reader taking a retained sweep, say) waits for the next one. */
 #define FLUSH_BUDGET (64 * 1024)
-#define IOV_BATCH 64
+/* Entries per writev: 64 messages, each a header and a payload. */
+#define IOV_BATCH 128
 /* Entries of input memory taken from the library (mqttb_conn_recv_buffers):
- * the rest of a large PUBLISH and eight more expected after it. */
-#define LENT_MAX 17
+ * the rest of a large PUBLISH and a header and a body for each of up to 64
+ * more expected after it (the library offers at most 256 KiB). */
+#define LENT_MAX 129
 /* Password checks per loop iteration (about 0.12 ms each for Mosquitto's
  * default $7$ with 101 iterations): a burst of CONNECTs is taken this many
  * at a time, and clients already connected are served in between. */

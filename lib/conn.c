@@ -431,9 +431,10 @@ static void ext_free(mqttb_conn *c) {
     c->broker->ctx.input_bytes -= sizeof(mqttb_msg) + x->big_f.remaining;
   }
   for (unsigned k = 0; k < x->nspec; k++) {
-    mqttb_mem_free(mem, x->spec[k]);
+    mqttb_mem_free(mem, x->spec->block[k]);
     c->broker->ctx.input_bytes -= sizeof(mqttb_msg) + x->spec_f.remaining;
   }
+  mqttb_mem_free(mem, x->spec);
   mqttb_mem_free(mem, x);
   c->x = NULL;
 }

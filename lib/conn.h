@@ -36,8 +36,16 @@ enum mqttb_conn_state {
 
 /* Connection state only MQTT 5 topic aliases, enhanced authentication and
  * redirection need: kept out of every connection's footprint. */
-/* Blocks of expected large packets offered at once (conn_input.c). */
-#define MQTTB_CONN_SPEC_MAX 8
+/* Blocks of expected large packets offered at once (conn_input.c): 64
+ * packets of 4 KiB fill the 256 KiB offered. */
+#define MQTTB_CONN_SPEC_MAX 64
+
+/* The blocks offered for the packets expected after a large PUBLISH, each
+ * behind a place for its fixed header; allocated when first offered. */
+struct mqttb_conn_spec {
+  uint8_t *block[MQTTB_CONN_SPEC_MAX];
+  uint8_t hdr[MQTTB_CONN_SPEC_MAX][5];
+};
 
 struct mqttb_conn_ext {
   /* Inbound topic aliases: alias -> topic (owned), 1..topic_alias_maximum. */
@@ -67,10 +75,13 @@ struct mqttb_conn_ext {
   /* Blocks for the packets expected after it (nspec of them, for PUBLISH
    * packets with the fixed header of spec_f, spec_want encoded), offered
    * by mqttb_conn_recv_buffers behind a place for each one's header. */
-  uint8_t *spec[MQTTB_CONN_SPEC_MAX];
-  uint8_t spec_hdr[MQTTB_CONN_SPEC_MAX][5];
+  struct mqttb_conn_spec *spec;
   uint8_t spec_want[5];
   unsigned nspec;
+  /* Blocks to offer next: twice as many as the last read reached (0: 2),
+   * so that a steady stream gets reads of up to 256 KiB and a single large
+   * message does not pay for 64 blocks it never fills. */
+  unsigned spec_goal;
   mqttb_frame spec_f;
   /* While that PUBLISH is handled, its block, for mqttb_conn_make_msg to
    * adopt (which sets it to NULL). */

@@ -185,7 +185,7 @@ static void spec_drop(mqttb_conn *c) {
   if (!x)
     return;
   for (unsigned k = 0; k < x->nspec; k++)
-    block_free(c, x->spec[k], x->spec_f.remaining);
+    block_free(c, x->spec->block[k], x->spec_f.remaining);
   x->nspec = 0;
 }
 
@@ -419,25 +419,28 @@ int mqttb_conn_recv_buffers(mqttb_conn *c, mqttb_inbuf *bufs, int max) {
   size_t want = SPEC_BYTES / ((size_t)x->big_f.remaining + sizeof(mqttb_msg));
   if (want < 1)
     want = 1;
-  if (want > MQTTB_CONN_SPEC_MAX)
-    want = MQTTB_CONN_SPEC_MAX;
+  size_t goal = x->spec_goal ? x->spec_goal : 2;
+  if (want > goal)
+    want = goal;
   if (want > (size_t)(max - 1) / 2)
     want = (size_t)(max - 1) / 2;
   while (x->nspec > want)
-    block_free(c, x->spec[--x->nspec], x->spec_f.remaining);
+    block_free(c, x->spec->block[--x->nspec], x->spec_f.remaining);
   x->spec_f = x->big_f;
+  if (want && !x->spec && !(x->spec = mqttb_mem_malloc(&c->broker->ctx.mem, sizeof(*x->spec))))
+    want = 0; /* the rest of the packet only */
   while (x->nspec < want) {
     uint8_t *b = block_new(c, x->big_f.remaining, false);
     if (!b)
       break;
-    x->spec[x->nspec++] = b;
+    x->spec->block[x->nspec++] = b;
   }
   size_t hl = header_bytes(&x->big_f, x->spec_want);
   int n = 1;
   for (unsigned k = 0; k < x->nspec; k++) {
-    bufs[n].base = x->spec_hdr[k];
+    bufs[n].base = x->spec->hdr[k];
     bufs[n++].len = hl;
-    bufs[n].base = x->spec[k] + sizeof(mqttb_msg);
+    bufs[n].base = x->spec->block[k] + sizeof(mqttb_msg);
     bufs[n++].len = x->big_f.remaining;
   }
   return n;
@@ -465,17 +468,18 @@ int mqttb_conn_recv_commit(mqttb_conn *c, size_t n, uint64_t now) {
   x->big_len += take;
   n -= take;
   int rv = x->big_len == x->big_f.remaining ? big_finish(c, now, &handled) : 0;
+  bool past_rest = take == rest; /* then the blocks were in play */
   /* Then the blocks of the packets expected after it, in order, as long
    * as each is the packet expected; from the first that is not, the bytes
    * take the usual way. */
   bool expected = true;
   unsigned k = 0;
   for (; k < x->nspec && n > 0 && rv == 0; k++) {
-    uint8_t *block = x->spec[k];
+    uint8_t *block = x->spec->block[k];
     size_t h = n < hl ? n : hl;
     size_t body = n - h < f.remaining ? n - h : f.remaining;
     n -= h + body;
-    expected = expected && h == hl && memcmp(x->spec_hdr[k], x->spec_want, hl) == 0 &&
+    expected = expected && h == hl && memcmp(x->spec->hdr[k], x->spec_want, hl) == 0 &&
                c->state < MQTTB_CONN_CLOSING && check_header(c, &f) == 0;
     if (expected) {
       x->big = block;
@@ -485,15 +489,18 @@ int mqttb_conn_recv_commit(mqttb_conn *c, size_t n, uint64_t now) {
         rv = big_finish(c, now, &handled);
       continue;
     }
-    rv = feed(c, x->spec_hdr[k], h, now, start, &handled);
+    rv = feed(c, x->spec->hdr[k], h, now, start, &handled);
     if (rv == 0)
       rv = feed(c, block + sizeof(mqttb_msg), body, now, start, &handled);
     block_free(c, block, f.remaining);
   }
+  /* Twice as many next time as this read reached (0 of them: 2). */
+  if (past_rest)
+    x->spec_goal = 2 * k < MQTTB_CONN_SPEC_MAX ? 2 * k : MQTTB_CONN_SPEC_MAX;
   /* The blocks not reached stay offered for the next read. */
   unsigned left = 0;
   for (unsigned i = k; i < x->nspec; i++)
-    x->spec[left++] = x->spec[i];
+    x->spec->block[left++] = x->spec->block[i];
   x->nspec = left;
   if (rv != 0 || !x->big)
     spec_drop(c);

@@ -168,6 +168,14 @@ int mqttb_conn_on_publish(mqttb_conn *c, uint8_t flags, const uint8_t *body, siz
    * got no PUBREC, sends the message again. */
   m->store_pending = p.qos == 2;
   size_t n = mqttb_router_publish(&b->router, m, s);
+  if (n == MQTTB_ROUTER_NOMEM) {
+    /* Delivered to nobody (and counted): the publisher is told as for a
+     * message with no room, and may send it again. */
+    if (p.qos == 2)
+      mqttb_session_qos2_del(s, p.packet_id);
+    mqttb_msg_unref(&ctx->mem, m);
+    return p.qos == 0 ? 0 : not_stored(c, &p);
+  }
   if (p.qos == 2)
     mqttb_session_qos2_commit(s, p.packet_id, m);
   mqttb_msg_unref(&ctx->mem, m);

@@ -157,6 +157,8 @@ int mqttb_host_publish(mqttb_host *h, const mqttb_message *m) {
     msg->expiry_at = h->ctx->now + (uint64_t)m->message_expiry * 1000u;
   size_t n = mqttb_router_publish_host(h->router, msg);
   mqttb_msg_unref(&h->ctx->mem, msg);
+  if (n == MQTTB_ROUTER_NOMEM)
+    return MQTTB_ERR_NOMEM;
   return n > INT32_MAX ? INT32_MAX : (int)n;
 }
 

@@ -120,11 +120,19 @@ size_t mqttb_router_publish(mqttb_router *r, mqttb_msg *msg, mqttb_session *publ
   r->nmatch = 0;
   r->nshare_match = 0;
   r->publisher = publisher;
-  if (mqttb_trie_match_subs(&r->sessions->subs, MQTTB_MSG_TOPIC(msg), msg->topic_len, collect,
-                            collect_share, r) != 0)
-    mqttb_log(ctx, MQTTB_LOG_WARNING, "out of memory while matching %.*s",
-              mqttb_log_cut(msg->topic_len), MQTTB_MSG_TOPIC(msg));
+  bool found = mqttb_trie_match_subs(&r->sessions->subs, MQTTB_MSG_TOPIC(msg), msg->topic_len,
+                                     collect, collect_share, r) == 0;
   r->publisher = NULL;
+  if (!found) {
+    /* Some subscribers were not found: none gets it. */
+    mqttb_log(ctx, MQTTB_LOG_WARNING, "out of memory while matching %.*s: message dropped",
+              mqttb_log_cut(msg->topic_len), MQTTB_MSG_TOPIC(msg));
+    ctx->stats.publish_dropped++;
+    r->nmatch = 0;
+    r->nshare_match = 0;
+    ctx->host_blocked--;
+    return MQTTB_ROUTER_NOMEM;
+  }
   for (size_t i = 0; i < r->nmatch; i++) {
     mqttb_session *s = r->match[i];
     uint8_t qos = msg->qos < s->match.qos ? msg->qos : s->match.qos;

@@ -42,7 +42,11 @@ void mqttb_router_free(mqttb_router *r);
 
 /* Publish a message from a client (or a will, or the broker): retained
  * store and fan-out. publisher (may be NULL) is excluded by No Local
- * subscriptions. Returns the number of sessions it was delivered to. */
+ * subscriptions. Returns the number of sessions it was delivered to, or
+ * MQTTB_ROUTER_NOMEM when the subscribers could not all be found for lack
+ * of memory: then it went to none of them (counted as dropped), so that a
+ * publisher told so can send it again without duplicates. */
+#define MQTTB_ROUTER_NOMEM SIZE_MAX
 size_t mqttb_router_publish(mqttb_router *r, mqttb_msg *msg, mqttb_session *publisher);
 /* The same for a message the application publishes: host sessions'
  * No Local subscriptions exclude it. */

@@ -1073,8 +1073,9 @@ typedef struct mqttb_inbuf {
  * the message, and the rest of the packet can be read straight into it.
  * Then this fills @p bufs: first the rest of that packet, then, when
  * @p max allows, pairs of (fixed header, body) for more packets of the same
- * size, which is what a stream of large messages usually holds next (up to
- * 8 of them, 256 KiB in all). Read into them in order, for example with
+ * size, which is what a stream of large messages usually holds next: twice
+ * as many as the last read reached, from 2 up to 64 of them and 256 KiB in
+ * all (at most 129 entries are filled). Read into them in order, for example with
  * readv(2) and a buffer of your own as the last entry, then call
  * ::mqttb_conn_recv_commit with the number of bytes that went into them,
  * and feed anything beyond to ::mqttb_conn_recv as usual. Input that turns

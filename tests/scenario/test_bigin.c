@@ -96,8 +96,9 @@ static int send_direct(tc *c, const uint8_t *in, size_t len, size_t chunk, int m
                        size_t *direct) {
   size_t off = 0;
   *direct = 0;
+  cr_assert(le(int, max, 129));
   while (off < len) {
-    mqttb_inbuf lent[17];
+    mqttb_inbuf lent[129];
     int nl = mqttb_conn_recv_buffers(c->conn, lent, max);
     cr_assert(ge(int, nl, 0));
     cr_assert(le(int, nl, max));
@@ -557,4 +558,115 @@ Test(bigin, blocks_count_against_the_input_bound) {
     tc_del(c);
   }
   free(pkt);
+}
+
+/* Copy from in into the nl entries of lent, in order, until in ends or
+ * they are full; returns the bytes copied. */
+static size_t fill_lent(const mqttb_inbuf *lent, int nl, const uint8_t *in, size_t len) {
+  size_t d = 0;
+  for (int k = 0; k < nl && d < len; k++) {
+    size_t m = len - d < lent[k].len ? len - d : lent[k].len;
+    memcpy(lent[k].base, in + d, m);
+    d += m;
+  }
+  return d;
+}
+
+/* The blocks offered for expected packets follow the stream: twice as many
+ * as the last read reached, up to 256 KiB of them, unchanged by a read that
+ * did not finish the packet in progress, and two again after a read that
+ * held nothing past it. */
+Test(bigin, offered_blocks_follow_the_stream) {
+  tc *sub = tc_open(bed, "sub", true);
+  cr_assert(eq(int, tc_subscribe(sub, "f", 0), 0));
+  tc *pub = tc_open(bed, "pub", true);
+  enum { PACKETS = 300, PLEN = 5000 };
+  stream st = {0};
+  for (int i = 0; i < PACKETS; i++)
+    put_publish(&st, "f", PLEN, 0, 0);
+  const size_t pkt = st.n / PACKETS;
+  size_t off = 0, seen = 0;
+  mqttb_inbuf lent[129];
+  /* Each round: the start of a packet the usual way, then a read that
+   * fills every entry offered, or only some of the first. */
+  struct {
+    size_t part; /* 0: every entry; else bytes of the first entry */
+    int pairs;   /* expected packets offered for that read */
+  } rounds[] = {
+      {0, 2},  {0, 4},     {0, 8},         {0, 16}, {0, 32},
+      {0, 51}, /* 256 KiB / (5000 + 7 + the message's header) */
+      {0, 51}, {1000, 51}, {SIZE_MAX, 51}, {0, 2},  {0, 4},
+  };
+  for (size_t r = 0; r < sizeof rounds / sizeof rounds[0]; r++) {
+    if (off % pkt == 0) {
+      cr_assert(eq(int, mqttb_conn_recv_buffers(pub->conn, lent, 129), 0), "between packets");
+      cr_assert(eq(int, tc_send(pub, st.b + off, 100), 0));
+      off += 100;
+    }
+    int nl = mqttb_conn_recv_buffers(pub->conn, lent, 129);
+    cr_assert(eq(int, nl, 1 + 2 * rounds[r].pairs), "round %zu", r);
+    int use = rounds[r].part ? 1 : nl;
+    size_t d =
+        fill_lent(lent, use, st.b + off,
+                  rounds[r].part && rounds[r].part < lent[0].len ? rounds[r].part : st.n - off);
+    cr_assert(lt(sz, off + d, st.n), "the stream is long enough");
+    cr_assert(eq(int, mqttb_conn_recv_commit(pub->conn, d, bed->now), 0));
+    off += d;
+    for (; seen < off / pkt; seen++)
+      expect_big(sub, 4, "f", PLEN, NULL);
+    cr_assert(tc_quiet(sub));
+  }
+  free(st.b);
+  cr_assert(not(pub->closed));
+}
+
+/* Each allocation of a stream read in place failing in turn: the
+ * connection is closed for the memory, or, when only the table of expected
+ * packets could not be had, it reads one packet at a time; either way
+ * nothing delivered is damaged and nothing leaks (the bed checks). */
+Test(bigin, allocation_failures_while_streaming) {
+  enum { PACKETS = 40, PLEN = 5000 };
+  stream st = {0};
+  for (int i = 0; i < PACKETS; i++)
+    put_publish(&st, "f", PLEN, 0, 0);
+  int closed = 0, whole = 0;
+  for (long k = 1; k <= 120; k++) {
+    mqttb_settings s = settings();
+    use_settings(&s);
+    tc *sub = tc_open(bed, "sub", true);
+    cr_assert(eq(int, tc_subscribe(sub, "f", 0), 0));
+    tc *pub = tc_open(bed, "pub", true);
+    bed->alloc.fail_at = bed->alloc.count + k;
+    size_t direct;
+    int rv = send_direct(pub, st.b, st.n, 40000, 129, &direct);
+    bed->alloc.fail_at = 0;
+    if (rv != 0) {
+      cr_assert(eq(int, rv, MQTTB_ERR_CONN_NOMEM), "allocation %ld", k);
+      cr_assert(pub->closed);
+      closed++;
+    } else {
+      cr_assert(not(pub->closed), "allocation %ld", k);
+      whole++;
+    }
+    /* What arrived is whole and in order: all of it when the publisher
+     * stayed. */
+    int got = 0;
+    mqttb_publish p;
+    while (!sub->closed && tc_read(sub)) {
+      cr_assert(eq(u8, sub->f.type, MQTTB_PKT_PUBLISH));
+      cr_assert(
+          eq(int, mqttb_decode_publish_v(sub->f.flags, sub->body, sub->f.remaining, 4, &p), 0));
+      cr_assert(payload_ok(p.payload, PLEN), "allocation %ld, message %d", k, got);
+      got++;
+    }
+    if (rv == 0 && !sub->closed) {
+      /* A QoS 0 message that found no memory is dropped, and counted. */
+      mqttb_stats stats;
+      mqttb_broker_get_stats(bed->broker, &stats);
+      cr_assert(eq(u64, (uint64_t)got + stats.publish_dropped, PACKETS), "allocation %ld", k);
+    }
+  }
+  cr_assert(gt(int, closed, 0));
+  cr_assert(gt(int, whole, 0));
+  free(st.b);
 }

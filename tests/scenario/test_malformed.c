@@ -410,3 +410,60 @@ Test(malformed, out_of_memory_in_mqtt5_paths_is_handled) {
   if (getenv("MQTTB_TEST_LOG"))
     fprintf(stderr, "MQTT 5 allocation failure walk: %ld allocations\n", n - 1);
 }
+
+/* Out of memory while the subscribers of a message are being found: none
+ * of them gets it, it is counted as dropped, and a publisher at QoS 1 or 2
+ * is not acknowledged (MQTT 3.1.1: disconnected, so that it sends it
+ * again). A failure after that (one subscriber's output) drops QoS 0 for
+ * that subscriber only, and counts it. */
+Test(malformed, out_of_memory_while_matching_reaches_nobody_and_is_not_acknowledged) {
+  int none = 0, all = 0;
+  for (uint8_t qos = 0; qos <= 2; qos++) {
+    for (long k = 1; k <= 12; k++) {
+      mqttb_settings s;
+      mqttb_settings_default(&s);
+      s.sys_interval_ms = 0;
+      tb *bed = tb_new(&s);
+      tc *sub[3];
+      const char *filters[] = {"m/a/b", "m/+/b", "m/#"};
+      for (int i = 0; i < 3; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "s%d", i);
+        sub[i] = tc_open(bed, id, true);
+        cr_assert(eq(int, tc_subscribe(sub[i], filters[i], 2), 2));
+      }
+      tc *pub = tc_open(bed, "pub", true);
+      bed->alloc.fail_at = bed->alloc.count + k;
+      tc_publish_raw(pub, "m/a/b", "x", 1, qos, false, false, 7);
+      bed->alloc.fail_at = 0;
+      int got = 0;
+      for (int i = 0; i < 3; i++) {
+        while (tc_read(sub[i])) {
+          cr_assert(eq(u8, sub[i]->f.type, MQTTB_PKT_PUBLISH));
+          got++;
+        }
+      }
+      bool acked = false;
+      while (tc_read(pub))
+        acked = acked || pub->f.type == MQTTB_PKT_PUBACK || pub->f.type == MQTTB_PKT_PUBREC;
+      mqttb_stats st;
+      mqttb_broker_get_stats(bed->broker, &st);
+      if (got == 0) {
+        none++;
+        if (qos > 0)
+          cr_assert(not(acked), "QoS %u, allocation %ld: acknowledged, delivered to nobody", qos,
+                    k);
+        else
+          cr_assert(eq(u64, st.publish_dropped, 1), "allocation %ld: not counted", k);
+      } else if (qos == 0) {
+        cr_assert(eq(u64, got + st.publish_dropped, 3), "allocation %ld: %d got it", k, got);
+      }
+      if (got == 3)
+        all++;
+      still_serves(bed);
+      tb_del(bed); /* asserts no leak */
+    }
+  }
+  cr_assert(gt(int, none, 0));
+  cr_assert(gt(int, all, 0));
+}
