@@ -182,8 +182,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       /* Into the blocks of large PUBLISH packets when the broker offers
        * them (the length picks how many entries it may offer), else the
        * usual way. */
-      mqttb_inbuf lent[17];
-      int nlent = mqttb_conn_recv_buffers(conns[i], lent, (int)(n % 17));
+      mqttb_inbuf lent[129];
+      int nlent = mqttb_conn_recv_buffers(conns[i], lent, (int)(n % 129));
       if (nlent > 0) {
         size_t d = 0;
         for (int k = 0; k < nlent && d < n; k++) {
