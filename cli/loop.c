@@ -98,6 +98,21 @@ struct listener {
 
 /* Pointers first, then the flags together: thousands of idle connections
  * add up, and holes between fields are paid by each. */
+/* The part of a connection only those of TLS and PROXY-protocol listeners
+ * have, allocated with them: thousands of idle plain connections would pay
+ * for each byte of it in struct conn. */
+struct conn_extra {
+  struct mqttb_cli_tls_ctx *tls_ctx; /* the listener's, until the handshake starts */
+  struct conn *ready_next;           /* tls_ready */
+  /* The user name a certificate gave (use_identity_as_username, or a PROXY
+   * header's); NULL: the CONNECT's. */
+  char *cert_username;
+  /* The PROXY protocol header still to come (struct conn's proxy: its
+   * version), and what of it was read so far. */
+  uint8_t *proxy_buf;
+  size_t proxy_len;
+};
+
 struct conn {
   struct handle h;
   struct mqttb_cli_loop *loop;
@@ -114,18 +129,11 @@ struct conn {
   /* Its listener's rules, and the user name its CONNECT gave (NULL: none). */
   struct mqttb_cli_auth *auth;
   char *username;
-  /* The PROXY protocol header still to come (proxy: its version), and what
-   * of it was read so far. */
-  uint8_t *proxy_buf;
-  size_t proxy_len;
+  /* What TLS and the PROXY protocol need (NULL for a plain connection). */
+  struct conn_extra *x;
   /* TLS: the session (NULL: plain), whether its handshake is still going,
    * and whether it waits for the socket to be writable to go on. */
   struct mqttb_cli_tls_conn *tls;
-  struct mqttb_cli_tls_ctx *tls_ctx; /* the listener's, until the handshake starts */
-  struct conn *ready_next;           /* tls_ready */
-  /* The user name a certificate gave (use_identity_as_username, or a PROXY
-   * header's); NULL: the CONNECT's. */
-  char *cert_username;
   /* MQTT over WebSockets: the framing between the transport and the
    * library; NULL for plain MQTT. */
   mqttb_ws *ws;
@@ -387,9 +395,9 @@ static void conn_destroy(struct conn *c) {
     c->next->prev = c->prev;
   }
   if (c->tls_ready) {
-    for (struct conn **p = &loop->ready; *p != NULL; p = &(*p)->ready_next) {
+    for (struct conn **p = &loop->ready; *p != NULL; p = &(*p)->x->ready_next) {
       if (*p == c) {
-        *p = c->ready_next;
+        *p = c->x->ready_next;
         break;
       }
     }
@@ -408,8 +416,11 @@ static void conn_destroy(struct conn *c) {
   mqttb_conn_del(c->mc, c->loop->now);
   mqttb_ws_del(c->ws);
   free(c->username);
-  free(c->cert_username);
-  free(c->proxy_buf);
+  if (c->x != NULL) {
+    free(c->x->cert_username);
+    free(c->x->proxy_buf);
+    free(c->x);
+  }
   free(c);
 }
 
@@ -480,10 +491,10 @@ static int on_authenticate(mqttb_conn *mc, const mqttb_auth_request *req, void *
         (int)(req->client_id_len > 64 ? 64 : req->client_id_len), req->client_id, c->peer);
     return MQTTB_REASON_BAD_USERNAME_OR_PASSWORD;
   }
-  if (c->cert_username != NULL) {
+  if (c->x != NULL && c->x->cert_username != NULL) {
     /* As Mosquitto: the certificate's name is the user name; the CONNECT's
      * user name and password and the password file are not used. */
-    c->username = strdup(c->cert_username);
+    c->username = strdup(c->x->cert_username);
     return c->username != NULL ? MQTTB_REASON_SUCCESS : MQTTB_REASON_SERVER_UNAVAILABLE_5;
   }
   if (req->username != NULL) {
@@ -579,7 +590,7 @@ static bool conn_feed(struct conn *c, const uint8_t *buf, size_t n) {
  * reads its fixed part, then the length it gives; version 1 peeks and
  * takes up to the CRLF. The client address it names replaces the peer. */
 static void proxy_read(struct conn *c) {
-  if (c->proxy_buf == NULL && (c->proxy_buf = malloc(MQTTB_CLI_PROXY_MAX)) == NULL) {
+  if (c->x->proxy_buf == NULL && (c->x->proxy_buf = malloc(MQTTB_CLI_PROXY_MAX)) == NULL) {
     mqttb_cli_log(MQTTB_LOG_ERROR, "out of memory reading a PROXY header from %s", c->peer);
     conn_lost(c);
     return;
@@ -587,17 +598,17 @@ static void proxy_read(struct conn *c) {
   size_t want;
   int flags = 0;
   if (c->proxy == 2) {
-    want = c->proxy_len < 16
-               ? 16 - c->proxy_len
-               : 16 + ((size_t)c->proxy_buf[14] << 8 | c->proxy_buf[15]) - c->proxy_len;
-    if (want > MQTTB_CLI_PROXY_MAX - c->proxy_len) {
+    want = c->x->proxy_len < 16
+               ? 16 - c->x->proxy_len
+               : 16 + ((size_t)c->x->proxy_buf[14] << 8 | c->x->proxy_buf[15]) - c->x->proxy_len;
+    if (want > MQTTB_CLI_PROXY_MAX - c->x->proxy_len) {
       want = 0; /* longer than allowed: the parser says so below */
     }
   } else {
-    want = MQTTB_CLI_PROXY_V1_MAX - c->proxy_len;
+    want = MQTTB_CLI_PROXY_V1_MAX - c->x->proxy_len;
     flags = MSG_PEEK;
   }
-  ssize_t n = want > 0 ? recv(c->h.fd, c->proxy_buf + c->proxy_len, want, flags) : 0;
+  ssize_t n = want > 0 ? recv(c->h.fd, c->x->proxy_buf + c->x->proxy_len, want, flags) : 0;
   if (want > 0 && n == 0) {
     conn_lost(c);
     return;
@@ -608,22 +619,22 @@ static void proxy_read(struct conn *c) {
     }
     return;
   }
-  size_t have = c->proxy_len + (size_t)n, used = 0;
+  size_t have = c->x->proxy_len + (size_t)n, used = 0;
   struct mqttb_cli_proxy_info info;
   char why[160];
   enum mqttb_cli_proxy_result r =
-      mqttb_cli_proxy_parse(c->proxy, c->proxy_buf, have, &used, &info, why, sizeof why);
+      mqttb_cli_proxy_parse(c->proxy, c->x->proxy_buf, have, &used, &info, why, sizeof why);
   if (flags == MSG_PEEK) {
     /* Take the header's bytes, or all that were peeked if it goes on. */
-    size_t take = r == MQTTB_CLI_PROXY_DONE ? used - c->proxy_len : (size_t)n;
+    size_t take = r == MQTTB_CLI_PROXY_DONE ? used - c->x->proxy_len : (size_t)n;
     if (r != MQTTB_CLI_PROXY_BAD &&
-        recv(c->h.fd, c->proxy_buf + c->proxy_len, take, 0) != (ssize_t)take) {
+        recv(c->h.fd, c->x->proxy_buf + c->x->proxy_len, take, 0) != (ssize_t)take) {
       conn_lost(c);
       return;
     }
-    have = c->proxy_len + take;
+    have = c->x->proxy_len + take;
   }
-  c->proxy_len = have;
+  c->x->proxy_len = have;
   if (r == MQTTB_CLI_PROXY_MORE) {
     return;
   }
@@ -646,15 +657,16 @@ static void proxy_read(struct conn *c) {
   if (c->proxy_identity) {
     /* TLS ended at the proxy: its verified certificate's name, or none. */
     if (info.ssl && info.cert_conn && info.verify == 0 && info.cn[0] != '\0') {
-      c->cert_username = strdup(info.cn);
+      c->x->cert_username = strdup(info.cn);
     }
-    c->cert_refused = c->cert_username == NULL;
+    c->cert_refused = c->x->cert_username == NULL;
   }
-  free(c->proxy_buf);
-  c->proxy_buf = NULL;
+  free(c->x->proxy_buf);
+  c->x->proxy_buf = NULL;
   c->proxy = 0;
 }
 
+#if MQTTB_CLI_TLS
 /* Queue a TLS connection whose session holds decrypted input for a read in
  * the next iteration. */
 static void ready_add(struct conn *c) {
@@ -662,15 +674,14 @@ static void ready_add(struct conn *c) {
     return;
   }
   c->tls_ready = true;
-  c->ready_next = c->loop->ready;
+  c->x->ready_next = c->loop->ready;
   c->loop->ready = c;
 }
 
-#if MQTTB_CLI_TLS
 /* One step of the TLS handshake; true once it is done. */
 static bool tls_handshake_step(struct conn *c) {
   if (c->tls == NULL) {
-    c->tls = mqttb_cli_tls_conn_new(c->tls_ctx, c->h.fd);
+    c->tls = mqttb_cli_tls_conn_new(c->x->tls_ctx, c->h.fd);
     if (c->tls == NULL) {
       mqttb_cli_log(MQTTB_LOG_ERROR, "out of memory starting TLS with %s", c->peer);
       conn_lost(c);
@@ -697,14 +708,14 @@ static bool tls_handshake_step(struct conn *c) {
   char *name = NULL;
   int u = mqttb_cli_tls_conn_username(c->tls, &name);
   if (u == 1) {
-    c->cert_username = name;
+    c->x->cert_username = name;
   } else if (u < 0) {
     c->cert_refused = true;
   }
   mqttb_cli_log(MQTTB_LOG_DEBUG, "TLS with %s: %s, %s%s%s", c->peer,
                 mqttb_cli_tls_conn_version(c->tls), mqttb_cli_tls_conn_cipher(c->tls),
-                c->cert_username != NULL ? ", certificate of " : "",
-                c->cert_username != NULL ? c->cert_username : "");
+                c->x->cert_username != NULL ? ", certificate of " : "",
+                c->x->cert_username != NULL ? c->x->cert_username : "");
   return true;
 }
 #endif
@@ -788,7 +799,7 @@ static void conn_read(struct conn *c) {
   uint8_t buf[READ_BUF_SIZE];
   if (c->proxy != 0) {
     proxy_read(c);
-    if (c->proxy != 0 || c->dead || (c->tls_ctx == NULL && !c->tls_handshake)) {
+    if (c->proxy != 0 || c->dead || (c->x->tls_ctx == NULL && !c->tls_handshake)) {
       return; /* a plain connection: level-triggered epoll reports what follows */
     }
   }
@@ -1040,14 +1051,23 @@ static void conn_accept(struct mqttb_cli_loop *loop, struct listener *l, int fd,
   c->auth = l->auth;
   c->proxy = (uint8_t)l->proxy_protocol; /* 0, 1 or 2 */
   c->proxy_identity = l->proxy_identity;
-  c->tls_ctx = l->tls;
   c->tls_handshake = l->tls != NULL;
+  if ((l->tls != NULL || l->proxy_protocol != 0) && (c->x = calloc(1, sizeof *c->x)) == NULL) {
+    mqttb_cli_log(MQTTB_LOG_ERROR, "out of memory accepting a connection");
+    close(fd);
+    free(c);
+    return;
+  }
+  if (c->x != NULL) {
+    c->x->tls_ctx = l->tls;
+  }
   if (l->websockets) {
     mqttb_ws_settings ws;
     mqttb_ws_settings_default(&ws);
     if ((c->ws = mqttb_ws_new(&ws)) == NULL) {
       mqttb_cli_log(MQTTB_LOG_ERROR, "out of memory accepting a connection");
       close(fd);
+      free(c->x);
       free(c);
       return;
     }
@@ -1065,6 +1085,7 @@ static void conn_accept(struct mqttb_cli_loop *loop, struct listener *l, int fd,
     }
     close(fd);
     mqttb_ws_del(c->ws);
+    free(c->x);
     free(c);
     return;
   }
@@ -1208,7 +1229,7 @@ int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
     loop->ready = NULL;
     while (ready != NULL) {
       struct conn *c = ready;
-      ready = c->ready_next;
+      ready = c->x->ready_next;
       c->tls_ready = false;
       if (!c->dead && !c->closing && !c->busy && !c->deferred) {
         conn_read(c);
