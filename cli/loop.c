@@ -299,6 +299,8 @@ static void deferred_add(struct conn *c) {
     return;
   }
   c->deferred = true;
+  /* Its CONNECT came in time: the wait is not its fault. */
+  (void)mqttb_conn_input_deferred(c->mc);
   c->dnext = NULL;
   c->dprev = loop->deferred_tail;
   if (loop->deferred_tail != NULL) {

@@ -173,7 +173,8 @@ static uint64_t stall_deadline(const mqttb_conn *c) {
 static uint64_t conn_deadline(const mqttb_conn *c) {
   const mqttb_settings *st = &c->broker->ctx.settings;
   if (c->state == MQTTB_CONN_AWAIT_CONNECT)
-    return st->connect_timeout_ms ? c->last_rx + st->connect_timeout_ms : UINT64_MAX;
+    return st->connect_timeout_ms && !c->input_deferred ? c->last_rx + st->connect_timeout_ms
+                                                        : UINT64_MAX;
   uint64_t dl = stall_deadline(c);
   if (c->state == MQTTB_CONN_CONNECTED && c->keepalive) {
     uint64_t ka = c->last_rx + (uint64_t)c->keepalive * 1500u; /* [MQTT-3.1.2-24] */
@@ -529,6 +530,16 @@ int mqttb_conn_output_ack(mqttb_conn *c, size_t nbytes, uint64_t now) {
 
 size_t mqttb_conn_output_pending(const mqttb_conn *c) {
   return c ? mqttb_outq_pending(&c->tx.q) : 0;
+}
+
+int mqttb_conn_input_deferred(mqttb_conn *c) {
+  if (!c)
+    return MQTTB_ERR_INVALID_ARGUMENT;
+  if (c->state >= MQTTB_CONN_CLOSING || c->broker->ctx.in_callback)
+    return MQTTB_ERR_INVALID_STATE;
+  if (c->state == MQTTB_CONN_AWAIT_CONNECT)
+    c->input_deferred = true; /* the timer finds no deadline and lapses */
+  return MQTTB_OK;
 }
 
 size_t mqttb_conn_input_pending(const mqttb_conn *c) {

@@ -109,6 +109,9 @@ struct mqttb_conn {
    * derive it from the close reason. */
   uint8_t disconnect_reason;
   bool disconnect_reason_set; /* an explicit reason, 0 included */
+  /* Before CONNECT: the embedder holds input of this connection back
+   * (mqttb_conn_input_deferred); no connect timeout until it is fed. */
+  bool input_deferred;
   /* What few connections need, allocated on first use. */
   struct mqttb_conn_ext *x;
   char *client_id;

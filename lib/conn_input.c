@@ -360,6 +360,13 @@ int mqttb_conn_recv(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) 
   b->ctx.now = now;
   b->ctx.stats.bytes_received += len;
   int rv = c->tx.failed;
+  if (c->input_deferred) {
+    /* The input held back comes now: the connect timeout starts again. */
+    c->input_deferred = false;
+    c->last_rx = now;
+    if (rv == 0 && mqttb_conn_arm(c) != 0)
+      rv = MQTTB_ERR_CONN_NOMEM;
+  }
   uint64_t start = b->ctx.work;
   bool handled = false;
   struct mqttb_conn_ext *x = c->x;

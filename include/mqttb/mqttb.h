@@ -1172,6 +1172,24 @@ MQTTB_EXTERN size_t mqttb_conn_output_pending(const mqttb_conn *conn);
 MQTTB_EXTERN size_t mqttb_conn_input_pending(const mqttb_conn *conn);
 
 /**
+ * @brief Say that input for a connection still to send CONNECT is waiting
+ *        in the transport and will be fed later.
+ *
+ * For an embedder that paces the connections still to authenticate
+ * (password checks are costly, and a flood of CONNECTs should not keep the
+ * connected clients waiting): such a client did send in time, so until the
+ * next ::mqttb_conn_recv for it the connection is not closed for
+ * settings.connect_timeout_ms, and that call starts the timeout again. Has
+ * no effect once the connection is past CONNECT.
+ * @param conn the connection.
+ * @retval MQTTB_OK done.
+ * @retval MQTTB_ERR_INVALID_ARGUMENT @p conn is NULL.
+ * @retval MQTTB_ERR_INVALID_STATE the connection is closing, or called from
+ *         a callback.
+ */
+MQTTB_EXTERN int mqttb_conn_input_deferred(mqttb_conn *conn);
+
+/**
  * @brief Tell the broker the transport is gone (peer closed, I/O error).
  *
  * Publishes the will unless the client sent DISCONNECT. Later input is

@@ -197,6 +197,37 @@ Test(connect, partial_connect_does_not_beat_the_timeout) {
   cr_assert(eq(int, c->close_reason, MQTTB_ERR_CONNECT_TIMEOUT));
 }
 
+/* Input the embedder holds back (pacing password checks) stops the connect
+ * timeout until it is fed; feeding it starts the timeout again. */
+Test(connect, deferred_input_holds_the_connect_timeout) {
+  tc *c = tc_new(bed);
+  tb_advance(bed, 5000);
+  cr_assert(eq(int, mqttb_conn_input_deferred(c->conn), MQTTB_OK));
+  tb_advance(bed, 60000);
+  cr_assert(not(c->closed), "closed while its input was held back");
+  /* Fed at last: half a CONNECT, then nothing for the timeout. */
+  uint8_t pkt[] = {0x10, 0x0d, 0x00};
+  cr_assert(eq(int, tc_send(c, pkt, sizeof(pkt)), 0));
+  tb_advance(bed, 9999);
+  cr_assert(not(c->closed));
+  tb_advance(bed, 1);
+  cr_assert(c->closed);
+  cr_assert(eq(int, c->close_reason, MQTTB_ERR_CONNECT_TIMEOUT));
+  /* Held back and then fed a whole CONNECT: connected, and the keep-alive
+   * rules from there. */
+  tc *d = tc_new(bed);
+  cr_assert(eq(int, mqttb_conn_input_deferred(d->conn), MQTTB_OK));
+  tb_advance(bed, 30000);
+  tc_connect_opts o = {.client_id = "late", .clean = true, .keepalive = 10};
+  cr_assert(eq(int, tc_connect(d, &o, NULL), 0));
+  /* Past CONNECT it changes nothing: 1.5 x the keep-alive still closes. */
+  cr_assert(eq(int, mqttb_conn_input_deferred(d->conn), MQTTB_OK));
+  tb_advance(bed, 15000);
+  cr_assert(d->closed);
+  cr_assert(eq(int, d->close_reason, MQTTB_ERR_KEEPALIVE_TIMEOUT));
+  cr_assert(eq(int, mqttb_conn_input_deferred(NULL), MQTTB_ERR_INVALID_ARGUMENT));
+}
+
 static int refuse_bad_password(const mqttb_auth_request *req) {
   if (!req->username)
     return MQTTB_REASON_NOT_AUTHORIZED;
