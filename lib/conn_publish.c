@@ -168,17 +168,16 @@ int mqttb_conn_on_publish(mqttb_conn *c, uint8_t flags, const uint8_t *body, siz
    * got no PUBREC, sends the message again. */
   m->store_pending = p.qos == 2;
   size_t n = mqttb_router_publish(&b->router, m, s);
-  if (n == MQTTB_ROUTER_NOMEM) {
-    /* Delivered to nobody (and counted): the publisher is told as for a
-     * message with no room, and may send it again. */
-    if (p.qos == 2)
-      mqttb_session_qos2_del(s, p.packet_id);
-    mqttb_msg_unref(&ctx->mem, m);
-    return p.qos == 0 ? 0 : not_stored(c, &p);
-  }
-  if (p.qos == 2)
+  /* Delivered to nobody for lack of memory (and counted): the publisher is
+   * told as for a message with no room, and may send it again. */
+  bool lost = n == MQTTB_ROUTER_NOMEM;
+  if (p.qos == 2 && lost)
+    mqttb_session_qos2_del(s, p.packet_id);
+  else if (p.qos == 2)
     mqttb_session_qos2_commit(s, p.packet_id, m);
   mqttb_msg_unref(&ctx->mem, m);
+  if (lost)
+    return p.qos == 0 ? 0 : not_stored(c, &p);
   return ack_publish(c, p.qos, p.packet_id, n ? 0 : MQTTB_REASON_NO_MATCHING_SUBSCRIBERS);
 }
 

@@ -130,8 +130,6 @@ size_t mqttb_router_publish(mqttb_router *r, mqttb_msg *msg, mqttb_session *publ
     ctx->stats.publish_dropped++;
     r->nmatch = 0;
     r->nshare_match = 0;
-    ctx->host_blocked--;
-    return MQTTB_ROUTER_NOMEM;
   }
   for (size_t i = 0; i < r->nmatch; i++) {
     mqttb_session *s = r->match[i];
@@ -152,7 +150,7 @@ size_t mqttb_router_publish(mqttb_router *r, mqttb_msg *msg, mqttb_session *publ
   r->nmatch = 0;
   r->nshare_match = 0;
   ctx->host_blocked--;
-  return n;
+  return found ? n : MQTTB_ROUTER_NOMEM;
 }
 
 /* ---------------------------------------------------------------- retained */

@@ -89,6 +89,18 @@ static void expect_big(tc *sub, uint8_t level, const char *topic, size_t plen, m
     tc_ack(sub, &p);
 }
 
+/* Copy from in into the nl entries of lent, in order, until in ends or
+ * they are full; returns the bytes copied. */
+static size_t fill_lent(const mqttb_inbuf *lent, int nl, const uint8_t *in, size_t len) {
+  size_t d = 0;
+  for (int k = 0; k < nl && d < len; k++) {
+    size_t m = len - d < lent[k].len ? len - d : lent[k].len;
+    memcpy(lent[k].base, in + d, m);
+    d += m;
+  }
+  return d;
+}
+
 /* Feed bytes in pieces of `chunk`, filling the broker's buffers directly
  * (at most max entries of them) whenever it offers some; *direct counts the
  * bytes that went there. */
@@ -105,12 +117,7 @@ static int send_direct(tc *c, const uint8_t *in, size_t len, size_t chunk, int m
     size_t n = len - off < chunk ? len - off : chunk;
     int rv;
     if (nl > 0) {
-      size_t d = 0;
-      for (int k = 0; k < nl && d < n; k++) {
-        size_t m = n - d < lent[k].len ? n - d : lent[k].len;
-        memcpy(lent[k].base, in + off + d, m);
-        d += m;
-      }
+      size_t d = fill_lent(lent, nl, in + off, n);
       rv = mqttb_conn_recv_commit(c->conn, d, bed->now);
       *direct += d;
       if (rv == 0 && d < n)
@@ -558,18 +565,6 @@ Test(bigin, blocks_count_against_the_input_bound) {
     tc_del(c);
   }
   free(pkt);
-}
-
-/* Copy from in into the nl entries of lent, in order, until in ends or
- * they are full; returns the bytes copied. */
-static size_t fill_lent(const mqttb_inbuf *lent, int nl, const uint8_t *in, size_t len) {
-  size_t d = 0;
-  for (int k = 0; k < nl && d < len; k++) {
-    size_t m = len - d < lent[k].len ? len - d : lent[k].len;
-    memcpy(lent[k].base, in + d, m);
-    d += m;
-  }
-  return d;
 }
 
 /* The blocks offered for expected packets follow the stream: twice as many
