@@ -4,13 +4,16 @@ overlapping subscriptions and `$` topics, over MQTT 3.1.1 and MQTT 3.1.
 
 Usage: /usr/bin/python3 tests/e2e/test_pubsub.py build/cli/mqttb
 """
+import signal
 import sys
 import time
 import unittest
 
 sys.dont_write_bytecode = True
 
-from e2e_common import MQTTv31, MQTTv311, BrokerTestCase, is_mosquitto, main, unique  # noqa: E402
+from e2e_common import (CONNACK, SUBACK, MQTTv31, MQTTv311, BrokerTestCase,  # noqa: E402
+                        connect_packet, is_mosquitto, main, publish_packet, subscribe_packet,
+                        unique)
 
 
 class PubSub311(BrokerTestCase):
@@ -239,6 +242,56 @@ class PubSub311(BrokerTestCase):
         for i, s in enumerate(subs):
             m = s.get()
             self.assertEqual((m.payload, m.qos), (b"fan", i % 3))
+
+    def test_large_bursts_from_several_publishers(self):
+        """Input that piles up while the broker is stopped (more than one
+        loop iteration reads before it writes) reaches a subscriber whole
+        and in order from each publisher, while a second subscriber that
+        never reads is cut off in the middle of it."""
+        sub = self.client(unique("s"), protocol=self.PROTOCOL)
+        sub.subscribe(self.prefix + "burst/#", 1)
+        stuck = self.raw()
+        stuck.send(connect_packet(unique("stuck")))
+        self.assertEqual(stuck.read_packet().type, CONNACK)
+        stuck.send(subscribe_packet(1, [(self.prefix + "burst/#", 0)]))
+        self.assertEqual(stuck.read_packet().type, SUBACK)
+        npub, nmsg, size = 6, 6, 100000
+        pubs, pending = [], []
+        for p in range(npub):
+            raw = self.raw()
+            raw.send(connect_packet(unique("bp")))
+            self.assertEqual(raw.read_packet().type, CONNACK)
+            raw.sock.setblocking(False)
+            pubs.append(raw)
+            pending.append(memoryview(b"".join(
+                publish_packet(self.prefix + "burst/%d" % p, bytes([p, k]) * (size // 2),
+                               qos=k % 2, mid=k + 1) for k in range(nmsg))))
+
+        def push():
+            for i, raw in enumerate(pubs):
+                try:
+                    while len(pending[i]):
+                        pending[i] = pending[i][raw.sock.send(pending[i]):]
+                except BlockingIOError:
+                    pass
+
+        self.broker.proc.send_signal(signal.SIGSTOP)
+        try:
+            push()  # as much as the sockets hold, all readable at once
+        finally:
+            self.broker.proc.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 30
+        while any(len(b) for b in pending) and time.monotonic() < deadline:
+            time.sleep(0.005)
+            push()
+        stuck.sock.close()
+        got = sub.get_n(npub * nmsg, timeout=30)
+        for p in range(npub):
+            mine = [m.payload for m in got if m.topic == self.prefix + "burst/%d" % p]
+            self.assertEqual(mine, [bytes([p, k]) * (size // 2) for k in range(nmsg)],
+                             "publisher %d: messages lost, changed or out of order" % p)
+        self.assertEqual(sub.drain(0.3), [])
+        self.assertBrokerAlive()
 
     def test_utf8_topic(self):
         sub, pub = self.pair()
