@@ -69,7 +69,7 @@
  * written before the next event is served, and not only at the end: the
  * messages are then still in the CPU's cache when they are copied into the
  * sockets (a loop iteration can read 256 KiB from each of 256 clients). */
-#define READ_BEFORE_WRITE (512 * 1024)
+#define READ_BEFORE_WRITE (256 * 1024)
 /* Numeric host with an IPv6 scope ("fe80::1%eth0"), and a port. */
 #define HOST_STR_LEN 64
 #define PORT_STR_LEN 8
