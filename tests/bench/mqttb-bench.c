@@ -80,9 +80,10 @@
 #define READS_PER_EVENT 8
 #define OUT_FILL_MAX (4u * 1024u * 1024u)
 /* Payloads from this size are written from B.fill by reference (writev),
- * not copied into each publisher's output: at 1 MiB the copy was a fifth
- * of the generator's CPU, and the generator the limit of the measurement. */
-#define BODY_BY_REF (64u * 1024u)
+ * not copied into each publisher's output: the copy was a fifth of the
+ * generator's CPU at 1 MiB, and from 16 KiB up the generator, at 96-99 %
+ * CPU, was the limit of the measurement. */
+#define BODY_BY_REF (16u * 1024u)
 #define NS_PER_S 1000000000LL
 #define NS_PER_MS 1000000LL
 
