@@ -412,6 +412,9 @@ static bool seg_active(const struct conn *c) {
 }
 
 static void seg_push(struct conn *c, size_t len, size_t fill) {
+  if (len + fill == 0) {
+    return; /* an empty segment would make an empty writev */
+  }
   if (seg_active(c) && fill == 0 && c->segs[c->nseg - 1].fill == 0) {
     c->segs[c->nseg - 1].len += (uint32_t)len;
   } else {
