@@ -1028,6 +1028,17 @@ static void flush_dirty(struct mqttb_cli_loop *loop) {
   }
 }
 
+/* In the middle of an iteration, once READ_BEFORE_WRITE bytes were read:
+ * what is queued is written. No reaping here: the events and the ready list
+ * still to serve may name those it would free. */
+static void write_if_read_much(struct mqttb_cli_loop *loop) {
+  if (loop->read_unwritten >= READ_BEFORE_WRITE) {
+    store_before_output(loop);
+    flush_dirty(loop);
+    loop->read_unwritten = 0;
+  }
+}
+
 static void reap_all(struct mqttb_cli_loop *loop) {
   while (loop->reap != NULL) {
     struct conn *c = loop->reap;
@@ -1236,12 +1247,7 @@ int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
     }
     for (int i = 0; i < n; i++) {
       dispatch(loop, events[i].data.ptr, events[i].events);
-      if (loop->read_unwritten >= READ_BEFORE_WRITE) {
-        /* No reaping here: events[] may still name those it would free. */
-        store_before_output(loop);
-        flush_dirty(loop);
-        loop->read_unwritten = 0;
-      }
+      write_if_read_much(loop);
     }
     /* Input TLS decrypted and holds: epoll does not see it. */
     struct conn *ready = loop->ready;
@@ -1252,6 +1258,7 @@ int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
       c->tls_ready = false;
       if (!c->dead && !c->closing && !c->busy && !c->deferred) {
         conn_read(c);
+        write_if_read_much(loop);
       }
     }
     serve_busy(loop);
