@@ -1627,7 +1627,6 @@ static void pub_fill(struct pub *p) {
     memcpy(q + 12, &seq32, 4);
     if (by_ref) {
       o = q + PAYLOAD_HDR;
-      c->out_len = (size_t)(o - c->out);
       seg_push(c, pkt - body, body);
     } else {
       if (B.size > PAYLOAD_HDR) {
