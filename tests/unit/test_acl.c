@@ -1112,7 +1112,7 @@ Test(acl_big, hundred_thousand_rules_for_one_user_and_as_patterns, .timeout = 12
     granted += mqttb_acl_check(a, "cid", i % 2 ? NULL : "bob", in_topic[k], in_len[k], R);
   }
   report("one section + patterns", now() - t0);
-  cr_assert(gt(u64, granted, 0));
+  cr_assert(lt(u64, 0, granted));
   cr_assert(chk(a, "c", NULL, "t/11/x", R));
   cr_assert(not(chk(a, "c", NULL, "t/10/x", R)));
   cr_assert(not(chk(a, "c", NULL, "t/11", R)));

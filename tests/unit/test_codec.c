@@ -1053,7 +1053,7 @@ static void assert_connect_eq(const mqttb_connect *a, const mqttb_connect *b) {
 /* Encode into an exact-size heap buffer, frame, decode, compare. */
 static void connect_round_trip(const mqttb_connect *in) {
   size_t sz = mqttb_connect_size(in);
-  cr_assert(gt(sz, sz, 0));
+  cr_assert(lt(sz, 0, sz));
   uint8_t *buf = malloc(sz);
   cr_assert(ne(ptr, buf, NULL));
   cr_assert(eq(sz, mqttb_encode_connect(buf, in), sz));
@@ -1379,7 +1379,7 @@ Test(publish, encode_writes_spec_bytes) {
 
 static void publish_round_trip(const mqttb_publish *in) {
   size_t sz = mqttb_publish_size(in);
-  cr_assert(gt(sz, sz, 0));
+  cr_assert(lt(sz, 0, sz));
   uint8_t *buf = malloc(sz);
   cr_assert(ne(ptr, buf, NULL));
   cr_assert(eq(sz, mqttb_encode_publish(buf, in), sz));
@@ -1954,7 +1954,7 @@ Test(robustness, mutated_connect_rejects_or_round_trips) {
     }
     free(p);
   }
-  cr_assert(gt(sz, accepted, 0));
+  cr_assert(lt(sz, 0, accepted));
 }
 
 Test(robustness, mutated_publish_rejects_or_round_trips) {
@@ -1981,7 +1981,7 @@ Test(robustness, mutated_publish_rejects_or_round_trips) {
     }
     free(p);
   }
-  cr_assert(gt(sz, accepted, 0));
+  cr_assert(lt(sz, 0, accepted));
 }
 
 Test(robustness, mutated_subscribe_rejects_or_iterates_exactly) {
@@ -2011,7 +2011,7 @@ Test(robustness, mutated_subscribe_rejects_or_iterates_exactly) {
     }
     free(p);
   }
-  cr_assert(gt(sz, accepted, 0));
+  cr_assert(lt(sz, 0, accepted));
 }
 
 Test(robustness, random_frames_never_overrun) {

@@ -38,7 +38,7 @@ static uint8_t *flatten(const mqttb_outq *q, size_t *n) {
   uint8_t *out = malloc(q->pending + 1);
   size_t len = 0;
   for (int i = 0; i < cnt; i++) {
-    cr_assert(gt(sz, iov[i].len, 0), "no empty iovec entries");
+    cr_assert(lt(sz, 0, iov[i].len), "no empty iovec entries");
     memcpy(out + len, iov[i].base, iov[i].len);
     len += iov[i].len;
   }
@@ -323,7 +323,7 @@ Test(outq, buffers_restart_at_the_size_of_the_last_burst) {
   unit_alloc_init(&a);
   mqttb_outq q = {0};
   long first = burst(&a, &q, 100);
-  cr_assert(gt(long, first, 3), "the first burst doubles up from nothing");
+  cr_assert(lt(long, 3, first), "the first burst doubles up from nothing");
   size_t grown = q.wcap;
   mqttb_outq_ack(&q, &a.mem, mqttb_outq_pending(&q), 2);
   cr_assert(eq(ptr, q.wbuf, NULL), "still freed when drained");
@@ -399,7 +399,7 @@ Test(outq, ring_wraps_and_grows_while_partly_acknowledged) {
     cr_assert(lt(sz, queued, model_cap - 64));
   }
   cr_assert(wrapped, "the segment ring wrapped around");
-  cr_assert(gt(u32, max_cap, 8), "the segment ring grew");
+  cr_assert(lt(u32, 8, max_cap), "the segment ring grew");
   assert_contents(&q, model + acked, queued - acked);
   mqttb_outq_ack(&q, &a.mem, queued - acked, 9999);
   cr_assert(eq(ptr, q.seg, NULL));

@@ -142,7 +142,7 @@ Test(window, order_identifiers_and_removal_anywhere) {
   uint32_t n = 0, prev = 0;
   for (uint32_t s = w.head; s != MQTTB_WINDOW_END; s = mqttb_window_at(&w, s)->next) {
     uint16_t pid = mqttb_window_at(&w, s)->pid;
-    cr_assert(gt(u32, pid, prev), "send order kept");
+    cr_assert(lt(u32, prev, pid), "send order kept");
     cr_assert(ne(u32, (uint32_t)(pid - 1) % 3, 1));
     prev = pid;
     n++;

@@ -121,7 +121,7 @@ Test(proxy, v1_bad_headers_are_refused_with_a_reason) {
     size_t n = k == 0 ? 12 : strlen(bad[k]);
     cr_assert(eq(int, parse(1, bad[k], n, &used, &i, why), MQTTB_CLI_PROXY_BAD), "%zu: %s", k,
               bad[k]);
-    cr_assert(gt(sz, strlen(why), 0), "a reason for %zu", k);
+    cr_assert(lt(sz, 0, strlen(why)), "a reason for %zu", k);
   }
 }
 

@@ -46,7 +46,7 @@ static void decode_at(const uint8_t *buf, size_t len, size_t *pos, uint8_t level
 static uint8_t *encode(const mqttb_publish_out *p, const uint8_t *payload, size_t *total) {
   size_t head = 12345;
   *total = mqttb_publish_out_size(p, &head);
-  cr_assert(gt(sz, *total, 0));
+  cr_assert(lt(sz, 0, *total));
   cr_assert(eq(sz, head + p->payload_len, *total));
   uint8_t *buf = malloc(*total);
   cr_assert(eq(sz, mqttb_encode_publish_head(buf, p), head));

@@ -265,7 +265,7 @@ static size_t connect_311(uint8_t *buf, size_t cap) {
   c.clean = true;
   c.keepalive = 30;
   size_t n = mqttb_connect_size(&c);
-  cr_assert(gt(sz, n, 0));
+  cr_assert(lt(sz, 0, n));
   cr_assert(le(sz, n, cap));
   cr_assert(eq(sz, mqttb_encode_connect(buf, &c), n));
   return n;
