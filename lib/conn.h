@@ -83,6 +83,11 @@ struct mqttb_conn_ext {
    * message does not pay for 64 blocks it never fills. */
   unsigned spec_goal;
   mqttb_frame spec_f;
+  /* The last input ended just after such a packet, read into its block:
+   * blocks are offered for the next ones even with no packet in progress
+   * (spec_bare while they are). */
+  bool spec_next;
+  bool spec_bare;
   /* While that PUBLISH is handled, its block, for mqttb_conn_make_msg to
    * adopt (which sets it to NULL). */
   uint8_t *adopt;

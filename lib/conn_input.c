@@ -187,6 +187,7 @@ static void spec_drop(mqttb_conn *c) {
   for (unsigned k = 0; k < x->nspec; k++)
     block_free(c, x->spec->block[k], x->spec_f.remaining);
   x->nspec = 0;
+  x->spec_bare = false;
 }
 
 /* Start receiving the PUBLISH framed by f into a block of its own, with
@@ -371,6 +372,8 @@ int mqttb_conn_recv(mqttb_conn *c, const uint8_t *in, size_t len, uint64_t now) 
   bool handled = false;
   struct mqttb_conn_ext *x = c->x;
   spec_drop(c);
+  if (x)
+    x->spec_next = false; /* this input does not end where the blocks begin */
   if (rv == 0 && x && x->held_len) {
     /* First what an earlier call held back. */
     uint8_t *held = x->held;
@@ -412,43 +415,50 @@ int mqttb_conn_recv_buffers(mqttb_conn *c, mqttb_inbuf *bufs, int max) {
   if (c->broker->ctx.in_callback)
     return MQTTB_ERR_INVALID_STATE; /* it may allocate and free blocks */
   struct mqttb_conn_ext *x = c->x;
-  if (!x || !x->big || x->held_len || c->state >= MQTTB_CONN_CLOSING || c->tx.failed || max < 1) {
+  /* Between packets, after a stream of large ones: the next packets are
+   * likely the same too, and nothing of them is in yet. */
+  bool bare = x && !x->big && x->spec_next && max >= 2;
+  if (!x || (!x->big && !bare) || x->held_len || c->state >= MQTTB_CONN_CLOSING || c->tx.failed ||
+      max < 1) {
     spec_drop(c);
     return 0;
   }
-  bufs[0].base = x->big + sizeof(mqttb_msg) + x->big_len;
-  bufs[0].len = x->big_f.remaining - x->big_len;
-  /* The packets after it are likely the same size (a camera, a file in
-   * chunks): blocks for them too, behind their expected fixed header. */
-  if (x->nspec && (x->spec_f.remaining != x->big_f.remaining || x->spec_f.flags != x->big_f.flags ||
-                   x->spec_f.type != x->big_f.type))
-    spec_drop(c);
-  size_t want = SPEC_BYTES / ((size_t)x->big_f.remaining + sizeof(mqttb_msg));
+  int n = 0;
+  if (!bare) {
+    bufs[n].base = x->big + sizeof(mqttb_msg) + x->big_len;
+    bufs[n++].len = x->big_f.remaining - x->big_len;
+    /* The packets after it are likely the same size (a camera, a file in
+     * chunks): blocks for them too, behind their expected fixed header. */
+    if (x->nspec && (x->spec_f.remaining != x->big_f.remaining ||
+                     x->spec_f.flags != x->big_f.flags || x->spec_f.type != x->big_f.type))
+      spec_drop(c);
+    x->spec_f = x->big_f;
+  }
+  size_t want = SPEC_BYTES / ((size_t)x->spec_f.remaining + sizeof(mqttb_msg));
   if (want < 1)
     want = 1;
   size_t goal = x->spec_goal ? x->spec_goal : 2;
   if (want > goal)
     want = goal;
-  if (want > (size_t)(max - 1) / 2)
-    want = (size_t)(max - 1) / 2;
+  if (want > (size_t)(max - n) / 2)
+    want = (size_t)(max - n) / 2;
   while (x->nspec > want)
     block_free(c, x->spec->block[--x->nspec], x->spec_f.remaining);
-  x->spec_f = x->big_f;
   if (want && !x->spec && !(x->spec = mqttb_mem_malloc(&c->broker->ctx.mem, sizeof(*x->spec))))
     want = 0; /* the rest of the packet only */
   while (x->nspec < want) {
-    uint8_t *b = block_new(c, x->big_f.remaining, false);
+    uint8_t *b = block_new(c, x->spec_f.remaining, false);
     if (!b)
       break;
     x->spec->block[x->nspec++] = b;
   }
-  size_t hl = header_bytes(&x->big_f, x->spec_want);
-  int n = 1;
+  x->spec_bare = bare && x->nspec;
+  size_t hl = header_bytes(&x->spec_f, x->spec_want);
   for (unsigned k = 0; k < x->nspec; k++) {
     bufs[n].base = x->spec->hdr[k];
     bufs[n++].len = hl;
     bufs[n].base = x->spec->block[k] + sizeof(mqttb_msg);
-    bufs[n++].len = x->big_f.remaining;
+    bufs[n++].len = x->spec_f.remaining;
   }
   return n;
 }
@@ -459,11 +469,12 @@ int mqttb_conn_recv_commit(mqttb_conn *c, size_t n, uint64_t now) {
   if (c->state >= MQTTB_CONN_CLOSING || c->broker->ctx.in_callback)
     return MQTTB_ERR_INVALID_STATE;
   struct mqttb_conn_ext *x = c->x;
-  if (!x || !x->big || x->held_len)
+  bool bare = x && !x->big && x->spec_bare && x->nspec;
+  if (!x || (!x->big && !bare) || x->held_len)
     return n ? MQTTB_ERR_INVALID_ARGUMENT : 0;
   mqttb_frame f = x->spec_f;
   size_t hl = header_bytes(&f, x->spec_want);
-  size_t rest = x->big_f.remaining - x->big_len;
+  size_t rest = bare ? 0 : x->big_f.remaining - x->big_len;
   if (n > rest + x->nspec * (hl + f.remaining))
     return MQTTB_ERR_INVALID_ARGUMENT;
   mqttb_broker *b = c->broker;
@@ -472,9 +483,13 @@ int mqttb_conn_recv_commit(mqttb_conn *c, size_t n, uint64_t now) {
   uint64_t start = b->ctx.work;
   bool handled = false;
   size_t take = n < rest ? n : rest;
-  x->big_len += take;
+  int rv = 0;
+  if (!bare) {
+    x->big_len += take;
+    if (x->big_len == x->big_f.remaining)
+      rv = big_finish(c, now, &handled);
+  }
   n -= take;
-  int rv = x->big_len == x->big_f.remaining ? big_finish(c, now, &handled) : 0;
   bool past_rest = take == rest; /* then the blocks were in play */
   /* Then the blocks of the packets expected after it, in order, as long
    * as each is the packet expected; from the first that is not, the bytes
@@ -504,6 +519,10 @@ int mqttb_conn_recv_commit(mqttb_conn *c, size_t n, uint64_t now) {
   /* Twice as many next time as this read reached (0 of them: 2). */
   if (past_rest)
     x->spec_goal = 2 * k < MQTTB_CONN_SPEC_MAX ? 2 * k : MQTTB_CONN_SPEC_MAX;
+  /* Ended just after an expected packet (or the one in progress): the
+   * next read may start with the next. */
+  x->spec_next = rv == 0 && past_rest && expected && !x->big;
+  x->spec_bare = false;
   /* The blocks not reached stay offered for the next read. */
   unsigned left = 0;
   for (unsigned i = k; i < x->nspec; i++)

@@ -1075,7 +1075,10 @@ typedef struct mqttb_inbuf {
  * @p max allows, pairs of (fixed header, body) for more packets of the same
  * size, which is what a stream of large messages usually holds next: twice
  * as many as the last read reached, from 2 up to 64 of them and 256 KiB in
- * all (at most 129 entries are filled). Read into them in order, for example with
+ * all (at most 129 entries are filled). When the last input ended just
+ * after such a packet, read into these entries, the pairs are offered
+ * without a packet in progress (@p max of 2 or more), so that a stream read
+ * a whole number of packets at a time stays on this path. Read into them in order, for example with
  * readv(2) and a buffer of your own as the last entry, then call
  * ::mqttb_conn_recv_commit with the number of bytes that went into them,
  * and feed anything beyond to ::mqttb_conn_recv as usual. Input that turns
