@@ -85,9 +85,8 @@ struct mqttb_conn_ext {
   mqttb_frame spec_f;
   /* The last input ended just after such a packet, read into its block:
    * blocks are offered for the next ones even with no packet in progress
-   * (spec_bare while they are). */
+   * (the only case of blocks without one). */
   bool spec_next;
-  bool spec_bare;
   /* While that PUBLISH is handled, its block, for mqttb_conn_make_msg to
    * adopt (which sets it to NULL). */
   uint8_t *adopt;

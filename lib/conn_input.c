@@ -187,7 +187,6 @@ static void spec_drop(mqttb_conn *c) {
   for (unsigned k = 0; k < x->nspec; k++)
     block_free(c, x->spec->block[k], x->spec_f.remaining);
   x->nspec = 0;
-  x->spec_bare = false;
 }
 
 /* Start receiving the PUBLISH framed by f into a block of its own, with
@@ -452,7 +451,6 @@ int mqttb_conn_recv_buffers(mqttb_conn *c, mqttb_inbuf *bufs, int max) {
       break;
     x->spec->block[x->nspec++] = b;
   }
-  x->spec_bare = bare && x->nspec;
   size_t hl = header_bytes(&x->spec_f, x->spec_want);
   for (unsigned k = 0; k < x->nspec; k++) {
     bufs[n].base = x->spec->hdr[k];
@@ -469,7 +467,7 @@ int mqttb_conn_recv_commit(mqttb_conn *c, size_t n, uint64_t now) {
   if (c->state >= MQTTB_CONN_CLOSING || c->broker->ctx.in_callback)
     return MQTTB_ERR_INVALID_STATE;
   struct mqttb_conn_ext *x = c->x;
-  bool bare = x && !x->big && x->spec_bare && x->nspec;
+  bool bare = x && !x->big && x->spec_next && x->nspec;
   if (!x || (!x->big && !bare) || x->held_len)
     return n ? MQTTB_ERR_INVALID_ARGUMENT : 0;
   mqttb_frame f = x->spec_f;
@@ -522,7 +520,6 @@ int mqttb_conn_recv_commit(mqttb_conn *c, size_t n, uint64_t now) {
   /* Ended just after an expected packet (or the one in progress): the
    * next read may start with the next. */
   x->spec_next = rv == 0 && past_rest && expected && !x->big;
-  x->spec_bare = false;
   /* The blocks not reached stay offered for the next read. */
   unsigned left = 0;
   for (unsigned i = k; i < x->nspec; i++)
