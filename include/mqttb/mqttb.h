@@ -1078,13 +1078,14 @@ typedef struct mqttb_inbuf {
  * all (at most 129 entries are filled). When the last input ended just
  * after such a packet, read into these entries, the pairs are offered
  * without a packet in progress (@p max of 2 or more), so that a stream read
- * a whole number of packets at a time stays on this path. Read into them in order, for example with
- * readv(2) and a buffer of your own as the last entry, then call
- * ::mqttb_conn_recv_commit with the number of bytes that went into them,
- * and feed anything beyond to ::mqttb_conn_recv as usual. Input that turns
- * out not to be the packet expected is processed as if it had been fed to
- * ::mqttb_conn_recv, so any input is correct there. The payloads then go
- * from the transport to every subscriber without a copy by the library.
+ * a whole number of packets at a time stays on this path. Read into them
+ * in order, for example with readv(2) and a buffer of your own as the last
+ * entry, then call ::mqttb_conn_recv_commit with the number of bytes that
+ * went into them, and feed anything beyond to ::mqttb_conn_recv as usual.
+ * Input that turns out not to be the packet expected is processed as if it
+ * had been fed to ::mqttb_conn_recv, so any input is correct there. The
+ * payloads then go from the transport to every subscriber without a copy
+ * by the library.
  *
  * Returns 0 (use ::mqttb_conn_recv) when there is no such packet, while
  * input is held (::mqttb_conn_input_pending), and once the connection is
@@ -1094,7 +1095,8 @@ typedef struct mqttb_inbuf {
  * @param conn the connection.
  * @param bufs an array of at least @p max entries.
  * @param max entries @p bufs has room for; 1 offers the rest of the
- *        packet only, 3 or more also the packets expected after it.
+ *        packet only, 3 or more also the packets expected after it (2 or
+ *        more between packets).
  * @return the entries filled (0: none), ::MQTTB_ERR_INVALID_ARGUMENT, or
  *         ::MQTTB_ERR_INVALID_STATE from a callback.
  */
