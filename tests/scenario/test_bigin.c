@@ -562,6 +562,37 @@ Test(bigin, malformed_and_unfinished_large_packets) {
   cr_assert(eq(int, tc_send(c, pkt, 100000), 0));
   tc_drop(c);
   free(pkt);
+  /* Between packets, into the blocks offered for the next: one with the
+   * expected fixed header but a topic length beyond the packet, and bytes
+   * that are no packet at all (packet type 0). */
+  pkt = make_publish("m", 9000, 0, 0, NULL, &len);
+  for (int variant = 0; variant < 2; variant++) {
+    tc *e = tc_open(bed, variant ? "e1" : "e0", true);
+    cr_assert(eq(int, tc_send(e, pkt, 100), 0));
+    mqttb_inbuf in[5];
+    cr_assert(eq(int, mqttb_conn_recv_buffers(e->conn, in, 1), 1));
+    memcpy(in[0].base, pkt + 100, len - 100);
+    cr_assert(eq(int, mqttb_conn_recv_commit(e->conn, len - 100, bed->now), 0));
+    expect_big(sub, 4, "m", 9000, NULL);
+    int nl = mqttb_conn_recv_buffers(e->conn, in, 5);
+    cr_assert(eq(int, nl, 4), "between packets");
+    size_t hl = in[0].len;
+    uint8_t next[9100];
+    memcpy(next, pkt, len);
+    if (variant == 0) {
+      next[hl] = 0xff;
+      next[hl + 1] = 0xff;
+    } else {
+      memset(next, 0, sizeof next);
+    }
+    size_t d = fill_lent(in, nl, next, len);
+    cr_assert(eq(int, mqttb_conn_recv_commit(e->conn, d, bed->now), MQTTB_ERR_MALFORMED),
+              "variant %d", variant);
+    cr_assert(e->closed);
+    cr_assert(eq(int, mqttb_conn_recv_buffers(e->conn, in, 5), 0), "closing: no buffer");
+  }
+  free(pkt);
+  cr_assert(tc_quiet(sub));
   /* The subscriber and a new publisher are served. */
   tc *d = tc_open(bed, "d", true);
   pkt = make_publish("m", 9000, 0, 0, NULL, &len);
