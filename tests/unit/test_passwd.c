@@ -255,6 +255,7 @@ Test(passwd, long_lines_and_names_are_refused) {
   /* A line over the limit, however it is made up. */
   size_t n = MQTTB_PWFILE_MAX_LINE + 1;
   char *f = malloc(strlen(GOOD2) + n + 2);
+  cr_assert(not(zero(ptr, f)));
   strcpy(f, GOOD2);
   memset(f + strlen(GOOD2), 'a', n);
   strcpy(f + strlen(GOOD2) + n, "\n");
