@@ -153,6 +153,14 @@ static void put_publish(stream *st, const char *topic, size_t plen, uint8_t qos,
   free(pkt);
 }
 
+/* n PUBLISH packets to topic at QoS 0, of plen bytes of payload each. */
+static stream same_publishes(const char *topic, int n, size_t plen) {
+  stream st = {0};
+  for (int i = 0; i < n; i++)
+    put_publish(&st, topic, plen, 0, 0);
+  return st;
+}
+
 Test(bigin, split_anywhere_arrives_intact_at_every_qos) {
   tc *sub = tc_open(bed, "sub", true);
   cr_assert(eq(int, tc_subscribe(sub, "big/#", 2), 2));
@@ -280,9 +288,7 @@ Test(bigin, a_stream_read_at_packet_boundaries_needs_no_copy) {
   cr_assert(eq(int, tc_subscribe(sub, "s", 0), 0));
   tc *pub = tc_open(bed, "pub", true);
   enum { PACKETS = 60, PLEN = 16384 };
-  stream st = {0};
-  for (int i = 0; i < PACKETS; i++)
-    put_publish(&st, "s", PLEN, 0, 0);
+  stream st = same_publishes("s", PACKETS, PLEN);
   const size_t pkt = st.n / PACKETS;
   cr_assert(eq(int, tc_send(pub, st.b, 100), 0));
   size_t off = 100, arrived = 100, direct = 0;
@@ -678,9 +684,7 @@ Test(bigin, offered_blocks_follow_the_stream) {
   cr_assert(eq(int, tc_subscribe(sub, "f", 0), 0));
   tc *pub = tc_open(bed, "pub", true);
   enum { PACKETS = 300, PLEN = 5000 };
-  stream st = {0};
-  for (int i = 0; i < PACKETS; i++)
-    put_publish(&st, "f", PLEN, 0, 0);
+  stream st = same_publishes("f", PACKETS, PLEN);
   const size_t pkt = st.n / PACKETS;
   size_t off = 0, seen = 0;
   mqttb_inbuf lent[129];
@@ -727,9 +731,7 @@ Test(bigin, offered_blocks_follow_the_stream) {
  * nothing delivered is damaged and nothing leaks (the bed checks). */
 Test(bigin, allocation_failures_while_streaming) {
   enum { PACKETS = 40, PLEN = 5000 };
-  stream st = {0};
-  for (int i = 0; i < PACKETS; i++)
-    put_publish(&st, "f", PLEN, 0, 0);
+  stream st = same_publishes("f", PACKETS, PLEN);
   int closed = 0, whole = 0;
   for (long k = 1; k <= 120; k++) {
     mqttb_settings s = settings();
