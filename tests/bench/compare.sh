@@ -299,7 +299,7 @@ for key in "${ALL_KEYS[@]}"; do
   [ -n "${FIELD[$key]:-}" ] || FIELD[$key]=msgs_per_s
 done
 
-declare -A VALUES CPUS FAILS
+declare -A VALUES CPUS FAILS RUNVAL RUNSTEAL
 PROBLEMS=()
 NOTES=()
 
@@ -309,7 +309,7 @@ field() {  # name line
 
 # run_one key broker run
 run_one() {
-  local key=$1 broker=$2 run=$3 port pid out rc line val cpu pct lost args
+  local key=$1 broker=$2 run=$3 port pid out rc line val cpu pct steal lost args
   if [ "$key" = idle ]; then
     restart "$broker"  # a fresh process, so the RSS baseline is not inflated
   fi
@@ -330,14 +330,18 @@ run_one() {
   cpu=$(field broker_cpu_us_per_msg "$line")
   lost=$(field lost "$line")
   pct=$(field broker_cpu_pct "$line")
+  steal=$(field steal_pct "$line")
   [ "$cpu" != na ] || cpu=""
+  [ "$steal" != na ] || steal=""
   printf '  run %d %-9s %-48s %s\n' "$run" "$broker" "${LABEL[$key]}" \
-    "${val:-FAIL} (rc=$rc)${cpu:+, broker CPU $cpu µs/msg, $pct %}" >&2
+    "${val:-FAIL} (rc=$rc)${cpu:+, broker CPU $cpu µs/msg, $pct %}${steal:+, stolen $steal %}" >&2
+  RUNSTEAL[$key,$broker,$run]=$steal
   if [ $rc -ne 0 ] || [ -z "$val" ] || [ "$val" = na ]; then
     FAILS[$key,$broker]=$(( ${FAILS[$key,$broker]:-0} + 1 ))
     PROBLEMS+=("run $run, $broker, ${LABEL[$key]}: rc=$rc; $(grep -E 'ERROR|FAILED|warning' "$out" | head -n 3 | tr "\n" " " || true)")
   else
     VALUES[$key,$broker]="${VALUES[$key,$broker]:-} $val"
+    RUNVAL[$key,$broker,$run]=$val
     if [ -n "$lost" ] && [ "$lost" != 0 ]; then  # QoS 0: allowed, but worth knowing
       NOTES+=("run $run, $broker, ${LABEL[$key]}: $lost QoS 0 messages lost")
     fi
@@ -441,6 +445,32 @@ else
 fi
 echo "In parentheses: the broker's CPU time (user + system, all threads) per delivered message over the measured window, median of the runs."
 echo "$(nproc) CPUs shared by generator and brokers; load average before $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg)."
+
+# Per run: the brokers of one run number are measured one after the other,
+# so their ratio is the fairest single comparison; a virtual machine's
+# stolen time says which runs had a slower machine.
+echo
+echo "Per run: mqttb / mosquitto${FLASHMQ:+ and mqttb / flashmq}, then the CPU time the hypervisor gave to other guests during each broker's run (% of the machine; highest of the brokers):"
+echo
+hdr="| scenario |"; sep="|---|"
+for run in $(seq "$RUNS"); do hdr="$hdr run $run |"; sep="$sep---|"; done
+echo "$hdr"; echo "$sep"
+for key in "${SCEN_KEYS[@]}"; do
+  row="| ${LABEL[$key]} |"
+  for run in $(seq "$RUNS"); do
+    m=${RUNVAL[$key,mqttb,$run]:-}
+    cell=$(ratio "$m" "${RUNVAL[$key,mosquitto,$run]:-}")
+    [ -z "$FLASHMQ" ] || cell="$cell, $(ratio "$m" "${RUNVAL[$key,flashmq,$run]:-}")"
+    st=""
+    for b in "${BROKERS[@]}"; do
+      v=${RUNSTEAL[$key,$b,$run]:-}
+      [ -n "$v" ] || continue
+      if [ -z "$st" ] || awk -v a="$v" -v b="$st" 'BEGIN { exit !(a > b) }'; then st=$v; fi
+    done
+    row="$row $cell${st:+ ($st %)} |"
+  done
+  echo "$row"
+done
 if [ ${#NOTES[@]} -gt 0 ]; then
   echo
   echo "Notes:"

@@ -240,6 +240,9 @@ static struct {
   bool meas_open, meas_closed;
   int cpu_src;              /* enum cpu_src: where the broker's CPU time comes from */
   int64_t cpu_ns0, cpu_ns1; /* broker CPU time at the window's start and end, or -1 */
+  /* The machine's CPU time (all CPUs) and the part of it the hypervisor
+   * gave to others, at the window's start and end, in ticks, or -1. */
+  int64_t mach0, mach1, steal0, steal1;
   int64_t last_progress;
 
   /* statistics */
@@ -1722,6 +1725,29 @@ static int64_t cpu_from_stat(pid_t pid) {
   return (int64_t)((ut + st) * (unsigned long long)NS_PER_S / (unsigned long long)tck);
 }
 
+/* The machine's CPU time (the aggregate "cpu" line of /proc/stat, all
+ * fields) into *total and the stolen part of it (field 8) into *steal, in
+ * clock ticks; 0, or -1 when there is no such line (not Linux, no /proc). */
+static int machine_ticks(int64_t *total, int64_t *steal) {
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f) {
+    return -1;
+  }
+  unsigned long long v[8] = {0};
+  int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                 &v[4], &v[5], &v[6], &v[7]);
+  fclose(f);
+  if (n < 4) {
+    return -1;
+  }
+  *total = 0;
+  for (int i = 0; i < 8; i++) {
+    *total += (int64_t)v[i];
+  }
+  *steal = (int64_t)v[7];
+  return 0;
+}
+
 /* The broker's CPU time in ns from B.cpu_src (the first source that works,
  * when none was chosen yet), or -1. */
 static int64_t broker_cpu_ns(void) {
@@ -1756,6 +1782,9 @@ static void meas_edges(void) {
     if (B.pid) {
       B.cpu_ns0 = broker_cpu_ns();
     }
+    if (machine_ticks(&B.mach0, &B.steal0) != 0) {
+      B.mach0 = -1;
+    }
     B.now = now_ns();
     B.t_meas_start = B.now;
     B.t_meas_end = B.now + secs_to_ns(B.duration);
@@ -1764,6 +1793,9 @@ static void meas_edges(void) {
     B.t_meas_end = B.now;
     if (B.pid && B.cpu_ns0 >= 0) {
       B.cpu_ns1 = broker_cpu_ns();
+    }
+    if (B.mach0 < 0 || machine_ticks(&B.mach1, &B.steal1) != 0) {
+      B.mach1 = -1;
     }
   }
 }
@@ -3194,6 +3226,7 @@ int main(int argc, char **argv) {
   B.t_meas_start = B.t_meas_end = INT64_MAX;
   B.t_warm_end = 0;
   B.cpu_ns0 = B.cpu_ns1 = -1;
+  B.mach0 = B.mach1 = -1;
   if (B.fill_retained || B.fill_sessions) {
     return run_fill();
   }
@@ -3349,6 +3382,14 @@ int main(int argc, char **argv) {
   } else if (B.pid && B.sc != SC_IDLE && !B.failed) {
     fprintf(stderr, "mqttb-bench: warning: cannot read the CPU time of pid %ld\n", (long)B.pid);
   }
+  /* On a virtual machine, the share of the CPUs the hypervisor gave to
+   * other guests during the window: runs where it is high measured a
+   * slower machine. */
+  char steal_pct[32] = "na";
+  if (B.meas_closed && B.mach0 >= 0 && B.mach1 > B.mach0 && B.steal1 >= B.steal0) {
+    snprintf(steal_pct, sizeof steal_pct, "%.1f",
+             100.0 * (double)(B.steal1 - B.steal0) / (double)(B.mach1 - B.mach0));
+  }
 
   if (!B.quiet) {
     if (B.sc == SC_IDLE) {
@@ -3377,6 +3418,9 @@ int main(int argc, char **argv) {
       printf("  broker CPU %.3f s in %.2f s (%s %%, from %s): %s us per delivery\n", cpu_s, meas_s,
              cpu_pct, cpu_src_names[B.cpu_src], cpu_per_msg);
     }
+    if (strcmp(steal_pct, "na") != 0) {
+      printf("  CPU time stolen by the hypervisor: %s %% of the machine's\n", steal_pct);
+    }
   }
   printf("RESULT scenario=%s qos=%u n=%u w=%u size=%u persistent=%d msgs_per_s=",
          scenario_names[B.sc], B.qos, B.n, B.w, B.size, B.persistent ? 1 : 0);
@@ -3393,8 +3437,8 @@ int main(int argc, char **argv) {
   if (B.tls_info[0]) {
     printf(" tls=%s", B.tls_info); /* "TLSv1.3/TLS_AES_256_GCM_SHA384" */
   }
-  printf(" broker_cpu_us_per_msg=%s broker_cpu_pct=%s broker_cpu_src=%s", cpu_per_msg, cpu_pct,
-         cpu_s >= 0 ? cpu_src_names[B.cpu_src] : "na");
+  printf(" broker_cpu_us_per_msg=%s broker_cpu_pct=%s broker_cpu_src=%s steal_pct=%s", cpu_per_msg,
+         cpu_pct, cpu_s >= 0 ? cpu_src_names[B.cpu_src] : "na", steal_pct);
   printf("\n");
   if (B.failed) {
     fprintf(stderr, "mqttb-bench: FAILED: %s\n", B.fail_reason);
