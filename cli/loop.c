@@ -1244,6 +1244,7 @@ int mqttb_cli_loop_run(struct mqttb_cli_loop *loop) {
       deferred_remove(c);
       conn_update_events(c);
       conn_read(c);
+      write_if_read_much(loop);
     }
     for (int i = 0; i < n; i++) {
       dispatch(loop, events[i].data.ptr, events[i].events);
