@@ -5,22 +5,35 @@
 
 #include "mem.h"
 
-uint32_t mqttb_map_hash(const char *key, size_t len) {
-  /* FNV-1a, then a final mix so linear probing sees well-spread low bits. */
-  uint32_t h = 2166136261u;
-  for (size_t i = 0; i < len; i++) {
-    h ^= (uint8_t)key[i];
-    h *= 16777619u;
-  }
-  h ^= h >> 16;
-  h *= 0x7feb352du;
-  h ^= h >> 15;
-  return h;
+/* Every table is allocated behind a header holding its hash key: a key
+ * string's slot depends on a secret of that table, so a client cannot pick
+ * topic levels, client identifiers or filters that all land in one probe
+ * run (with the unkeyed FNV-1a this map used, 2^k colliding strings cost k
+ * birthday searches of 2^16 tries each, and 16384 retained messages on
+ * them kept a broker busy for seconds, the time growing with the square of
+ * their number). The key of a table comes from its own address, the address
+ * of the map and the key of the table it replaces, through SipHash: nothing
+ * a peer sees, and new at every growth. */
+typedef struct map_head {
+  uint64_t k[2];
+} map_head;
+
+_Static_assert(sizeof(map_head) <= sizeof(mqttb_map_entry), "the header fits in one slot");
+
+static const map_head *head(const mqttb_map *m) {
+  return (const map_head *)(const void *)(m->e - 1);
 }
 
-static mqttb_map_entry *find(const mqttb_map *m, const char *key, size_t len, uint32_t h) {
+static uint32_t hash_with(const map_head *h, const char *key, size_t len);
+
+uint32_t mqttb_map_hash(const mqttb_map *m, const char *key, size_t len) {
+  return m->cap ? hash_with(head(m), key, len) : 0;
+}
+
+static mqttb_map_entry *find(const mqttb_map *m, const char *key, size_t len) {
   if (m->cap == 0)
     return NULL;
+  uint32_t h = hash_with(head(m), key, len);
   uint32_t mask = m->cap - 1;
   for (uint32_t i = h & mask;; i = (i + 1) & mask) {
     mqttb_map_entry *e = &m->e[i];
@@ -32,7 +45,7 @@ static mqttb_map_entry *find(const mqttb_map *m, const char *key, size_t len, ui
 }
 
 void *mqttb_map_get(const mqttb_map *m, const char *key, size_t len) {
-  mqttb_map_entry *e = find(m, key, len, mqttb_map_hash(key, len));
+  mqttb_map_entry *e = find(m, key, len);
   return e ? e->val : NULL;
 }
 
@@ -44,6 +57,28 @@ static void insert(mqttb_map_entry *tab, uint32_t cap, const mqttb_map_entry *sr
   tab[i] = *src;
 }
 
+/* A table of ncap empty slots behind its header, keyed from its address,
+ * the map's and the old key (NULL for a map's first table). */
+static mqttb_map_entry *new_table(const mqttb_map *m, const mqttb_mem *mem, uint32_t ncap,
+                                  const map_head *old) {
+  static const map_head first = {{0x6d717474622d6d61ull, 0x702d6b65792d3031ull}};
+  /* The header takes the first of ncap + 1 entry-sized slots. */
+  mqttb_map_entry *slots = mqttb_mem_calloc(mem, (size_t)ncap + 1, sizeof(mqttb_map_entry));
+  if (!slots)
+    return NULL;
+  map_head *h = (map_head *)(void *)slots;
+  const map_head *from = old ? old : &first;
+  uint64_t a = (uint64_t)(uintptr_t)h, b = (uint64_t)(uintptr_t)m;
+  h->k[0] = mqttb_siphash_u64(from->k, a ^ (b << 32 | b >> 32));
+  h->k[1] = mqttb_siphash_u64(from->k, ~a + b);
+  return slots + 1;
+}
+
+static void free_table(const mqttb_map *m, const mqttb_mem *mem) {
+  if (m->e)
+    mqttb_mem_free(mem, (void *)head(m));
+}
+
 int mqttb_map_put(mqttb_map *m, const mqttb_mem *mem, const char *key, size_t len, void *val) {
   if (len > UINT32_MAX)
     return MQTTB_ERR_NOMEM;
@@ -52,24 +87,29 @@ int mqttb_map_put(mqttb_map *m, const mqttb_mem *mem, const char *key, size_t le
     uint32_t ncap = m->cap ? m->cap * 2 : 8;
     if (ncap < m->cap)
       return MQTTB_ERR_NOMEM;
-    mqttb_map_entry *tab = mqttb_mem_calloc(mem, ncap, sizeof(*tab));
+    mqttb_map_entry *tab = new_table(m, mem, ncap, m->cap ? head(m) : NULL);
     if (!tab)
       return MQTTB_ERR_NOMEM;
+    /* The new table has a new key: every entry's hash is computed again. */
+    const map_head *nh = (const map_head *)(const void *)(tab - 1);
     for (uint32_t i = 0; i < m->cap; i++)
-      if (m->e[i].key)
-        insert(tab, ncap, &m->e[i]);
-    mqttb_mem_free(mem, m->e);
+      if (m->e[i].key) {
+        mqttb_map_entry x = m->e[i];
+        x.hash = hash_with(nh, x.key, x.klen);
+        insert(tab, ncap, &x);
+      }
+    free_table(m, mem);
     m->e = tab;
     m->cap = ncap;
   }
-  mqttb_map_entry ne = {key, (uint32_t)len, mqttb_map_hash(key, len), val};
+  mqttb_map_entry ne = {key, (uint32_t)len, hash_with(head(m), key, len), val};
   insert(m->e, m->cap, &ne);
   m->count++;
   return 0;
 }
 
 void *mqttb_map_del(mqttb_map *m, const char *key, size_t len) {
-  mqttb_map_entry *e = find(m, key, len, mqttb_map_hash(key, len));
+  mqttb_map_entry *e = find(m, key, len);
   if (!e)
     return NULL;
   void *val = e->val;
@@ -90,7 +130,7 @@ void *mqttb_map_del(mqttb_map *m, const char *key, size_t len) {
 }
 
 void mqttb_map_free(mqttb_map *m, const mqttb_mem *mem) {
-  mqttb_mem_free(mem, m->e);
+  free_table(m, mem);
   m->e = NULL;
   m->cap = m->count = 0;
 }
@@ -134,4 +174,56 @@ uint64_t mqttb_siphash_u64(const uint64_t k[2], uint64_t m) {
   SIPROUND;
   SIPROUND;
   return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* SipHash-1-3 of a byte string under the table's key (one compression
+ * round per 8 bytes, three to finish): short keys such as topic levels
+ * cost about what FNV-1a did. The words are read in the machine's byte
+ * order; a table's hashes never leave the process. */
+static uint32_t hash_with(const map_head *h, const char *key, size_t len) {
+  uint64_t v0 = h->k[0] ^ 0x736f6d6570736575ull, v1 = h->k[1] ^ 0x646f72616e646f6dull;
+  uint64_t v2 = h->k[0] ^ 0x6c7967656e657261ull, v3 = h->k[1] ^ 0x7465646279746573ull;
+  const unsigned char *p = (const unsigned char *)key;
+  size_t words = len / 8;
+  for (size_t i = 0; i < words; i++, p += 8) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+    v3 ^= w;
+    SIPROUND;
+    v0 ^= w;
+  }
+  uint64_t last = (uint64_t)len << 56;
+  switch (len & 7) {
+  case 7:
+    last |= (uint64_t)p[6] << 48;
+    /* fall through */
+  case 6:
+    last |= (uint64_t)p[5] << 40;
+    /* fall through */
+  case 5:
+    last |= (uint64_t)p[4] << 32;
+    /* fall through */
+  case 4:
+    last |= (uint64_t)p[3] << 24;
+    /* fall through */
+  case 3:
+    last |= (uint64_t)p[2] << 16;
+    /* fall through */
+  case 2:
+    last |= (uint64_t)p[1] << 8;
+    /* fall through */
+  case 1:
+    last |= (uint64_t)p[0];
+    break;
+  default:
+    break;
+  }
+  v3 ^= last;
+  SIPROUND;
+  v0 ^= last;
+  v2 ^= 0xff;
+  SIPROUND;
+  SIPROUND;
+  SIPROUND;
+  return (uint32_t)(v0 ^ v1 ^ v2 ^ v3);
 }

@@ -26,7 +26,7 @@ static void assert_probe_runs_intact(const mqttb_map *m) {
     if (!m->e[i].key)
       continue;
     n++;
-    cr_assert(eq(u32, m->e[i].hash, mqttb_map_hash(m->e[i].key, m->e[i].klen)));
+    cr_assert(eq(u32, m->e[i].hash, mqttb_map_hash(m, m->e[i].key, m->e[i].klen)));
     for (uint32_t j = m->e[i].hash & (m->cap - 1); j != i; j = (j + 1) & (m->cap - 1))
       cr_assert(not(eq(ptr, (void *)m->e[j].key, NULL)), "hole at %u before entry at %u", j, i);
   }
@@ -92,34 +92,43 @@ Test(map, interleaved_puts_and_deletes_keep_every_key_reachable) {
 }
 
 /* Keys chosen to share home slots, including a run that wraps around the
- * end of the table, then deleted in every position of the run. */
+ * end of the table, then deleted in every position of the run. The homes
+ * depend on the table's key, so the keys are picked for each table, once
+ * it has its 32 slots. */
 Test(map, colliding_keys_survive_deletion_anywhere_in_a_wrapping_run) {
   unit_alloc a;
   unit_alloc_init(&a);
   static char cand[20000][12];
-  const char *pick[20];
-  size_t npick = 0, at31 = 0, at30 = 0, at0 = 0, others = 0;
-  /* 20 keys give a table of 32 slots (the load stays at most 3/4): 12 of
-   * them with homes 30, 31 and 0, the rest away from that run. */
-  for (int i = 0; i < 20000 && npick < 20; i++) {
+  for (int i = 0; i < 20000; i++)
     snprintf(cand[i], sizeof(cand[i]), "c%d", i);
-    uint32_t home = mqttb_map_hash(cand[i], strlen(cand[i])) & 31u;
-    if (home == 30 && at30 < 4)
-      at30++;
-    else if (home == 31 && at31 < 5)
-      at31++;
-    else if (home == 0 && at0 < 3)
-      at0++;
-    else if (home >= 16 && home < 24 && others < 8)
-      others++;
-    else
-      continue;
-    pick[npick++] = cand[i];
-  }
-  cr_assert(eq(sz, npick, 20));
-  cr_assert(eq(sz, at30 + at31 + at0, 12));
-  for (size_t victim = 0; victim < npick; victim++) {
+  for (size_t victim = 0; victim < 20; victim++) {
     mqttb_map m = {0};
+    /* 20 keys give a table of 32 slots (the load stays at most 3/4); the
+     * table stays when they are deleted. */
+    for (int i = 0; i < 20; i++)
+      cr_assert(eq(int, mqttb_map_put(&m, &a.mem, cand[i], strlen(cand[i]), cand[i]), 0));
+    for (int i = 0; i < 20; i++)
+      cr_assert(eq(ptr, mqttb_map_del(&m, cand[i], strlen(cand[i])), cand[i]));
+    cr_assert(eq(u32, m.cap, 32));
+    /* 12 of them with homes 30, 31 and 0, the rest away from that run. */
+    const char *pick[20];
+    size_t npick = 0, at31 = 0, at30 = 0, at0 = 0, others = 0;
+    for (int i = 0; i < 20000 && npick < 20; i++) {
+      uint32_t home = mqttb_map_hash(&m, cand[i], strlen(cand[i])) & 31u;
+      if (home == 30 && at30 < 4)
+        at30++;
+      else if (home == 31 && at31 < 5)
+        at31++;
+      else if (home == 0 && at0 < 3)
+        at0++;
+      else if (home >= 16 && home < 24 && others < 8)
+        others++;
+      else
+        continue;
+      pick[npick++] = cand[i];
+    }
+    cr_assert(eq(sz, npick, 20));
+    cr_assert(eq(sz, at30 + at31 + at0, 12));
     for (size_t i = 0; i < npick; i++)
       cr_assert(eq(int, mqttb_map_put(&m, &a.mem, pick[i], strlen(pick[i]), (void *)pick[i]), 0));
     cr_assert(eq(u32, m.cap, 32));
@@ -144,6 +153,124 @@ Test(map, colliding_keys_survive_deletion_anywhere_in_a_wrapping_run) {
     cr_assert(eq(u32, m.count, 0));
     mqttb_map_free(&m, &a.mem);
   }
+  cr_assert(eq(long, a.live, 0));
+}
+
+/* FNV-1a's 32-bit state, as the map hashed before its hash had a key. */
+static uint32_t fnv1a_step(uint32_t h, const char *s, size_t len) {
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ (uint8_t)s[i]) * 16777619u;
+  return h;
+}
+
+#define FLOOD_PAIRS 12                /* 4096 keys */
+#define FLOOD_BLOCK 6                 /* bytes per block of a key */
+#define FLOOD_TAB (1u << 18)          /* birthday table */
+
+/* Candidate c as FLOOD_BLOCK letters and digits, every position varying
+ * (FNV-1a is one-to-one on the 4-byte strings a plain counter would vary). */
+static void block_of(uint32_t c, char s[FLOOD_BLOCK]) {
+  static const char alpha[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  uint64_t x = ((uint64_t)c + 1) * 0x9e3779b97f4a7c15ull;
+  x ^= x >> 29;
+  for (int i = 0; i < FLOOD_BLOCK; i++, x /= 36)
+    s[i] = alpha[x % 36];
+}
+
+/* Two different FLOOD_BLOCK-byte strings that take FNV-1a from state h to
+ * one state (returned); a birthday search over 2^17 or so candidates. */
+static uint32_t fnv1a_pair(uint32_t h, char a[FLOOD_BLOCK], char b[FLOOD_BLOCK], uint32_t *seed) {
+  static uint32_t st[FLOOD_TAB], cand[FLOOD_TAB];
+  static bool used[FLOOD_TAB];
+  memset(used, 0, sizeof used);
+  for (;;) {
+    char s[FLOOD_BLOCK];
+    uint32_t c = (*seed)++;
+    block_of(c, s);
+    uint32_t v = fnv1a_step(h, s, FLOOD_BLOCK);
+    uint32_t slot = (v * 2654435761u) >> 14;
+    while (used[slot] && st[slot] != v)
+      slot = (slot + 1) & (FLOOD_TAB - 1);
+    if (used[slot]) {
+      block_of(cand[slot], a);
+      if (memcmp(a, s, FLOOD_BLOCK) == 0)
+        continue; /* the same string again, not a collision */
+      memcpy(b, s, FLOOD_BLOCK);
+      return v;
+    }
+    used[slot] = true;
+    st[slot] = v;
+    cand[slot] = c;
+  }
+}
+
+/* 4096 keys with one FNV-1a hash (Joux's multicollisions: 12 colliding
+ * pairs chained, every choice of one string of each pair). Under the old
+ * unkeyed hash they were all one probe run, and each insertion walked it;
+ * under the keyed hash their slots are as spread as any keys'. */
+Test(map, keys_built_to_collide_are_spread) {
+  unit_alloc a;
+  unit_alloc_init(&a);
+  static char blocks[FLOOD_PAIRS][2][FLOOD_BLOCK];
+  static char keys[1u << FLOOD_PAIRS][FLOOD_PAIRS * FLOOD_BLOCK];
+  uint32_t h = 2166136261u, seed = 0;
+  for (int p = 0; p < FLOOD_PAIRS; p++)
+    h = fnv1a_pair(h, blocks[p][0], blocks[p][1], &seed);
+  const size_t n = 1u << FLOOD_PAIRS, klen = FLOOD_PAIRS * FLOOD_BLOCK;
+  for (size_t k = 0; k < n; k++)
+    for (int p = 0; p < FLOOD_PAIRS; p++)
+      memcpy(keys[k] + p * FLOOD_BLOCK, blocks[p][(k >> p) & 1], FLOOD_BLOCK);
+  /* The construction works: distinct keys (each pair's two strings
+   * differ), one FNV-1a state. */
+  for (int p = 0; p < FLOOD_PAIRS; p++)
+    cr_assert(not(eq(int, memcmp(blocks[p][0], blocks[p][1], FLOOD_BLOCK), 0)), "pair %d", p);
+  for (size_t k = 0; k < n; k++)
+    cr_assert(eq(u32, fnv1a_step(2166136261u, keys[k], klen), h), "key %zu", k);
+  mqttb_map m = {0};
+  for (size_t k = 0; k < n; k++)
+    cr_assert(eq(int, mqttb_map_put(&m, &a.mem, keys[k], klen, keys[k]), 0));
+  /* The longest distance from an entry's home slot: all 4096 in one run
+   * would make it 4095; for 4096 random keys in 8192 slots it is about 20. */
+  uint32_t worst = 0;
+  for (uint32_t i = 0; i < m.cap; i++)
+    if (m.e[i].key) {
+      uint32_t d = (i - (m.e[i].hash & (m.cap - 1))) & (m.cap - 1);
+      worst = d > worst ? d : worst;
+    }
+  cr_assert(lt(u32, worst, 128), "longest probe run %u", worst);
+  assert_probe_runs_intact(&m);
+  for (size_t k = 0; k < n; k++)
+    cr_assert(eq(ptr, mqttb_map_get(&m, keys[k], klen), keys[k]));
+  mqttb_map_free(&m, &a.mem);
+  cr_assert(eq(long, a.live, 0));
+}
+
+/* Two maps holding the same keys hash them differently: each table has its
+ * own key. */
+Test(map, each_table_has_its_own_key) {
+  unit_alloc a;
+  unit_alloc_init(&a);
+  mqttb_map m1 = {0}, m2 = {0};
+  static const char *keys[] = {"a", "b", "c", "d"};
+  for (int i = 0; i < 4; i++) {
+    cr_assert(eq(int, mqttb_map_put(&m1, &a.mem, keys[i], 1, (void *)keys[i]), 0));
+    cr_assert(eq(int, mqttb_map_put(&m2, &a.mem, keys[i], 1, (void *)keys[i]), 0));
+  }
+  int same = 0;
+  for (int i = 0; i < 4; i++)
+    same += mqttb_map_hash(&m1, keys[i], 1) == mqttb_map_hash(&m2, keys[i], 1);
+  cr_assert(lt(int, same, 4));
+  uint32_t before = mqttb_map_hash(&m1, "a", 1);
+  /* Growing gives the map a new table and a new key. */
+  static char more[64][4];
+  for (int i = 0; i < 64; i++) {
+    snprintf(more[i], sizeof more[i], "k%d", i);
+    cr_assert(eq(int, mqttb_map_put(&m1, &a.mem, more[i], strlen(more[i]), more[i]), 0));
+  }
+  cr_assert(not(eq(u32, mqttb_map_hash(&m1, "a", 1), before)));
+  cr_assert(eq(ptr, mqttb_map_get(&m1, "a", 1), (void *)keys[0]));
+  mqttb_map_free(&m1, &a.mem);
+  mqttb_map_free(&m2, &a.mem);
   cr_assert(eq(long, a.live, 0));
 }
 
