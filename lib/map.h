@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A hash map from byte strings to pointers: open addressing, linear probing,
- * backward-shift deletion (no tombstones), and a keyed hash (SipHash-1-3
- * under a secret of each table), so that keys a peer picks cannot be made
- * to collide. Keys are borrowed: the memory a
+ * backward-shift deletion (no tombstones). A table whose keys pile up in
+ * one probe run changes to a keyed hash (SipHash-1-3 under a secret of the
+ * table), so that keys a peer picks cannot be made to collide. Keys are borrowed: the memory a
  * key points to must live as long as its entry (callers key entries by a
  * string stored inside the value). */
 #ifndef MQTTB_MAP_H
@@ -26,9 +26,9 @@ typedef struct mqttb_map {
   uint32_t count;
 } mqttb_map;
 
-/* The hash of a key in m's current table (its slot's start is the hash
- * masked by cap - 1); 0 while m has no table. Each table has its own
- * secret key, so the value changes when the table grows. */
+/* The hash of a key in m's current table (its home slot is the hash
+ * masked by cap - 1); 0 while m has no table. Once a table is keyed, the
+ * value changes when the table grows. */
 uint32_t mqttb_map_hash(const mqttb_map *m, const char *key, size_t len);
 /* SipHash-2-4 of one 64-bit word (little-endian bytes) under a 128-bit key. */
 uint64_t mqttb_siphash_u64(const uint64_t k[2], uint64_t m);

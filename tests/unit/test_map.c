@@ -204,15 +204,25 @@ static uint32_t fnv1a_pair(uint32_t h, char a[FLOOD_BLOCK], char b[FLOOD_BLOCK],
   }
 }
 
+/* The longest distance of an entry from its home slot. */
+static uint32_t longest_run(const mqttb_map *m) {
+  uint32_t worst = 0;
+  for (uint32_t i = 0; i < m->cap; i++)
+    if (m->e[i].key) {
+      uint32_t d = (i - (m->e[i].hash & (m->cap - 1))) & (m->cap - 1);
+      worst = d > worst ? d : worst;
+    }
+  return worst;
+}
+
+/* Above what keys spread by chance reach (about 20 for 4096 keys in 8192
+ * slots), far below one run of 4096 (4095). */
+#define LONG_RUN_SEEN 128u
+
 /* 4096 keys with one FNV-1a hash (Joux's multicollisions: 12 colliding
- * pairs chained, every choice of one string of each pair). Under the old
- * unkeyed hash they were all one probe run, and each insertion walked it;
- * under the keyed hash their slots are as spread as any keys'. */
-Test(map, keys_built_to_collide_are_spread) {
-  unit_alloc a;
-  unit_alloc_init(&a);
-  static char blocks[FLOOD_PAIRS][2][FLOOD_BLOCK];
-  static char keys[1u << FLOOD_PAIRS][FLOOD_PAIRS * FLOOD_BLOCK];
+ * pairs chained, every choice of one string of each pair). */
+static void flood_keys(char blocks[FLOOD_PAIRS][2][FLOOD_BLOCK],
+                       char keys[][FLOOD_PAIRS * FLOOD_BLOCK]) {
   uint32_t h = 2166136261u, seed = 0;
   for (int p = 0; p < FLOOD_PAIRS; p++)
     h = fnv1a_pair(h, blocks[p][0], blocks[p][1], &seed);
@@ -226,18 +236,22 @@ Test(map, keys_built_to_collide_are_spread) {
     cr_assert(not(eq(int, memcmp(blocks[p][0], blocks[p][1], FLOOD_BLOCK), 0)), "pair %d", p);
   for (size_t k = 0; k < n; k++)
     cr_assert(eq(u32, fnv1a_step(2166136261u, keys[k], klen), h), "key %zu", k);
+}
+
+/* Under the unkeyed hash alone the 4096 were one probe run, and each
+ * insertion walked it; the table changes to its keyed hash and spreads
+ * them as any keys. */
+Test(map, keys_built_to_collide_are_spread) {
+  unit_alloc a;
+  unit_alloc_init(&a);
+  static char blocks[FLOOD_PAIRS][2][FLOOD_BLOCK];
+  static char keys[1u << FLOOD_PAIRS][FLOOD_PAIRS * FLOOD_BLOCK];
+  const size_t n = 1u << FLOOD_PAIRS, klen = FLOOD_PAIRS * FLOOD_BLOCK;
+  flood_keys(blocks, keys);
   mqttb_map m = {0};
   for (size_t k = 0; k < n; k++)
     cr_assert(eq(int, mqttb_map_put(&m, &a.mem, keys[k], klen, keys[k]), 0));
-  /* The longest distance from an entry's home slot: all 4096 in one run
-   * would make it 4095; for 4096 random keys in 8192 slots it is about 20. */
-  uint32_t worst = 0;
-  for (uint32_t i = 0; i < m.cap; i++)
-    if (m.e[i].key) {
-      uint32_t d = (i - (m.e[i].hash & (m.cap - 1))) & (m.cap - 1);
-      worst = d > worst ? d : worst;
-    }
-  cr_assert(lt(u32, worst, 128), "longest probe run %u", worst);
+  cr_assert(lt(u32, longest_run(&m), LONG_RUN_SEEN), "longest probe run %u", longest_run(&m));
   assert_probe_runs_intact(&m);
   for (size_t k = 0; k < n; k++)
     cr_assert(eq(ptr, mqttb_map_get(&m, keys[k], klen), keys[k]));
@@ -245,30 +259,58 @@ Test(map, keys_built_to_collide_are_spread) {
   cr_assert(eq(long, a.live, 0));
 }
 
-/* Two maps holding the same keys hash them differently: each table has its
- * own key. */
-Test(map, each_table_has_its_own_key) {
+/* FNV-1a with the final mix: the hash of a table that was never keyed. */
+static uint32_t fnv1a_mixed(const char *s, size_t len) {
+  uint32_t h = fnv1a_step(2166136261u, s, len);
+  h ^= h >> 16;
+  h *= 0x7feb352du;
+  h ^= h >> 15;
+  return h;
+}
+
+/* Ordinary keys keep the unkeyed hash; keys that pile up make the table
+ * keyed, two tables with different keys, and it stays keyed as it grows. */
+Test(map, tables_whose_keys_pile_up_become_keyed) {
   unit_alloc a;
   unit_alloc_init(&a);
+  static char plain[3000][12];
+  mqttb_map m0 = {0};
+  for (int i = 0; i < 3000; i++) {
+    snprintf(plain[i], sizeof plain[i], "level%d", i);
+    cr_assert(eq(int, mqttb_map_put(&m0, &a.mem, plain[i], strlen(plain[i]), plain[i]), 0));
+  }
+  for (int i = 0; i < 3000; i++)
+    cr_assert(eq(u32, mqttb_map_hash(&m0, plain[i], strlen(plain[i])),
+                 fnv1a_mixed(plain[i], strlen(plain[i]))));
+
+  static char blocks[FLOOD_PAIRS][2][FLOOD_BLOCK];
+  static char keys[1u << FLOOD_PAIRS][FLOOD_PAIRS * FLOOD_BLOCK];
+  const size_t n = 1u << FLOOD_PAIRS, klen = FLOOD_PAIRS * FLOOD_BLOCK;
+  flood_keys(blocks, keys);
   mqttb_map m1 = {0}, m2 = {0};
-  static const char *keys[] = {"a", "b", "c", "d"};
-  for (int i = 0; i < 4; i++) {
-    cr_assert(eq(int, mqttb_map_put(&m1, &a.mem, keys[i], 1, (void *)keys[i]), 0));
-    cr_assert(eq(int, mqttb_map_put(&m2, &a.mem, keys[i], 1, (void *)keys[i]), 0));
+  for (size_t k = 0; k < 200; k++) {
+    cr_assert(eq(int, mqttb_map_put(&m1, &a.mem, keys[k], klen, keys[k]), 0));
+    cr_assert(eq(int, mqttb_map_put(&m2, &a.mem, keys[k], klen, keys[k]), 0));
   }
-  int same = 0;
-  for (int i = 0; i < 4; i++)
-    same += mqttb_map_hash(&m1, keys[i], 1) == mqttb_map_hash(&m2, keys[i], 1);
-  cr_assert(lt(int, same, 4));
-  uint32_t before = mqttb_map_hash(&m1, "a", 1);
-  /* Growing gives the map a new table and a new key. */
-  static char more[64][4];
-  for (int i = 0; i < 64; i++) {
-    snprintf(more[i], sizeof more[i], "k%d", i);
-    cr_assert(eq(int, mqttb_map_put(&m1, &a.mem, more[i], strlen(more[i]), more[i]), 0));
+  int same = 0, unkeyed = 0;
+  for (size_t k = 0; k < 200; k++) {
+    uint32_t h1 = mqttb_map_hash(&m1, keys[k], klen);
+    same += h1 == mqttb_map_hash(&m2, keys[k], klen);
+    unkeyed += h1 == fnv1a_mixed(keys[k], klen);
   }
-  cr_assert(not(eq(u32, mqttb_map_hash(&m1, "a", 1), before)));
-  cr_assert(eq(ptr, mqttb_map_get(&m1, "a", 1), (void *)keys[0]));
+  cr_assert(lt(int, same, 10), "%d of 200 hashes alike in two keyed tables", same);
+  cr_assert(lt(int, unkeyed, 10), "%d of 200 hashes still FNV-1a", unkeyed);
+  /* Growing keeps the key kind (a new key): the rest of the keys, spread. */
+  for (size_t k = 200; k < n; k++)
+    cr_assert(eq(int, mqttb_map_put(&m1, &a.mem, keys[k], klen, keys[k]), 0));
+  cr_assert(lt(u32, longest_run(&m1), LONG_RUN_SEEN), "longest probe run %u", longest_run(&m1));
+  unkeyed = 0;
+  for (size_t k = 0; k < n; k++)
+    unkeyed += mqttb_map_hash(&m1, keys[k], klen) == fnv1a_mixed(keys[k], klen);
+  cr_assert(lt(int, unkeyed, 10));
+  for (size_t k = 0; k < n; k++)
+    cr_assert(eq(ptr, mqttb_map_get(&m1, keys[k], klen), keys[k]));
+  mqttb_map_free(&m0, &a.mem);
   mqttb_map_free(&m1, &a.mem);
   mqttb_map_free(&m2, &a.mem);
   cr_assert(eq(long, a.live, 0));
