@@ -11,7 +11,7 @@
  * is fast for short keys such as topic levels, but has no key: a client can
  * compute 2^k strings with one FNV-1a hash at the cost of k birthday
  * searches of 2^16 tries each, and 16384 retained messages on such topic
- * levels once kept a broker busy for seconds, the time growing with the
+ * levels keep an unkeyed table busy for seconds, the time growing with the
  * square of their number. So when an insertion lands far from its home
  * slot (LONG_RUN), which keys spread by chance hardly ever do, the table is
  * rebuilt with SipHash-1-3 under a key of its own and stays keyed through

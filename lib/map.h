@@ -2,9 +2,9 @@
 /* A hash map from byte strings to pointers: open addressing, linear probing,
  * backward-shift deletion (no tombstones). A table whose keys pile up in
  * one probe run changes to a keyed hash (SipHash-1-3 under a secret of the
- * table), so that keys a peer picks cannot be made to collide. Keys are borrowed: the memory a
- * key points to must live as long as its entry (callers key entries by a
- * string stored inside the value). */
+ * table), so that keys a peer picks cannot be made to collide. Keys are
+ * borrowed: the memory a key points to must live as long as its entry
+ * (callers key entries by a string stored inside the value). */
 #ifndef MQTTB_MAP_H
 #define MQTTB_MAP_H
 
