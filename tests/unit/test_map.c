@@ -163,9 +163,9 @@ static uint32_t fnv1a_step(uint32_t h, const char *s, size_t len) {
   return h;
 }
 
-#define FLOOD_PAIRS 12                /* 4096 keys */
-#define FLOOD_BLOCK 6                 /* bytes per block of a key */
-#define FLOOD_TAB (1u << 18)          /* birthday table */
+#define FLOOD_PAIRS 12       /* 4096 keys */
+#define FLOOD_BLOCK 6        /* bytes per block of a key */
+#define FLOOD_TAB (1u << 18) /* birthday table */
 
 /* Candidate c as FLOOD_BLOCK letters and digits, every position varying
  * (FNV-1a is one-to-one on the 4-byte strings a plain counter would vary). */
