@@ -165,7 +165,7 @@ static uint32_t fnv1a_step(uint32_t h, const char *s, size_t len) {
 
 #define FLOOD_PAIRS 12       /* 4096 keys */
 #define FLOOD_BLOCK 6        /* bytes per block of a key */
-#define FLOOD_TAB (1u << 18) /* birthday table */
+#define FLOOD_TAB (1u << 19) /* birthday table */
 
 /* Candidate c as FLOOD_BLOCK letters and digits, every position varying
  * (a plain counter varies only the first few, and among those strings the
@@ -185,13 +185,13 @@ static uint32_t fnv1a_pair(uint32_t h, char a[FLOOD_BLOCK], char b[FLOOD_BLOCK],
   static bool used[FLOOD_TAB];
   memset(used, 0, sizeof used);
   for (uint32_t tries = 0;; tries++) {
-    /* About 2^16 tries find a pair; a full table would be a broken search. */
+    /* About 2^16 tries find a pair; 2^18 without one is a broken search. */
     cr_assert(lt(u32, tries, FLOOD_TAB / 2), "no FNV-1a collision in %u tries", tries);
     char s[FLOOD_BLOCK];
     uint32_t c = (*seed)++;
     block_of(c, s);
     uint32_t v = fnv1a_step(h, s, FLOOD_BLOCK);
-    uint32_t slot = (v * 2654435761u) >> 14;
+    uint32_t slot = (v * 2654435761u) >> 13;
     while (used[slot] && st[slot] != v)
       slot = (slot + 1) & (FLOOD_TAB - 1);
     if (used[slot]) {
