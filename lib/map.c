@@ -229,31 +229,8 @@ static uint32_t siphash13(const uint64_t k[2], const char *key, size_t len) {
     v0 ^= w;
   }
   uint64_t last = (uint64_t)len << 56;
-  switch (len & 7) {
-  case 7:
-    last |= (uint64_t)p[6] << 48;
-    /* fall through */
-  case 6:
-    last |= (uint64_t)p[5] << 40;
-    /* fall through */
-  case 5:
-    last |= (uint64_t)p[4] << 32;
-    /* fall through */
-  case 4:
-    last |= (uint64_t)p[3] << 24;
-    /* fall through */
-  case 3:
-    last |= (uint64_t)p[2] << 16;
-    /* fall through */
-  case 2:
-    last |= (uint64_t)p[1] << 8;
-    /* fall through */
-  case 1:
-    last |= (uint64_t)p[0];
-    break;
-  default:
-    break;
-  }
+  for (size_t i = 0; i < (len & 7); i++)
+    last |= (uint64_t)p[i] << (8 * i);
   v3 ^= last;
   SIPROUND;
   v0 ^= last;
