@@ -26,6 +26,9 @@
 #   --flashmq PATH      also measure FlashMQ (default: $FLASHMQ_BIN if set;
 #                       not measured otherwise); built by hand, see the docs
 #   --raw FILE          also write every RESULT line to FILE
+#   --copy-payload      the generator's subscribers read every payload byte
+#                       (default: large payloads are discarded in the kernel
+#                       past their first 16 bytes; see docs/benchmarks.md)
 #   --attacks           instead of the scenarios, run tests/bench/attacks.py
 #                       (a bystander's latency under four attacks, both
 #                       brokers; it starts and stops them itself), passing
@@ -51,6 +54,7 @@ RAW=""
 ONLY=""
 ATTACKS=0
 ATTACK_ARGS=()
+GEN_ARGS=()
 
 usage() { sed -n '2,/^# SPDX/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//; /^SPDX/d'; }
 die() { echo "compare.sh: $*" >&2; exit 1; }
@@ -67,6 +71,7 @@ while [ $# -gt 0 ]; do
     --mosquitto) MOSQUITTO=$2; shift 2 ;;
     --flashmq) FLASHMQ=$2; shift 2 ;;
     --raw) RAW=$2; shift 2 ;;
+    --copy-payload) GEN_ARGS+=(--copy-payload); shift ;;
     --attacks) ATTACKS=1; shift ;;
     -h|--help) usage; exit 0 ;;
     -*) usage >&2; exit 2 ;;
@@ -316,7 +321,7 @@ run_one() {
   port=${PORT[$broker]}; pid=${PID[$broker]}
   # The defaults first, so the scenario's own -w and -l win.
   # shellcheck disable=SC2206
-  args=(-w 64 -l 64 ${ARGS[$key]} "${COMMON[@]}" --pid "$pid")
+  args=(-w 64 -l 64 ${ARGS[$key]} "${COMMON[@]}" ${GEN_ARGS[@]+"${GEN_ARGS[@]}"} --pid "$pid")
   out="$TMP/out.$key.$broker.$run"
   rc=0
   timeout --foreground $((${DURATION%.*} + ${WARMUP%.*} + 120)) \
@@ -445,6 +450,11 @@ else
 fi
 echo "In parentheses: the broker's CPU time (user + system, all threads) per delivered message over the measured window, median of the runs."
 echo "$(nproc) CPUs shared by generator and brokers; load average before $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg)."
+if [ ${#GEN_ARGS[@]} -gt 0 ]; then
+  echo "Generator: subscribers read every payload byte (--copy-payload)."
+else
+  echo "Generator: large payloads discarded in the kernel past their first 16 bytes (without --copy-payload)."
+fi
 
 # Per run: the brokers of one run number are measured one after the other,
 # so their ratio is the fairest single comparison; a virtual machine's

@@ -157,7 +157,7 @@ struct conn {
    * skip_pfx holds its first bytes (to PAYLOAD_HDR of the payload). */
   size_t skip, skip_rl;
   uint8_t skip_h;
-  bool read_small; /* the last packet was discarded: read SKIP_READ next */
+  bool read_small; /* the last read ended a large PUBLISH: read SKIP_READ next */
   uint8_t *skip_pfx;
 };
 
@@ -217,6 +217,7 @@ static struct {
   double drain_timeout;
   bool quiet;
   bool copy_payload;        /* --copy-payload: no SKIP_MIN discarding */
+  uint64_t rx_discarded;    /* payload bytes discarded in the kernel (SKIP_MIN) */
   bool persistent;          /* subscribers with clean session 0 */
   const char *id_prefix;    /* client ids (default: the run id) */
   const char *topic_prefix; /* fill/probe topics */
@@ -942,9 +943,14 @@ static void handle_packet(struct conn *c, uint8_t h, const uint8_t *b, size_t rl
 
 /* Starts discarding the PUBLISH whose first avail of rl body bytes are at b,
  * if it qualifies (SKIP_MIN); returns whether it did. */
+/* Whether a packet with first byte h on c may be discarded (a PUBLISH to a
+ * subscriber over plain TCP). */
+static bool skippable(const struct conn *c, uint8_t h) {
+  return !B.copy_payload && c->role == ROLE_SUB && !c->on_packet && !c->x && h >> 4 == 3;
+}
+
 static bool skip_start(struct conn *c, uint8_t h, const uint8_t *b, size_t avail, size_t rl) {
-  if (B.copy_payload || c->role != ROLE_SUB || c->on_packet || c->x || h >> 4 != 3 ||
-      rl - avail < SKIP_MIN || avail < 2) {
+  if (!skippable(c, h) || rl - avail < SKIP_MIN || avail < 2) {
     return false;
   }
   size_t need = 2u + ((size_t)b[0] << 8 | b[1]) + (((h >> 1) & 3u) ? 2u : 0u) + PAYLOAD_HDR;
@@ -992,6 +998,9 @@ static size_t parse(struct conn *c, const uint8_t *buf, size_t len, int64_t t) {
       }
       break;
     }
+    if (rl >= SKIP_MIN + SKIP_READ && skippable(c, buf[pos])) {
+      c->read_small = true; /* read in whole: the next one may not need to be */
+    }
     handle_packet(c, buf[pos], buf + i, rl, t);
     pos = i + rl;
   }
@@ -1011,6 +1020,7 @@ static void conn_read(struct conn *c) {
       n = recv(c->fd, NULL, want, MSG_TRUNC);
       if (n > 0) {
         c->skip -= (size_t)n;
+        B.rx_discarded += (uint64_t)n;
         if (!c->skip) {
           /* handle_publish reads the body only to PAYLOAD_HDR of the payload */
           handle_packet(c, c->skip_h, c->skip_pfx, c->skip_rl, now_ns());
@@ -1042,6 +1052,7 @@ static void conn_read(struct conn *c) {
       n = read(c->fd, c->in + c->in_len, want);
       if (n > 0) {
         c->in_len += (size_t)n;
+        c->read_small = false;
         size_t used = parse(c, c->in, c->in_len, now_ns());
         if (c->fd >= 0) {
           memmove(c->in, c->in + used, c->in_len - used);
@@ -3528,7 +3539,8 @@ int main(int argc, char **argv) {
   }
   printf(" broker_cpu_us_per_msg=%s broker_cpu_pct=%s broker_cpu_src=%s steal_pct=%s", cpu_per_msg,
          cpu_pct, cpu_s >= 0 ? cpu_src_names[B.cpu_src] : "na", steal_pct);
-  printf(" gen_cpu_us_per_msg=%s rx=%s", gen_per_msg, B.copy_payload ? "copy" : "trunc");
+  printf(" gen_cpu_us_per_msg=%s rx=%s rx_discarded=%" PRIu64, gen_per_msg,
+         B.copy_payload ? "copy" : "trunc", B.rx_discarded);
   printf("\n");
   if (B.failed) {
     fprintf(stderr, "mqttb-bench: FAILED: %s\n", B.fail_reason);
