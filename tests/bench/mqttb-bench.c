@@ -3367,6 +3367,8 @@ int main(int argc, char **argv) {
     }
     mem_conns = B.nsubs + B.npubs;
   }
+  free(subl);
+  free(publ);
   double setup_s = (double)(now_ns() - t_setup) / 1e9;
   if (!B.failed && B.pid) {
     /* Let the broker settle (and see anything it would still send). */
