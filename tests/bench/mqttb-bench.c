@@ -1822,14 +1822,6 @@ static int machine_ticks(int64_t *total, int64_t *steal) {
   return 0;
 }
 
-static int64_t self_cpu_ns(void) {
-  struct timespec ts;
-  if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) {
-    return -1;
-  }
-  return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
-}
-
 /* The broker's CPU time in ns from B.cpu_src (the first source that works,
  * when none was chosen yet), or -1. */
 static int64_t broker_cpu_ns(void) {
@@ -1864,7 +1856,7 @@ static void meas_edges(void) {
     if (B.pid) {
       B.cpu_ns0 = broker_cpu_ns();
     }
-    B.gen_ns0 = self_cpu_ns();
+    B.gen_ns0 = cpu_from_clock(getpid());
     if (machine_ticks(&B.mach0, &B.steal0) != 0) {
       B.mach0 = -1;
     }
@@ -1877,7 +1869,7 @@ static void meas_edges(void) {
     if (B.pid && B.cpu_ns0 >= 0) {
       B.cpu_ns1 = broker_cpu_ns();
     }
-    B.gen_ns1 = self_cpu_ns();
+    B.gen_ns1 = cpu_from_clock(getpid());
     if (B.mach0 < 0 || machine_ticks(&B.mach1, &B.steal1) != 0) {
       B.mach1 = -1;
     }
@@ -3479,7 +3471,7 @@ int main(int argc, char **argv) {
   /* The generator's own CPU per delivery: on a machine it shares with the
    * broker, what it spends is not the broker's to use. */
   char gen_per_msg[32] = "na";
-  if (B.sc != SC_IDLE && B.meas_closed && delivered && B.gen_ns1 > B.gen_ns0) {
+  if (B.sc != SC_IDLE && B.meas_closed && delivered && B.gen_ns0 >= 0 && B.gen_ns1 > B.gen_ns0) {
     snprintf(gen_per_msg, sizeof gen_per_msg, "%.3f",
              (double)(B.gen_ns1 - B.gen_ns0) / 1e3 / (double)delivered);
   }
