@@ -304,7 +304,7 @@ for key in "${ALL_KEYS[@]}"; do
   [ -n "${FIELD[$key]:-}" ] || FIELD[$key]=msgs_per_s
 done
 
-declare -A VALUES CPUS FAILS RUNVAL RUNSTEAL
+declare -A VALUES CPUS FAILS RUNVAL RUNSTEAL RUNGEN
 PROBLEMS=()
 NOTES=()
 
@@ -314,7 +314,7 @@ field() {  # name line
 
 # run_one key broker run
 run_one() {
-  local key=$1 broker=$2 run=$3 port pid out rc line val cpu pct steal lost args
+  local key=$1 broker=$2 run=$3 port pid out rc line val cpu pct steal gen lost args
   if [ "$key" = idle ]; then
     restart "$broker"  # a fresh process, so the RSS baseline is not inflated
   fi
@@ -336,11 +336,14 @@ run_one() {
   lost=$(field lost "$line")
   pct=$(field broker_cpu_pct "$line")
   steal=$(field steal_pct "$line")
+  gen=$(field gen_cpu_us_per_msg "$line")
   [ "$cpu" != na ] || cpu=""
   [ "$steal" != na ] || steal=""
+  [ "$gen" != na ] || gen=""
   printf '  run %d %-9s %-48s %s\n' "$run" "$broker" "${LABEL[$key]}" \
     "${val:-FAIL} (rc=$rc)${cpu:+, broker CPU $cpu µs/msg, $pct %}${steal:+, stolen $steal %}" >&2
   RUNSTEAL[$key,$broker,$run]=$steal
+  RUNGEN[$key,$broker,$run]=$gen
   if [ $rc -ne 0 ] || [ -z "$val" ] || [ "$val" = na ]; then
     FAILS[$key,$broker]=$(( ${FAILS[$key,$broker]:-0} + 1 ))
     PROBLEMS+=("run $run, $broker, ${LABEL[$key]}: rc=$rc; $(grep -E 'ERROR|FAILED|warning' "$out" | head -n 3 | tr "\n" " " || true)")
@@ -481,6 +484,33 @@ for key in "${SCEN_KEYS[@]}"; do
   done
   echo "$row"
 done
+
+# The generator's own CPU per delivery: it shares the CPUs with the broker,
+# so it bounds the throughput too (at most CPUs / (broker + generator CPU
+# per delivery)), and when it rises with the broker's over the runs, the
+# machine, not the broker, got slower.
+gen_rows=()
+for key in "${SCEN_KEYS[@]}"; do
+  row="| ${LABEL[$key]} |"; any=""
+  for run in $(seq "$RUNS"); do
+    cell=""
+    for b in "${BROKERS[@]}"; do
+      v=${RUNGEN[$key,$b,$run]:-}
+      [ -z "$v" ] || any=1
+      cell="${cell:+$cell / }${v:-–}"
+    done
+    row="$row $cell |"
+  done
+  [ -z "$any" ] || gen_rows+=("$row")
+done
+if [ ${#gen_rows[@]} -gt 0 ]; then
+  names=$(printf '%s / ' "${BROKERS[@]}")
+  echo
+  echo "Per run: the generator's CPU time per delivery during each broker's run, µs (${names% / }); it shares the CPUs with the broker:"
+  echo
+  echo "$hdr"; echo "$sep"
+  for row in "${gen_rows[@]}"; do echo "$row"; done
+fi
 if [ ${#NOTES[@]} -gt 0 ]; then
   echo
   echo "Notes:"
