@@ -487,8 +487,8 @@ done
 
 # The generator's own CPU per delivery: it shares the CPUs with the broker,
 # so it bounds the throughput too (at most CPUs / (broker + generator CPU
-# per delivery)), and when it rises with the broker's over the runs, the
-# machine, not the broker, got slower.
+# per delivery)), and when it rises with the broker's over the runs, that
+# points at the machine rather than the broker.
 gen_rows=()
 for key in "${SCEN_KEYS[@]}"; do
   row="| ${LABEL[$key]} |"; any=""
